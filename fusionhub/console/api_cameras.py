@@ -1,0 +1,153 @@
+"""Cameras, their zones and snapshots. A camera URL's credentials are write-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from fusionhub.console.auth import require_role
+from fusionhub.console.errors import ApiError
+from fusionhub.console.http import int_param, json_reply, read_body, user_of
+from fusionhub.console.keys import DISPATCH, MEDIA, WIRING
+from fusionhub.media.errors import InvalidCameraUrl, MediaError
+from fusionhub.media.urls import strip_credentials, validate_camera_url
+
+routes = web.RouteTableDef()
+
+READERS = ("admin", "commander", "duty")
+REGION_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+
+
+class NewCamera(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128)
+    url: str = Field(min_length=1, max_length=2048)
+    region: str = Field(min_length=1, max_length=128, pattern=REGION_PATTERN)
+
+
+class CameraPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=128)
+    url: str | None = Field(None, min_length=1, max_length=2048)
+    region: str | None = Field(None, min_length=1, max_length=128, pattern=REGION_PATTERN)
+    enabled: bool | None = None
+
+
+class NewZone(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128)
+    kind: str = Field("road", pattern="^road$")
+    polygon: list[list[float]] = Field(description="≥3 points [x, y], each 0–1")
+    dwell_s: float = Field(60.0, ge=1, le=86400)
+    classes: list[str] | None = Field(None, max_length=80)
+
+
+def _public(request: web.Request, cam: dict[str, Any]) -> dict[str, Any]:
+    """A camera as the API shows it: no credentials, live status merged in."""
+    out = dict(cam)
+    public_url, has_credentials = (
+        strip_credentials(cam["url"]) if cam["url"].startswith("rtsp") else (cam["url"], False)
+    )
+    out["url"] = public_url
+    out["has_credentials"] = bool(cam.get("has_credentials")) or has_credentials
+    try:
+        status = request.app[MEDIA].status(int(cam["id"]))
+        out["status"] = {"state": status.state, "reason": status.reason, "since": status.since}
+    except MediaError:
+        out["status"] = {"state": "stopped", "reason": None, "since": None}
+    return out
+
+
+def _checked_url(url: str) -> str:
+    try:
+        return validate_camera_url(url)
+    except InvalidCameraUrl as exc:
+        raise ApiError(422, "invalid_url", str(exc)) from exc
+
+
+@routes.get("/api/v1/cameras")
+async def list_cameras(request: web.Request) -> web.Response:
+    user = user_of(request)
+    require_role(user, READERS)
+    cams = await request.app[DISPATCH].list_cameras(user)
+    return json_reply([_public(request, c) for c in cams])
+
+
+@routes.post("/api/v1/cameras")
+async def create_camera(request: web.Request) -> web.Response:
+    user = user_of(request)
+    require_role(user, ["admin"])
+    body = await read_body(request, NewCamera)
+    url = _checked_url(body.url)
+    cam = await request.app[DISPATCH].create_camera(user, body.name, url, body.region)
+    await request.app[WIRING].refresh(int(cam["id"]))
+    return json_reply(_public(request, cam), status=201)
+
+
+@routes.get("/api/v1/cameras/{camera_id}")
+async def get_camera(request: web.Request) -> web.Response:
+    user = user_of(request)
+    require_role(user, READERS)
+    cam = await request.app[DISPATCH].get_camera(user, int_param(request, "camera_id"))
+    return json_reply(_public(request, cam))
+
+
+@routes.patch("/api/v1/cameras/{camera_id}")
+async def update_camera(request: web.Request) -> web.Response:
+    user = user_of(request)
+    require_role(user, ["admin"])
+    camera_id = int_param(request, "camera_id")
+    body = await read_body(request, CameraPatch)
+    fields = body.model_dump(exclude_none=True)
+    if "url" in fields:
+        fields["url"] = _checked_url(fields["url"])
+    cam = await request.app[DISPATCH].update_camera(user, camera_id, **fields)
+    await request.app[WIRING].refresh(camera_id)
+    return json_reply(_public(request, cam))
+
+
+@routes.delete("/api/v1/cameras/{camera_id}")
+async def delete_camera(request: web.Request) -> web.Response:
+    user = user_of(request)
+    require_role(user, ["admin"])
+    camera_id = int_param(request, "camera_id")
+    await request.app[DISPATCH].delete_camera(user, camera_id)
+    await request.app[WIRING].forget(camera_id)
+    return web.Response(status=204)
+
+
+@routes.post("/api/v1/cameras/{camera_id}/zones")
+async def add_zone(request: web.Request) -> web.Response:
+    user = user_of(request)
+    require_role(user, ["admin"])
+    camera_id = int_param(request, "camera_id")
+    body = await read_body(request, NewZone)
+    zone = await request.app[DISPATCH].add_zone(
+        user, camera_id, body.name, body.kind, body.polygon, body.dwell_s, body.classes
+    )
+    await request.app[WIRING].refresh(camera_id)
+    return json_reply(zone, status=201)
+
+
+@routes.delete("/api/v1/cameras/{camera_id}/zones/{zone_id}")
+async def delete_zone(request: web.Request) -> web.Response:
+    user = user_of(request)
+    require_role(user, ["admin"])
+    camera_id = int_param(request, "camera_id")
+    await request.app[DISPATCH].delete_zone(user, camera_id, int_param(request, "zone_id"))
+    await request.app[WIRING].refresh(camera_id)
+    return web.Response(status=204)
+
+
+@routes.get("/api/v1/cameras/{camera_id}/snapshot.jpg")
+async def snapshot(request: web.Request) -> web.Response:
+    user = user_of(request)
+    require_role(user, READERS)
+    camera_id = int_param(request, "camera_id")
+    await request.app[DISPATCH].get_camera(user, camera_id)  # 404 outside the user's region
+    jpeg = await request.app[MEDIA].snapshot_jpeg(camera_id)
+    if jpeg is None:
+        raise ApiError(503, "no_frame", "the camera has not sent a picture yet")
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})

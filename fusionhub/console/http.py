@@ -1,0 +1,56 @@
+"""Request helpers shared by the API modules: the logged-in user, validated JSON bodies, ids."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from fusionhub.console.auth import User
+from fusionhub.console.errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+USER_KEY = "fusionhub.user"
+
+
+def user_of(request: web.Request) -> User:
+    """The authenticated user (the auth middleware put it there)."""
+    user: User | None = request.get(USER_KEY)
+    if user is None:
+        raise ApiError(401, "unauthenticated", "log in first")
+    return user
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """The JSON body validated against a model; 400/422 with the field that is wrong."""
+    if request.content_length == 0 or not request.can_read_body:
+        raw: Any = {}
+    else:
+        try:
+            raw = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ApiError(400, "invalid_json", "the request body must be a JSON object")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        raise ApiError(422, "invalid_input", f"{field}: {err['msg']}") from exc
+
+
+def int_param(request: web.Request, name: str) -> int:
+    """A numeric path parameter; 404 when it is not a number (no such record)."""
+    try:
+        return int(request.match_info[name])
+    except (KeyError, ValueError) as exc:
+        raise ApiError(404, "not_found", f"no {name.removesuffix('_id')} {request.match_info.get(name)!r}") from exc
+
+
+def json_reply(data: Any, status: int = 200) -> web.Response:
+    """A JSON reply."""
+    return web.json_response(data, status=status)

@@ -1,0 +1,183 @@
+"""The glue between packages that never import each other: camera records → media and analytics,
+media status → bus, analytics flags → bus → dispatch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusionhub.analytics.hub import AnalyticsHub
+from fusionhub.analytics.rules import ZoneSpec
+from fusionhub.dispatch.service import DispatchService
+from fusionhub.media.gateway import MediaGateway
+from fusionhub.signaling.bus import Bus, Subscription
+from fusionhub.signaling.messages import CameraStatus, FlagRaised, Topic, payload
+
+log = logging.getLogger(__name__)
+
+DEMO_SCHEME = "demo:"
+
+
+class CameraWiring:
+    """Keeps the media gateway and the analytics hub in step with the camera records."""
+
+    def __init__(
+        self,
+        dispatch: DispatchService,
+        media: MediaGateway,
+        analytics: AnalyticsHub,
+        *,
+        demo_dir: Path,
+    ) -> None:
+        self._dispatch = dispatch
+        self._media = media
+        self._analytics = analytics
+        self._demo_dir = demo_dir
+        self._regions: dict[int, str] = {}
+        self._active: set[int] = set()
+
+    def region_of(self, camera_id: int) -> str | None:
+        """The region of a camera, for filtering status events per user."""
+        return self._regions.get(camera_id)
+
+    async def sync_all(self) -> None:
+        """Start every enabled camera on record (at hub start)."""
+        for cam in await self._dispatch.all_cameras_internal():
+            await self._apply(cam)
+
+    async def refresh(self, camera_id: int) -> None:
+        """Re-read one camera after it was created or changed through the API."""
+        for cam in await self._dispatch.all_cameras_internal():
+            if cam["id"] == camera_id:
+                await self._apply(cam)
+                return
+        await self.forget(camera_id)
+
+    async def forget(self, camera_id: int) -> None:
+        """Stop pulling and analysing a camera that was deleted or disabled."""
+        self._regions.pop(camera_id, None)
+        self._analytics.remove_camera(camera_id)
+        if camera_id in self._active:
+            self._active.discard(camera_id)
+            await self._media.remove_camera(camera_id)
+
+    async def _apply(self, cam: dict[str, Any]) -> None:
+        camera_id = int(cam["id"])
+        if not cam.get("enabled", True):
+            await self.forget(camera_id)
+            return
+        self._regions[camera_id] = cam["region"]
+        url: str = cam["url"]
+        if url.startswith(DEMO_SCHEME):
+            # the built-in demo camera: a generated clip, never reachable from the API
+            await self._media.add_file_camera(camera_id, self._demo_dir / f"{url[len(DEMO_SCHEME):]}.mp4")
+        else:
+            await self._media.add_camera(camera_id, url)
+        self._active.add(camera_id)
+        zones = [
+            ZoneSpec(
+                id=z["id"],
+                name=z["name"],
+                kind=z.get("kind", "road"),
+                polygon=[(float(x), float(y)) for x, y in z["polygon"]],
+                dwell_s=float(z["dwell_s"]),
+                classes=list(z["classes"]) if z.get("classes") else None,
+            )
+            for z in cam.get("zones", [])
+        ]
+        self._analytics.set_zones(camera_id, zones)
+
+    def on_sample(self, camera_id: int, ts: float, frame: np.ndarray) -> None:
+        """Media → analytics: a sampled frame (latest wins inside the analytics hub)."""
+        self._analytics.submit(camera_id, ts, frame)
+
+
+class StatusRelay:
+    """Media calls back synchronously on the loop; this forwards statuses to the bus in order.
+
+    The queue is bounded; when it is full the oldest status of the same camera is superseded
+    anyway, so a full queue drops the new status and counts it (statuses are state, not events).
+    """
+
+    def __init__(self, bus: Bus, *, maxsize: int = 1000) -> None:
+        self._bus = bus
+        self._queue: asyncio.Queue[CameraStatus] = asyncio.Queue(maxsize)
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="status-relay")
+
+    def on_status(self, status: CameraStatus) -> None:
+        try:
+            self._queue.put_nowait(status)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _run(self) -> None:
+        while True:
+            status = await self._queue.get()
+            try:
+                await self._bus.publish(Topic.CAMERA_STATUS, payload(status))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not publish camera %s status", status.camera_id)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+
+class FlagIntake:
+    """Bus → dispatch: every raised flag is stored once, acknowledged only after it is stored."""
+
+    def __init__(self, bus: Bus, dispatch: DispatchService) -> None:
+        self._bus = bus
+        self._dispatch = dispatch
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._sub = self._bus.subscribe([Topic.FLAG_RAISED], group="dispatch")
+        self._task = asyncio.create_task(self._run(self._sub), name="flag-intake")
+
+    async def _run(self, sub: Subscription) -> None:
+        async for event in sub:
+            delay = 0.5
+            while True:
+                try:
+                    await self._dispatch.record_flag(FlagRaised.model_validate(event.data))
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except ValueError:
+                    log.error("dropping malformed flag event %s", event.id)
+                    break
+                except Exception:
+                    # the database is away: keep the event (unacknowledged) and retry
+                    log.exception("could not store flag %s; retrying", event.data.get("flag_id"))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+            await sub.ack(event)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._sub is not None:
+            await self._sub.close()
+            self._sub = None
