@@ -200,4 +200,4 @@ async def list_tasks(request: web.Request) -> web.Response:
 @routes.get("/api/v1/categories")
 async def list_categories(request: web.Request) -> web.Response:
     user_of(request)
-    return json_reply([c if isinstance(c, dict) else c.__dict__ for c in load_categories()])
+    return json_reply([c.as_dict() for c in load_categories()])

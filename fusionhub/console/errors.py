@@ -10,6 +10,7 @@ from aiohttp import web
 
 from fusionhub.dispatch import errors as dispatch_errors
 from fusionhub.media import errors as media_errors
+from fusionhub.media.whep import InvalidOffer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ _DISPATCH_STATUS: dict[type[Exception], int] = {
 }
 
 _MEDIA_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    InvalidOffer: (400, "invalid_sdp"),
     media_errors.InvalidCameraUrl: (422, "invalid_url"),
     media_errors.UnknownCamera: (404, "not_found"),
     media_errors.UnknownSession: (404, "not_found"),
@@ -84,6 +86,9 @@ async def error_middleware(
         raise
     except (ApiError, dispatch_errors.DispatchError, media_errors.MediaError) as exc:
         return to_response(exc)
+    except TimeoutError:
+        log.warning("%s %s timed out", request.method, request.path)
+        return error_response(504, "timeout", "the hub could not finish this in time; try again")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "the hub hit an internal error; it is logged")

@@ -13,7 +13,7 @@ from fusionhub.console.errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
 
-USER_KEY = "fusionhub.user"
+USER_KEY: web.RequestKey[User] = web.RequestKey("user")
 
 
 def user_of(request: web.Request) -> User:

@@ -1,0 +1,1 @@
+"""Dispatch: the system of record (users, teams, cameras, flags, cases, tasks) and the case workflow."""

@@ -68,7 +68,7 @@ async def test_camera_to_closed_case(tmp_path: Path, model_data_dir: Path, caplo
                 "POST",
                 "/api/v1/cameras",
                 "admin",
-                json={"name": "Zhongshan Rd", "url": camera.url_with(RTSP_USER, RTSP_PASSWORD), "region": "city"},
+                json={"name": "Zhongshan Rd", "url": camera.url_for(RTSP_USER, RTSP_PASSWORD), "region": "city"},
             )
             assert status == 201, cam
             camera_added = time.time()

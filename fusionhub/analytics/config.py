@@ -1,0 +1,100 @@
+"""Analytics configuration: the hub side (AnalyticsConfig) and one worker process (WorkerConfig)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Provider = Literal["cpu", "cuda", "openvino"]
+
+
+def _cpu_only() -> list[Provider]:
+    return ["cpu"]
+
+
+class AnalyticsConfig(BaseModel):
+    """Detection model, worker pool and rule tuning of the analytics hub."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        default="yolo26n",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="model name; its file is <model_dir>/<model>-<imgsz>.onnx (remote workers are told this name)",
+    )
+    model_dir: Path | None = Field(
+        default=None, description="directory holding fetched models; default <data_dir>/models"
+    )
+    model_path: Path | None = Field(
+        default=None, description="explicit ONNX file for local workers; overrides model_dir (its sidecar must match)"
+    )
+    imgsz: int = Field(default=640, ge=160, le=1280, multiple_of=32, description="model input size in pixels (square)")
+    conf: float = Field(default=0.35, ge=0.05, le=0.95, description="minimum detection confidence")
+    providers: list[Provider] = Field(
+        default_factory=_cpu_only,
+        min_length=1,
+        max_length=3,
+        description="ONNX Runtime execution providers in order of preference; unavailable ones are skipped",
+    )
+    local_workers: int = Field(default=1, ge=0, le=16, description="worker processes the hub starts itself (0: remote only)")
+    worker_threads: int = Field(default=2, ge=1, le=64, description="inference threads per local worker")
+    bind: str | None = Field(
+        default=None,
+        pattern=r"^(ipc|tcp)://\S+$",
+        description="ZeroMQ ROUTER endpoint workers connect to; default ipc://<data_dir>/run/analytics.sock; "
+        "tcp://0.0.0.0:5560 lets remote workers in",
+    )
+    heartbeat_s: float = Field(default=1.0, ge=0.1, le=30.0, description="how often an idle worker says it is alive")
+    worker_silence_s: float = Field(
+        default=6.0, ge=0.5, le=300.0, description="a worker silent this long is taken for dead and forgotten"
+    )
+    job_timeout_s: float = Field(
+        default=10.0, ge=0.5, le=300.0, description="a frame job not answered in this time is given up"
+    )
+    restart_backoff_s: float = Field(
+        default=1.0, ge=0.0, le=60.0, description="pause before a dead local worker is replaced"
+    )
+    track_iou: float = Field(
+        default=0.3, ge=0.05, le=0.95, description="least IoU for a detection to continue a track"
+    )
+    track_grace_s: float = Field(
+        default=3.5,
+        ge=0.0,
+        le=600.0,
+        description="a vehicle missed for less than this keeps its track and dwell (samples are ~1 s apart)",
+    )
+    evidence_quality: int = Field(default=85, ge=30, le=100, description="JPEG quality of evidence frames")
+
+    def resolved_model_path(self, data_dir: Path) -> Path:
+        """The ONNX file local workers load."""
+        if self.model_path is not None:
+            return self.model_path
+        return (self.model_dir or data_dir / "models") / f"{self.model}-{self.imgsz}.onnx"
+
+    def resolved_bind(self, data_dir: Path) -> str:
+        """The ROUTER endpoint, defaulting to an ipc socket in <data_dir>/run."""
+        if self.bind is not None:
+            return self.bind
+        return f"ipc://{(data_dir / 'run' / 'analytics.sock').resolve()}"
+
+
+class WorkerConfig(BaseModel):
+    """One worker process: where the hub is and which model file to use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connect: str = Field(pattern=r"^(ipc|tcp)://\S+$", description="the hub's ROUTER endpoint")
+    model_path: Path | None = Field(
+        default=None, description="ONNX file; None: <model_dir>/<name>-<imgsz>.onnx as named by the hub"
+    )
+    model_dir: Path = Field(default=Path("var/models"), description="where to look for the model the hub names")
+    threads: int = Field(default=2, ge=1, le=64, description="ONNX Runtime intra-op threads")
+    providers: list[Provider] = Field(default_factory=_cpu_only, min_length=1, max_length=3,
+                                      description="execution providers in order of preference")
+    heartbeat_s: float = Field(default=1.0, ge=0.1, le=30.0, description="idle heartbeat interval")
+    hub_silence_s: float = Field(
+        default=10.0, ge=0.5, le=600.0, description="no word from the hub this long: say hello again (hub restarted)"
+    )
+    name: str = Field(default="worker", max_length=64, description="name shown in the hub's logs")

@@ -1,0 +1,138 @@
+"""Turning a rule firing into a FlagRaised: evidence picture (in a thread), then `on_flag`.
+
+Flags are events that create records: they are never dropped. The queue is bounded and the hub
+waits for room (back-pressure on result handling) instead of dropping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fusionhub.analytics.errors import EvidenceError
+from fusionhub.analytics.evidence import Marked, write_evidence
+from fusionhub.analytics.rules import RuleFlag
+from fusionhub.analytics.stats import HubStats
+from fusionhub.signaling.messages import Box, FlagRaised
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 64
+DELIVERY_ATTEMPTS = 5
+DRAIN_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class FlagWork:
+    """A rule firing with the frame it fired on and the id its flag will carry."""
+
+    flag: RuleFlag
+    frame: np.ndarray
+    flag_id: str
+
+
+def build_flag(work: FlagWork, evidence_path: str) -> FlagRaised:
+    """The bus message for a rule firing; the flagged vehicle's box comes first."""
+    f = work.flag
+    boxes = [(f.track_id, f.detection), *f.others]
+    return FlagRaised(
+        flag_id=work.flag_id,
+        camera_id=f.camera_id,
+        zone_id=f.zone.id,
+        zone_name=f.zone.name,
+        rule=f.zone.rule,
+        label=f.detection.label,
+        confidence=f.detection.confidence,
+        boxes=[
+            Box(x1=d.x1, y1=d.y1, x2=d.x2, y2=d.y2, label=d.label, confidence=d.confidence, track_id=tid)
+            for tid, d in boxes
+        ],
+        frame_width=int(work.frame.shape[1]),
+        frame_height=int(work.frame.shape[0]),
+        evidence_path=evidence_path,
+        first_seen_at=f.first_seen_at,
+        # wall clock when it fired, never before the frame that made it fire
+        raised_at=max(time.time(), f.ts),
+    )
+
+
+class FlagEmitter:
+    """Owns the flag queue and the task that draws evidence and calls `on_flag`, in order."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        on_flag: Callable[[FlagRaised], Awaitable[None]],
+        *,
+        quality: int,
+        stats: HubStats,
+    ) -> None:
+        self._data_dir = data_dir
+        self._on_flag = on_flag
+        self._quality = quality
+        self._stats = stats
+        self._queue: asyncio.Queue[FlagWork] = asyncio.Queue(QUEUE_SIZE)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the delivery task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="analytics-flags")
+
+    async def put(self, work: FlagWork) -> None:
+        """Queue a flag; waits while the queue is full (flags are never dropped)."""
+        await self._queue.put(work)
+
+    async def stop(self) -> None:
+        """Deliver what is queued (up to a few seconds), then stop. Safe to call twice."""
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self._queue.join(), DRAIN_TIMEOUT_S)
+        except TimeoutError:
+            log.error("analytics: %d flag(s) not delivered before shutdown", self._queue.qsize())
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            work = await self._queue.get()
+            try:
+                await self._deliver(work)
+            finally:
+                self._queue.task_done()
+
+    async def _deliver(self, work: FlagWork) -> None:
+        f = work.flag
+        marks = [Marked(f.detection, f.track_id, True), *(Marked(d, tid, False) for tid, d in f.others)]
+        try:
+            rel = await asyncio.to_thread(
+                write_evidence, self._data_dir, work.frame, f.zone.polygon, marks, quality=self._quality
+            )
+        except EvidenceError as exc:
+            # a flag without its picture still reaches the review queue
+            log.error("camera %d: evidence for flag %s not saved: %s", f.camera_id, work.flag_id, exc)
+            rel = ""
+        message = build_flag(work, rel)
+        for attempt in range(1, DELIVERY_ATTEMPTS + 1):
+            try:
+                await self._on_flag(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("camera %d: delivering flag %s failed (attempt %d)", f.camera_id, work.flag_id, attempt)
+                await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+                continue
+            self._stats.flags_delivered += 1
+            return
+        self._stats.flags_failed += 1
+        log.error("camera %d: flag %s could not be delivered after %d attempts", f.camera_id, work.flag_id, DELIVERY_ATTEMPTS)

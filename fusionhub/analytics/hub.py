@@ -1,0 +1,445 @@
+"""The analytics hub: frames in (latest wins per camera), jobs out to workers over ZeroMQ,
+detections back through the rules, flags (with evidence) out through `on_flag`.
+
+Rule state (tracks, dwell timers) lives here, not in workers, so a worker that dies loses at most
+one perishable frame and never a flag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+import zmq.asyncio
+
+from fusionhub.analytics import protocol as p
+from fusionhub.analytics.config import AnalyticsConfig, WorkerConfig
+from fusionhub.analytics.detection import Detection
+from fusionhub.analytics.errors import AnalyticsError, ModelMismatchError, WorkerProtocolError
+from fusionhub.analytics.flags import FlagEmitter, FlagWork
+from fusionhub.analytics.models import read_model_info
+from fusionhub.analytics.pool import LocalWorkers, WorkerConfigFactory
+from fusionhub.analytics.rules import CameraRules, ZoneSpec
+from fusionhub.analytics.stats import HubStats
+from fusionhub.signaling.messages import FlagRaised
+
+log = logging.getLogger(__name__)
+
+SUPERVISE_S = 0.25
+MAX_ATTEMPTS = 2  # a frame whose worker died is tried once more, unless a newer one came
+
+
+@dataclass(frozen=True)
+class AnalysedFrame:
+    """The latest frame of a camera that went through the detector, and what it found."""
+
+    ts: float
+    frame: np.ndarray
+    detections: tuple[Detection, ...]
+
+
+@dataclass
+class _Frame:
+    ts: float
+    frame: np.ndarray
+    attempts: int = 0
+
+
+@dataclass
+class _Job:
+    id: int
+    camera_id: int
+    item: _Frame
+    sent_at: float
+
+
+@dataclass
+class _Camera:
+    rules: CameraRules
+    pending: _Frame | None = None
+    busy: bool = False
+    latest: AnalysedFrame | None = None
+
+
+@dataclass
+class _Worker:
+    identity: bytes
+    label: str
+    pid: int
+    host: str
+    last_seen: float
+    ready: bool = False
+    job: _Job | None = None
+    last_job_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AnalyticsHub:
+    """Routes sampled frames to analytics workers and turns their detections into flags."""
+
+    def __init__(
+        self,
+        config: AnalyticsConfig,
+        *,
+        data_dir: Path,
+        on_flag: Callable[[FlagRaised], Awaitable[None]],
+    ) -> None:
+        self.config = config
+        self.data_dir = Path(data_dir)
+        self.endpoint = config.resolved_bind(self.data_dir)
+        self.stats = HubStats()
+        self._cameras: dict[int, _Camera] = {}
+        self._rr: deque[int] = deque()
+        self._workers: dict[bytes, _Worker] = {}
+        self._job_ids = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._emitter = FlagEmitter(self.data_dir, on_flag, quality=config.evidence_quality, stats=self.stats)
+        self._ctx: zmq.asyncio.Context | None = None
+        self._sock: zmq.asyncio.Socket | None = None
+        self._pool: LocalWorkers | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._stopped = False
+        self._host = socket.gethostname()
+
+    # -- cameras (called on the loop) -------------------------------------------------------
+
+    def set_zones(self, camera_id: int, zones: list[ZoneSpec]) -> None:
+        """Replace a camera's zones; a camera without zones is not analysed at all."""
+        if not zones:
+            self.remove_camera(camera_id)
+            return
+        cam = self._cameras.get(camera_id)
+        if cam is None:
+            rules = CameraRules(camera_id, zones, match_iou=self.config.track_iou, grace_s=self.config.track_grace_s)
+            self._cameras[camera_id] = _Camera(rules)
+            self._rr.append(camera_id)
+        else:
+            cam.rules.set_zones(zones)
+
+    def remove_camera(self, camera_id: int) -> None:
+        """Forget a camera: its pending frame, tracks and dwell timers (an in-flight result is ignored)."""
+        if self._cameras.pop(camera_id, None) is not None:
+            self._rr.remove(camera_id)
+
+    def submit(self, camera_id: int, ts: float, frame: np.ndarray) -> None:
+        """Offer a sampled BGR frame (epoch seconds `ts`); never blocks. The latest frame wins.
+
+        The hub keeps a reference to `frame`: the caller must not write to it afterwards.
+        """
+        cam = self._cameras.get(camera_id)
+        if cam is None:
+            self.stats.frames_ignored += 1
+            return
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            self.stats.frames_rejected += 1
+            log.debug("camera %d: frame %s %s is not HxWx3 uint8 BGR; ignored", camera_id, frame.shape, frame.dtype)
+            return
+        self.stats.frames_submitted += 1
+        if cam.pending is not None:
+            self.stats.frames_dropped += 1  # superseded before any worker was free
+        cam.pending = _Frame(ts, frame)
+        self._wake.set()
+
+    def latest(self, camera_id: int) -> AnalysedFrame | None:
+        """The camera's latest analysed frame and its detections, if any."""
+        cam = self._cameras.get(camera_id)
+        return cam.latest if cam else None
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The workers the hub knows now (for status pages and tests)."""
+        return [
+            {"label": w.label, "pid": w.pid, "host": w.host, "ready": w.ready, "busy": w.job is not None}
+            for w in self._workers.values()
+        ]
+
+    def local_pids(self) -> list[int]:
+        """Pids of the local worker processes."""
+        return self._pool.pids() if self._pool else []
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the ROUTER, start the local workers and the hub's tasks."""
+        if self._started:
+            return
+        self._started = True
+        model_path = self.config.resolved_model_path(self.data_dir)
+        if self.config.local_workers:
+            info = await asyncio.to_thread(read_model_info, model_path)
+            if (info.name, info.imgsz) != (self.config.model, self.config.imgsz):
+                raise ModelMismatchError(
+                    f"{model_path} is {info.name} at {info.imgsz}px; config wants {self.config.model} at {self.config.imgsz}px"
+                )
+        self._ctx = zmq.asyncio.Context()
+        sock = self._ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a vanished worker fails instead of vanishing
+        self._sock = sock
+        self._bind(sock)
+        self._tasks = [
+            asyncio.create_task(self._receive_loop(), name="analytics-receive"),
+            asyncio.create_task(self._dispatch_loop(), name="analytics-dispatch"),
+            asyncio.create_task(self._supervise_loop(), name="analytics-supervise"),
+        ]
+        self._emitter.start()
+        if self.config.local_workers:
+            base = WorkerConfig(
+                connect=self.endpoint,
+                model_path=model_path.resolve(),
+                model_dir=model_path.resolve().parent,
+                threads=self.config.worker_threads,
+                providers=self.config.providers,
+                heartbeat_s=self.config.heartbeat_s,
+            )
+            self._pool = LocalWorkers(
+                self.config.local_workers, WorkerConfigFactory(base), backoff_s=self.config.restart_backoff_s
+            )
+            await self._pool.start()
+        log.info("analytics hub on %s with %d local worker(s)", self.endpoint, self.config.local_workers)
+
+    def _bind(self, sock: zmq.asyncio.Socket) -> None:
+        if self.endpoint.startswith("ipc://"):
+            path = Path(self.endpoint[len("ipc://") :])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if len(str(path).encode()) > 100:  # sockaddr_un holds 107 bytes
+                raise AnalyticsError(f"ipc socket path {path} is too long; set analytics.bind to a shorter one")
+            path.unlink(missing_ok=True)  # a stale socket file from a hub that was killed
+        try:
+            sock.bind(self.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            raise AnalyticsError(f"cannot bind the analytics endpoint {self.endpoint}: {exc}") from exc
+
+    async def stop(self) -> None:
+        """Stop workers and tasks, deliver flags already raised, close the socket. Safe to call twice."""
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        errors: list[BaseException] = []
+        if self._pool is not None:
+            try:
+                await self._pool.stop()
+            except Exception as exc:  # collected; shutdown goes on
+                errors.append(exc)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        try:
+            await self._emitter.stop()
+        except Exception as exc:
+            errors.append(exc)
+        if self._sock is not None:
+            self._sock.close(0)
+        if self._ctx is not None:
+            self._ctx.term()
+        if self.endpoint.startswith("ipc://"):
+            Path(self.endpoint[len("ipc://") :]).unlink(missing_ok=True)
+        for err in errors:
+            log.error("analytics hub: error while stopping: %r", err)
+
+    # -- ZeroMQ -----------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        assert self._sock is not None
+        while True:
+            frames = await self._sock.recv_multipart()
+            try:
+                await self._on_message(frames)
+            except asyncio.CancelledError:
+                raise
+            except WorkerProtocolError as exc:
+                log.warning("analytics: bad message from a worker: %s", exc)
+            except Exception:
+                log.exception("analytics: error handling a worker message")
+
+    async def _send(self, identity: bytes, cmd: bytes, body: dict[str, Any]) -> bool:
+        assert self._sock is not None
+        try:
+            await self._sock.send_multipart([identity, cmd, p.dump(body)])
+        except zmq.ZMQError as exc:  # EHOSTUNREACH: the worker is gone
+            log.debug("analytics: cannot send %r to a worker: %s", cmd, exc)
+            return False
+        return True
+
+    async def _on_message(self, frames: list[bytes]) -> None:
+        if len(frames) < 3:
+            raise WorkerProtocolError(f"{len(frames)}-part message")
+        identity, cmd, body = frames[0], frames[1], p.load(frames[2])
+        now = time.monotonic()
+        if cmd == p.HELLO:
+            await self._hello(identity, body, now)
+            return
+        worker = self._workers.get(identity)
+        if worker is None:
+            if cmd != p.BYE:
+                await self._send(identity, p.RESET, {})
+            return
+        worker.last_seen = now
+        if cmd == p.RESULT or cmd == p.ERROR:
+            await self._finished(worker, body, ok=cmd == p.RESULT)
+        elif cmd == p.PING:
+            await self._send(identity, p.PONG, {})
+        elif cmd == p.READY:
+            worker.ready = True
+            worker.extra = body
+            log.info("analytics worker %s ready: %s %spx on %s", worker.label, body.get("model"), body.get("imgsz"), body.get("providers"))
+            self._wake.set()
+        elif cmd == p.FAIL:
+            log.error("analytics worker %s cannot serve this hub: %s", worker.label, body.get("reason"))
+            self._forget(worker, "refused")
+        elif cmd == p.BYE:
+            self._forget(worker, "left")
+        else:
+            raise WorkerProtocolError(f"unknown command {cmd[:16]!r}")
+
+    async def _hello(self, identity: bytes, body: dict[str, Any], now: float) -> None:
+        old = self._workers.get(identity)
+        if old is not None:
+            self._forget(old, "said hello again")
+        label = f"{body.get('name', '?')}[{body.get('pid', '?')}]@{body.get('host', '?')}"
+        pid = int(body.get("pid", -1))
+        self._workers[identity] = _Worker(identity, label, pid, str(body.get("host", "")), now)
+        log.info("analytics worker %s connected", label)
+        config = {"model": self.config.model, "imgsz": self.config.imgsz, "conf": self.config.conf}
+        await self._send(identity, p.CONFIG, config)
+
+    def _forget(self, worker: _Worker, why: str) -> None:
+        self._workers.pop(worker.identity, None)
+        log.info("analytics worker %s forgotten (%s)", worker.label, why)
+        if worker.job is not None:
+            self._release(worker.job)
+            worker.job = None
+
+    def _release(self, job: _Job) -> None:
+        """A job that will not be answered: retry its frame unless a newer one is waiting."""
+        cam = self._cameras.get(job.camera_id)
+        if cam is None:
+            return
+        cam.busy = False
+        if cam.pending is None and job.item.attempts < MAX_ATTEMPTS:
+            cam.pending = job.item
+            self.stats.jobs_retried += 1
+        else:
+            self.stats.jobs_lost += 1
+        self._wake.set()
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while (worker := self._free_worker()) is not None and (picked := self._next_camera()) is not None:
+                camera_id, cam = picked
+                item = cam.pending
+                assert item is not None
+                cam.pending = None
+                cam.busy = True
+                item.attempts += 1
+                frame = np.ascontiguousarray(item.frame)
+                item.frame = frame
+                job = _Job(next(self._job_ids), camera_id, item, time.monotonic())
+                worker.job = job
+                worker.last_job_at = job.sent_at
+                header = p.job_header(job.id, camera_id, item.ts, frame)
+                if not await self._send_job(worker, header, frame):
+                    self._forget(worker, "unreachable")
+
+    async def _send_job(self, worker: _Worker, header: bytes, frame: np.ndarray) -> bool:
+        assert self._sock is not None
+        try:
+            await self._sock.send_multipart([worker.identity, p.JOB, header, frame.data], copy=False)
+        except zmq.ZMQError as exc:
+            log.debug("analytics: cannot send a job to %s: %s", worker.label, exc)
+            return False
+        return True
+
+    def _free_worker(self) -> _Worker | None:
+        free = [w for w in self._workers.values() if w.ready and w.job is None]
+        # least recently used first, so every worker shares the load
+        return min(free, key=lambda w: w.last_job_at) if free else None
+
+    def _next_camera(self) -> tuple[int, _Camera] | None:
+        """Round robin over cameras with a waiting frame and nothing in flight (keeps results in order)."""
+        for _ in range(len(self._rr)):
+            camera_id = self._rr[0]
+            self._rr.rotate(-1)
+            cam = self._cameras[camera_id]
+            if cam.pending is not None and not cam.busy:
+                return camera_id, cam
+        return None
+
+    async def _finished(self, worker: _Worker, body: dict[str, Any], *, ok: bool) -> None:
+        job = worker.job
+        if job is None or body.get("job_id") != job.id:
+            return  # an answer to a job already given up
+        worker.job = None
+        self._wake.set()
+        cam = self._cameras.get(job.camera_id)
+        if cam is None:
+            return
+        cam.busy = False
+        if not ok:
+            self.stats.jobs_failed += 1
+            return
+        try:
+            dets = tuple(Detection.from_json(d) for d in body["detections"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WorkerProtocolError(f"bad RESULT from {worker.label}: {exc}") from exc
+        frame = job.item.frame
+        t0 = time.perf_counter()
+        flags = cam.rules.update(job.item.ts, dets, frame.shape[1], frame.shape[0])
+        rules_ms = (time.perf_counter() - t0) * 1e3
+        self.stats.analysed(worker.label, job.camera_id, body.get("timings", {}), rules_ms, time.monotonic() - job.sent_at)
+        cam.latest = AnalysedFrame(job.item.ts, frame, dets)
+        for flag in flags:
+            self.stats.flags_raised += 1
+            log.info(
+                "camera %d: %s #%d in zone %r for %.1f s: flag", job.camera_id, flag.detection.label,
+                flag.track_id, flag.zone.name, flag.ts - flag.first_seen_at,
+            )
+            await self._emitter.put(FlagWork(flag, frame, str(uuid.uuid4())))
+
+    # -- supervision ------------------------------------------------------------------------
+
+    async def _supervise_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SUPERVISE_S)
+            try:
+                await self._supervise()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("analytics: supervision step failed")
+
+    async def _supervise(self) -> None:
+        now = time.monotonic()
+        if self._pool is not None:
+            for pid in await self._pool.check():
+                for w in [w for w in self._workers.values() if w.pid == pid and w.host == self._host]:
+                    self._forget(w, "process died")
+        for w in list(self._workers.values()):
+            # a busy worker does not ping; the job timeout watches it instead
+            if w.job is None and now - w.last_seen > self.config.worker_silence_s:
+                self._forget(w, f"silent for {now - w.last_seen:.1f} s")
+            elif w.job is not None and now - w.job.sent_at > self.config.job_timeout_s:
+                log.warning("analytics worker %s did not answer job %d in time", w.label, w.job.id)
+                self._forget(w, "job timed out")
+                await self._send(w.identity, p.RESET, {})  # alive but slow: it may say hello again

@@ -1,0 +1,73 @@
+"""The hub ↔ worker ZeroMQ protocol (ROUTER in the hub, DEALER in each worker).
+
+Every message is multipart: a command frame, then a JSON frame, then (JOB only) the raw pixels.
+
+    worker → hub  HELLO   {pid, host, name}              I am here, tell me the model
+    hub → worker  CONFIG  {model, imgsz, conf}           load this model (by name and input size)
+    worker → hub  READY   {model, imgsz, providers}      give me a frame
+    worker → hub  FAIL    {reason}                       cannot serve this hub (then exits)
+    hub → worker  JOB     {job_id, camera_id, ts, shape, dtype} + BGR bytes
+    worker → hub  RESULT  {job_id, detections, timings}  (also means: ready for the next one)
+    worker → hub  ERROR   {job_id, reason}               this frame failed; ready for the next one
+    worker → hub  PING    {}                             idle heartbeat; hub answers PONG
+    hub → worker  RESET   {}                             I do not know you (hub restarted): say HELLO
+    worker → hub  BYE     {}                             leaving
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from fusionhub.analytics.errors import WorkerProtocolError
+
+HELLO = b"HELLO"
+CONFIG = b"CONFIG"
+READY = b"READY"
+FAIL = b"FAIL"
+JOB = b"JOB"
+RESULT = b"RESULT"
+ERROR = b"ERROR"
+PING = b"PING"
+PONG = b"PONG"
+RESET = b"RESET"
+BYE = b"BYE"
+
+MAX_FRAME_PIXELS = 4096 * 4096  # a sampled frame is small; anything bigger is a bug or an attack
+
+
+def dump(body: dict[str, Any]) -> bytes:
+    """JSON frame of a message."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def load(frame: bytes | memoryview) -> dict[str, Any]:
+    """Parse a JSON frame; raises WorkerProtocolError on anything but a JSON object."""
+    try:
+        body = json.loads(bytes(frame))
+    except ValueError as exc:
+        raise WorkerProtocolError(f"bad JSON frame: {exc}") from exc
+    if not isinstance(body, dict):
+        raise WorkerProtocolError("JSON frame is not an object")
+    return body
+
+
+def job_header(job_id: int, camera_id: int, ts: float, frame: np.ndarray) -> bytes:
+    """The JSON header of a frame job."""
+    return dump({"job_id": job_id, "camera_id": camera_id, "ts": ts, "shape": list(frame.shape), "dtype": str(frame.dtype)})
+
+
+def frame_from(header: dict[str, Any], pixels: bytes | memoryview) -> np.ndarray:
+    """The BGR frame a JOB carries, checked against its header (no copy)."""
+    try:
+        shape = tuple(int(n) for n in header["shape"])
+        dtype = np.dtype(str(header["dtype"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WorkerProtocolError(f"bad job header: {exc}") from exc
+    if dtype != np.uint8 or len(shape) != 3 or shape[2] != 3 or not 0 < shape[0] * shape[1] <= MAX_FRAME_PIXELS:
+        raise WorkerProtocolError(f"unsupported frame {shape} {dtype}")
+    if len(pixels) != shape[0] * shape[1] * 3:
+        raise WorkerProtocolError(f"frame has {len(pixels)} bytes, header says {shape}")
+    return np.frombuffer(pixels, dtype=np.uint8).reshape(shape)

@@ -1,0 +1,206 @@
+"""An analytics worker: one OS process, a DEALER socket to the hub, YOLO on ONNX Runtime.
+
+Stateless: it serves whichever camera's frame the hub sends, so any number of workers on any
+machine can serve a hub. Local workers are started by the hub; remote ones with
+`fusionhub worker --connect tcp://HUB:PORT`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import zmq
+
+from fusionhub.analytics import protocol as p
+from fusionhub.analytics.config import WorkerConfig
+from fusionhub.analytics.errors import AnalyticsError, WorkerProtocolError
+from fusionhub.analytics.models import read_model_info
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 200  # how often the loop looks at the stop event while idle
+EXIT_OK = 0
+EXIT_REFUSED = 2  # the hub wants a model this worker cannot load
+
+
+class StopEvent(Protocol):
+    """threading.Event or multiprocessing.Event."""
+
+    def is_set(self) -> bool: ...
+
+
+class _Session:
+    """The worker's side of the conversation with one hub."""
+
+    def __init__(self, config: WorkerConfig, sock: zmq.Socket[bytes]) -> None:
+        self.config = config
+        self.sock = sock
+        self.detector: Any = None  # Detector, imported lazily so `--help` stays fast
+        self.last_sent = 0.0
+        self.last_heard = time.monotonic()
+        self.prefix = f"worker {config.name}[{os.getpid()}]"
+
+    def send(self, cmd: bytes, body: dict[str, Any]) -> None:
+        # never block: with the hub away the queue fills and a heartbeat or result is not worth a hang
+        # (the hub times out an unanswered job and a fresh HELLO follows the hub's silence)
+        try:
+            self.sock.send_multipart([cmd, p.dump(body)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            log.debug("%s: hub not reachable; %r dropped", self.prefix, cmd)
+        self.last_sent = time.monotonic()
+
+    def hello(self) -> None:
+        self.send(p.HELLO, {"pid": os.getpid(), "host": socket.gethostname(), "name": self.config.name})
+
+    def handle(self, frames: list[bytes]) -> int | None:
+        """Act on one message from the hub; an int is the exit status when the worker must stop."""
+        self.last_heard = time.monotonic()
+        cmd = frames[0]
+        if cmd == p.JOB and len(frames) == 3:
+            self._job(frames[1], frames[2])
+        elif cmd == p.CONFIG and len(frames) >= 2:
+            return self._configure(p.load(frames[1]))
+        elif cmd == p.RESET:
+            log.info("%s: hub does not know us (restarted?); saying hello again", self.prefix)
+            self.hello()
+        elif cmd != p.PONG:
+            log.warning("%s: unexpected message %r from the hub", self.prefix, cmd[:16])
+        return None
+
+    def _configure(self, body: dict[str, Any]) -> int | None:
+        from fusionhub.analytics.detector import Detector
+
+        try:
+            name, imgsz, conf = str(body["model"]), int(body["imgsz"]), float(body["conf"])
+        except (KeyError, TypeError, ValueError):
+            self.send(p.FAIL, {"reason": "bad CONFIG message"})
+            return EXIT_REFUSED
+        path = self.config.model_path or self.config.model_dir / f"{name}-{imgsz}.onnx"
+        try:
+            info = read_model_info(path)
+            if (info.name, info.imgsz) != (name, imgsz):
+                raise AnalyticsError(
+                    f"hub expects model {name} at {imgsz}px, {path} is {info.name} at {info.imgsz}px"
+                )
+            if self.detector is None or (self.detector.name, self.detector.imgsz) != (name, imgsz):
+                self.detector = Detector(path, threads=self.config.threads, conf=conf, providers=self.config.providers)
+            self.detector.conf = conf
+        except AnalyticsError as exc:
+            log.error("%s: cannot serve this hub: %s", self.prefix, exc)
+            self.send(p.FAIL, {"reason": str(exc)})
+            return EXIT_REFUSED
+        log.info("%s: model %s %dpx on %s, ready", self.prefix, name, imgsz, self.detector.providers)
+        self.send(p.READY, {"model": name, "imgsz": imgsz, "providers": list(self.detector.providers)})
+        return None
+
+    def _job(self, raw_header: bytes, pixels: bytes) -> None:
+        job_id = None
+        try:
+            header = p.load(raw_header)
+            job_id = header.get("job_id")
+            if self.detector is None:
+                raise WorkerProtocolError("job before CONFIG")
+            frame = p.frame_from(header, pixels)
+            dets, t = self.detector.detect_timed(frame)
+        except AnalyticsError as exc:
+            log.warning("%s: job %s failed: %s", self.prefix, job_id, exc)
+            self.send(p.ERROR, {"job_id": job_id, "reason": str(exc)})
+            return
+        self.send(
+            p.RESULT,
+            {
+                "job_id": job_id,
+                "detections": [d.to_json() for d in dets],
+                "timings": {"letterbox_ms": t.letterbox_ms, "inference_ms": t.inference_ms, "postprocess_ms": t.postprocess_ms},
+            },
+        )
+
+    def idle(self) -> None:
+        now = time.monotonic()
+        if now - self.last_heard > self.config.hub_silence_s:
+            # the hub may have restarted and forgotten us, or never got our hello
+            self.last_heard = now
+            self.hello()
+        elif now - self.last_sent >= self.config.heartbeat_s:
+            self.send(p.PING, {})
+
+
+def worker_main(config: WorkerConfig, stop_event: StopEvent, *, parent_pid: int | None = None) -> int:
+    """Serve the hub at `config.connect` until `stop_event` is set (or the parent process dies)."""
+    ctx = zmq.Context()
+    sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    # a worker far from its hub should not pile up heartbeats while the link is down
+    sock.setsockopt(zmq.SNDHWM, 10)
+    session = _Session(config, sock)
+    try:
+        sock.connect(config.connect)
+        session.hello()
+        while not stop_event.is_set():
+            if parent_pid is not None and os.getppid() != parent_pid:
+                log.warning("%s: the hub process is gone; exiting", session.prefix)
+                return EXIT_OK
+            if sock.poll(POLL_MS, zmq.POLLIN):
+                try:
+                    status = session.handle(sock.recv_multipart())
+                except WorkerProtocolError as exc:
+                    log.warning("%s: %s", session.prefix, exc)
+                    continue
+                if status is not None:
+                    return status
+            else:
+                session.idle()
+        try:
+            sock.send_multipart([p.BYE, p.dump({})], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+        return EXIT_OK
+    finally:
+        sock.close(0)
+        ctx.term()
+
+
+def worker_process(config: WorkerConfig, stop_event: StopEvent, parent_pid: int, log_level: int) -> None:
+    """Entry point of a local worker child process (spawned by the hub)."""
+    # Ctrl-C reaches the whole process group; the hub decides when its workers stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raise SystemExit(worker_main(config, stop_event, parent_pid=parent_pid))
+
+
+def run_worker(
+    connect: str,
+    model_path: Path | None = None,
+    *,
+    threads: int = 2,
+    model_dir: Path | None = None,
+    providers: list[str] | None = None,
+    name: str | None = None,
+) -> int:
+    """Run a worker in this process (the `fusionhub worker` CLI) until SIGINT/SIGTERM; returns the exit status.
+
+    With no `model_path`, the model the hub names is looked up in `model_dir` (default ./var/models).
+    """
+    config = WorkerConfig.model_validate(
+        {
+            "connect": connect,
+            "model_path": model_path,
+            "model_dir": model_dir or Path("var") / "models",
+            "threads": threads,
+            "providers": providers or ["cpu"],
+            "name": name or socket.gethostname(),
+        }
+    )
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    log.info("worker %s connecting to %s", config.name, connect)
+    return worker_main(config, stop)

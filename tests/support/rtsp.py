@@ -1,0 +1,146 @@
+"""RtspServer: a real GStreamer RTSP camera on 127.0.0.1 for tests (tests/support/rtsp_server.py).
+
+    async with RtspServer(clip) as cam:
+        ingest = CameraIngest(1, cam.url, ...)
+        await cam.stop()      # the camera dies (SIGKILL)
+        await cam.restart()   # it comes back on the same port
+
+Every client gets its own stream from the start of the file (the media is not shared).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import quote
+
+SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
+SYSTEM_PYTHON = "/usr/bin/python3"  # has `gi` with GstRtspServer; the venv does not
+_READY_TIMEOUT_S = 15.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RtspServer:
+    """The test RTSP server as a subprocess; always killed on exit."""
+
+    def __init__(
+        self,
+        file: Path,
+        *,
+        path: str = "cam",
+        user: str | None = None,
+        password: str | None = None,
+        params_in_sdp_only: bool = False,
+        port: int | None = None,
+    ) -> None:
+        self.file = Path(file)
+        self.path = path.lstrip("/")
+        self.user = user
+        self.password = password
+        self.params_in_sdp_only = params_in_sdp_only
+        self.port = port or free_port()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stderr = tempfile.TemporaryFile()
+
+    @property
+    def url(self) -> str:
+        """The camera URL, with the server's credentials when it requires some."""
+        return self.url_for(self.user, self.password)
+
+    def url_for(self, user: str | None = None, password: str | None = None) -> str:
+        """The camera URL with the given credentials (none when user is None)."""
+        auth = ""
+        if user is not None:
+            auth = quote(user, safe="") + ":" + quote(password or "", safe="") + "@"
+        return f"rtsp://{auth}127.0.0.1:{self.port}/{self.path}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    async def start(self) -> None:
+        """Start the server and wait until it serves (it prints READY)."""
+        if self._proc is not None:
+            raise RuntimeError("already running")
+        args = [str(SERVER_SCRIPT), "--port", str(self.port), "--path", self.path]
+        args += ["--file", str(self.file)]
+        if self.user is not None:
+            args += ["--user", self.user, "--password", self.password or ""]
+        if self.params_in_sdp_only:
+            args.append("--params-in-sdp-only")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        self._proc = await asyncio.create_subprocess_exec(
+            SYSTEM_PYTHON,
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+        )
+        assert self._proc.stdout is not None
+        try:
+            async with asyncio.timeout(_READY_TIMEOUT_S):
+                while True:
+                    line = await self._proc.stdout.readline()
+                    if not line:
+                        raise RuntimeError(f"RTSP server exited: {self._stderr_text()}")
+                    if line.strip() == b"READY":
+                        return
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Kill the server at once (a camera losing power). Safe to call twice."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+    async def restart(self) -> None:
+        """Kill the server and start it again on the same port."""
+        await self.stop()
+        await self.start()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open but nothing is sent."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo pause()."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
+    def _stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")[-2000:]
+
+    async def __aenter__(self) -> RtspServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.stop()
+        finally:
+            self._stderr.close()

@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""A loopback RTSP camera for tests: serves an MP4's H.264 as is (no re-encoding).
+
+Run with the SYSTEM python3 (it has `gi` and GstRtspServer), not the venv:
+
+    /usr/bin/python3 tests/support/rtsp_server.py --port 8554 --path cam --file clip.mp4
+
+Prints "READY" on stdout once serving rtsp://127.0.0.1:PORT/PATH. Binds 127.0.0.1 only.
+
+Each client gets its OWN pipeline, starting at the beginning of the file (the media is not
+shared): a reconnecting client always sees a fresh stream with a keyframe first, which keeps
+tests deterministic. The stream ends (RTSP session ends) at the end of the file.
+
+--params-in-sdp-only imitates cameras that send SPS/PPS only in the SDP's
+sprop-parameter-sets: neither h264parse nor the payloader repeats them, and any SPS/PPS NAL
+units found in the stream are dropped before payloading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import struct
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+_PARAMETER_SET_TYPES = (7, 8)  # SPS, PPS
+
+
+def _strip_parameter_sets_avc(data: bytes) -> bytes | None:
+    """Drop SPS/PPS NAL units from a 4-byte length-prefixed (avc) buffer; None when unchanged."""
+    out = bytearray()
+    pos, changed = 0, False
+    while pos + 4 <= len(data):
+        (size,) = struct.unpack_from(">I", data, pos)
+        nal = data[pos + 4 : pos + 4 + size]
+        if nal and (nal[0] & 0x1F) in _PARAMETER_SET_TYPES:
+            changed = True
+        else:
+            out += data[pos : pos + 4 + size]
+        pos += 4 + size
+    return bytes(out) if changed else None
+
+
+def _strip_probe(pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+    buf = info.get_buffer()
+    ok, mapinfo = buf.map(Gst.MapFlags.READ)
+    if not ok:
+        return Gst.PadProbeReturn.OK
+    try:
+        stripped = _strip_parameter_sets_avc(bytes(mapinfo.data))
+    finally:
+        buf.unmap(mapinfo)
+    if stripped is None:
+        return Gst.PadProbeReturn.OK
+    new = Gst.Buffer.new_wrapped(stripped)
+    new.pts, new.dts, new.duration = buf.pts, buf.dts, buf.duration
+    new.set_flags(buf.get_flags())
+    # Replace the buffer: push the new one and drop the original.
+    pad.get_peer().chain(new)
+    return Gst.PadProbeReturn.DROP
+
+
+class _Factory(GstRtspServer.RTSPMediaFactory):
+    def __init__(self, launch: str, strip: bool) -> None:
+        super().__init__()
+        self._launch = launch
+        self._strip = strip
+        self.set_launch(launch)
+        self.set_shared(False)
+
+    def do_configure(self, media: GstRtspServer.RTSPMedia) -> None:
+        if not self._strip:
+            return
+        parse = media.get_element().get_by_name("parse")
+        parse.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, _strip_probe)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--path", default="cam", help="mount point, without the leading slash")
+    ap.add_argument("--file", required=True, help="MP4 file with an H.264 video track")
+    ap.add_argument("--user", help="require HTTP basic auth with this user")
+    ap.add_argument("--password", help="password for --user")
+    ap.add_argument("--params-in-sdp-only", action="store_true")
+    args = ap.parse_args()
+
+    Gst.init(None)
+    interval = 0 if args.params_in_sdp_only else -1  # -1: SPS/PPS before every IDR
+    # Force avc (length-prefixed) output so the strip probe can walk NAL units by length.
+    launch = (
+        f'( filesrc location="{args.file}" ! qtdemux ! '
+        f"h264parse name=parse config-interval={interval} ! video/x-h264,stream-format=avc ! "
+        f"rtph264pay name=pay0 pt=96 config-interval={interval} )"
+    )
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = _Factory(launch, strip=args.params_in_sdp_only)
+    if args.user:
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+        basic = GstRtspServer.RTSPAuth.make_basic(args.user, args.password or "")
+        auth.add_basic(basic, token)
+        server.set_auth(auth)
+        perms = GstRtspServer.RTSPPermissions()
+        perms.add_role_from_structure(
+            Gst.Structure.new_from_string(
+                "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+            )
+        )
+        factory.set_permissions(perms)
+    server.get_mount_points().add_factory("/" + args.path.lstrip("/"), factory)
+    if server.attach(None) == 0:
+        print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
+        return 1
+
+    loop = GLib.MainLoop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+    print("READY", flush=True)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
