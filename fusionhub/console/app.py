@@ -120,6 +120,7 @@ def build_app(config: HubConfig) -> web.Application:
     app.router.add_get("/", console_page)
     app.router.add_get("/field", field_page)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
+    app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_records_and_bus)
     app.cleanup_ctx.append(_websockets)
     app.cleanup_ctx.append(_media_and_analytics)
@@ -155,6 +156,12 @@ async def _websockets(app: web.Application) -> AsyncIterator[None]:
     finally:
         await bridge.stop()
         await hub.close()
+
+
+async def _close_websockets(app: web.Application) -> None:
+    # aiohttp waits for open websocket handlers before cleanup_ctx runs: end them first
+    if WSHUB in app:
+        await app[WSHUB].close()
 
 
 async def _media_and_analytics(app: web.Application) -> AsyncIterator[None]:

@@ -23,7 +23,7 @@ def _logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("aioice", "aiortc", "asyncio", "aiohttp.access"):
+    for noisy in ("aioice", "aiortc", "asyncio", "aiohttp.access", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -36,8 +36,7 @@ async def run_hub(config: HubConfig, *, banner: str = "") -> None:
     await runner.setup()
     site = web.TCPSite(runner, config.http.host, config.http.port)
     await site.start()
-    sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-    port = sockets[0].getsockname()[1] if sockets else config.http.port
+    port = runner.addresses[0][1] if runner.addresses else config.http.port
     url = f"http://{config.http.host}:{port}/"
     print(f"FusionHub console: {url}   field page: {url}field", flush=True)
     if banner:

@@ -23,6 +23,7 @@ from av.video.codeccontext import VideoCodecContext
 
 from .options import IngestOptions
 from .packets import EncodedPacket
+from .urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class PacketPipeline:
             frames = self._decoder.decode(av.Packet(data))
         except av.error.FFmpegError as exc:
             self._stats.sample_errors += 1
-            log.debug("[camera %d] keyframe did not decode: %s", self._camera_id, exc)
+            log.debug("[camera %d] keyframe did not decode: %s", self._camera_id, redact(str(exc)))
             self._decoder = self._new_decoder()
             return
         if not frames:

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import av
 import numpy as np
@@ -31,6 +31,7 @@ from .urls import redact
 
 log = logging.getLogger(__name__)
 
+State = Literal["connecting", "online", "offline", "degraded", "stopped"]
 SampleCallback = Callable[[int, float, np.ndarray], None]
 StatusCallback = Callable[[CameraStatus], None]
 
@@ -80,8 +81,11 @@ class ThreadedSource(ABC):
         self._stop_event = threading.Event()
         self._stopped = False  # loop side: nothing is delivered once stop() began
         # Thread side: the last state reported, and the flapping-log policy.
-        self._reported: tuple[str, str | None] = ("stopped", None)
-        self._quiet = False
+        self._reported: tuple[State, str | None] = ("stopped", None)
+        self._quiet = False  # after the first outage: logs at debug until stable again
+        self._attempt = 0  # consecutive failed sessions, for the backoff
+        self._online_since: float | None = None  # start of the current online streak
+        self._stable_s = max(options.reconnect_max_s, 30.0)
         # Loop stall detection: posted is written by the thread only, delivered by the loop only.
         self._posted = 0
         self._delivered = 0
@@ -146,12 +150,10 @@ class ThreadedSource(ABC):
     # -- the thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        attempt = 0
         self._report("connecting", None)
         while not self._stop_event.is_set():
-            online_since: list[float] = []
             try:
-                self._session(online_since)
+                self._session()
                 reason, detail = "ended", "stream ended"
             except SourceFailure as failure:
                 reason, detail = failure.reason, failure.detail
@@ -159,29 +161,26 @@ class ThreadedSource(ABC):
                 reason, detail = "ended", "".join(traceback.format_exception(exc))
             if self._stop_event.is_set():
                 break
-            stable = max(self._options.reconnect_max_s, 30.0)
-            if online_since and time.monotonic() - online_since[0] >= stable:
-                attempt, self._quiet = 0, False  # it had recovered: a new outage is news
             self._report("offline", reason, detail)
-            delay = min(self._options.reconnect_max_s, self._options.reconnect_min_s * 2**attempt)
+            delay = min(
+                self._options.reconnect_max_s, self._options.reconnect_min_s * 2**self._attempt
+            )
             delay *= random.uniform(0.5, 1.0)  # jitter: cameras behind one switch desynchronise
-            attempt = min(attempt + 1, 30)
+            self._attempt = min(self._attempt + 1, 30)
             if self._stop_event.wait(delay):
                 break
             self._stats.reconnects += 1
 
-    def _session(self, online_since: list[float]) -> None:
+    def _session(self) -> None:
         """One connection (or one file loop pass series) until it ends or fails."""
         try:
             opened = self._open()
-        except SourceFailure:
-            raise
         except av.error.FFmpegError as exc:
             raise SourceFailure(self._classify(exc, opening=True), str(exc)) from None
         self._clock = None
         with opened as container:
             for stream, packets in self._passes(container):
-                self._pump(stream, packets, online_since)
+                self._pump(stream, packets)
                 if self._stop_event.is_set():
                     return
 
@@ -200,9 +199,7 @@ class ThreadedSource(ABC):
             raise SourceFailure("unsupported_codec", f"codec {stream.codec_context.name}")
         return stream
 
-    def _pump(
-        self, stream: av.VideoStream, packets: Iterator[av.Packet], online_since: list[float]
-    ) -> None:
+    def _pump(self, stream: av.VideoStream, packets: Iterator[av.Packet]) -> None:
         self._pipeline.begin(stream)
         last_key = time.monotonic()
         try:
@@ -220,14 +217,23 @@ class ThreadedSource(ABC):
                     now = time.monotonic()
                     if encoded.is_keyframe:
                         last_key = now
-                    if not online_since:
-                        online_since.append(now)
                     if now - last_key > self._options.keyframe_timeout_s:
                         self._report("degraded", "no_keyframe")
                     else:
                         self._report("online", None)
+                    self._check_stable(now)
         except av.error.FFmpegError as exc:
             raise SourceFailure(self._classify(exc, opening=False), str(exc)) from None
+
+    def _check_stable(self, now: float) -> None:
+        """After a while online, backoff restarts from the minimum and logging gets loud again."""
+        if self._online_since is None:
+            self._online_since = now
+        elif (self._attempt or self._quiet) and now - self._online_since >= self._stable_s:
+            self._attempt = 0
+            if self._quiet:
+                self._quiet = False
+                log.info("[camera %d] %s stable again", self.camera_id, self._describe())
 
     def _pace(self, pts: int) -> None:
         """Wait until `pts` is due on the source's real-time clock."""
@@ -277,27 +283,29 @@ class ThreadedSource(ABC):
         if not self._stopped:
             self._on_sample(self.camera_id, epoch_ts, frame)
 
-    def _report(self, state: str, reason: str | None, detail: str = "") -> None:
+    def _report(self, state: State, reason: str | None, detail: str = "") -> None:
         """Post a status change (thread side); repeats of the current state are not posted."""
         if (state, reason) == self._reported:
             return
         previous = self._reported[0]
         self._reported = (state, reason)
         name = self._describe()
+        if state != "online" and state != "degraded":
+            self._online_since = None
         if state == "offline":
             level = logging.DEBUG if self._quiet else logging.WARNING
             if not self._quiet:
                 self._quiet = True  # a flapping camera warns once, then logs at debug
-            log.log(level, "[camera %d] %s offline (%s): %s", self.camera_id, name, reason,
-                    self._redact(detail))
+            detail = self._redact(detail)
+            log.log(level, "[camera %d] %s offline (%s): %s", self.camera_id, name, reason, detail)
         elif state == "online" and previous != "degraded":
-            log.log(logging.DEBUG if self._quiet else logging.INFO,
-                    "[camera %d] %s online", self.camera_id, name)
+            level = logging.DEBUG if self._quiet else logging.INFO
+            log.log(level, "[camera %d] %s online", self.camera_id, name)
         else:
             log.debug("[camera %d] %s %s %s", self.camera_id, name, state, reason or "")
         status = CameraStatus(
             camera_id=self.camera_id,
-            state=state,  # type: ignore[arg-type]  # one of CameraStatus's literals
+            state=state,
             reason=reason,
             since=time.time(),
         )

@@ -382,3 +382,28 @@ def test_ingest_options_are_bounded_and_strict() -> None:
         IngestOptions(reconnect_min_s=5, reconnect_max_s=1)
     with pytest.raises(ValueError):
         IngestOptions(timeot_s=3)  # type: ignore[call-arg]  # typo: extra keys are refused
+
+
+async def test_no_keyframe_for_too_long_is_degraded(tmp_path: Path, started: list[ThreadedSource]) -> None:
+    clip = make_scene_clip(
+        tmp_path / "long-gop.mp4", image=bus_image(), seconds_empty=1, seconds_present=2, width=160, gop_s=2.0
+    )
+    rec = Recorder()
+    source = FileLoopSource(
+        3,
+        clip,
+        sink=rec,
+        on_sample=rec.on_sample,
+        on_status=rec.on_status,
+        loop=asyncio.get_running_loop(),
+        options=FAST.model_copy(update={"keyframe_timeout_s": 1.0}),
+    )
+    started.append(source)
+    source.start()
+    await rec.wait_for(lambda: ("online", None) in rec.states()[2:], timeout=8)
+    assert rec.states()[:4] == [
+        ("connecting", None),
+        ("online", None),
+        ("degraded", "no_keyframe"),  # 1 s into a 2 s GOP
+        ("online", None),  # the next keyframe
+    ]
