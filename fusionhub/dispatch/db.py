@@ -68,7 +68,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade_sync(connection: Connection) -> None:
-    command.upgrade(alembic_config(connection), "head")
+    # "heads": independent branches (one per feature area, each off an earlier revision) all apply
+    command.upgrade(alembic_config(connection), "heads")
 
 
 async def upgrade(database_url: str) -> None:
