@@ -52,6 +52,7 @@ export class CaseBoard {
     this.openId = null;
     this.detailCase = null;
     this.refreshTimer = null;
+    this.actionError = null; // {id, text}: the last refused action, shown until the next one
 
     this.filters = h("div", { class: "filters", role: "group", "aria-label": t("cases.filter") });
     this.error = h("p", { class: "error", role: "alert" });
@@ -162,6 +163,7 @@ export class CaseBoard {
   /** Show one case's detail (fetched fresh, with its timeline). */
   async open(id) {
     this.openId = Number(id);
+    this.actionError = null;
     this.detailCase = null;
     releaseImages(this.detail);
     fill(this.detail, h("p", { class: "muted" }, t("loading")));
@@ -287,8 +289,8 @@ export class CaseBoard {
       { class: "tasks" },
       c.tasks.map((task) =>
         h("li", {}, `${task.team_name || ""} · ${tr("task", task.status)}`,
-          task.acknowledged_at ? ` · ${t("task.acknowledged")} ${formatTime(task.acknowledged_at)}` : "",
-          task.done_at ? ` · ${t("task.done")} ${formatTime(task.done_at)}` : ""),
+          task.acknowledged_at ? ` · ${t("case.task_acked_at", { t: formatTime(task.acknowledged_at) })}` : "",
+          task.done_at ? ` · ${t("case.task_done_at", { t: formatTime(task.done_at) })}` : ""),
       ),
     );
   }
@@ -296,15 +298,20 @@ export class CaseBoard {
   /** The workflow actions this role may take on a case in this status. */
   _actions(c, typed) {
     const error = h("p", { class: "error", role: "alert", dataset: { testid: "case-error" } });
+    if (this.actionError && this.actionError.id === Number(c.id)) error.textContent = this.actionError.text;
     const role = this.user.role;
     const act = async (button, path, body, doneKey) => {
-      await busy(button, async () => {
+      this.actionError = null;
+      const done = await busy(button, async () => {
         const updated = await api(`/api/v1/cases/${c.id}/${path}`, { method: "POST", body });
         this.cases.set(Number(c.id), { ...(this.cases.get(Number(c.id)) || {}), ...updated });
         notify(t(doneKey));
         this.render();
-        await this._refreshDetail();
+        return true;
       }, error);
+      // refused (someone else moved the case on): keep the message and show the case as it is now
+      if (!done) this.actionError = { id: Number(c.id), text: error.textContent };
+      await this._refreshDetail();
     };
     const box = h("div", { class: "actions" });
     if (role === "commander" && c.status === "filed") {

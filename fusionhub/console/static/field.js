@@ -42,7 +42,7 @@ class TaskCard {
     this.el.dataset.caseId = String(task.case_id);
     this.el.dataset.status = task.status;
     this.el.dataset.caseStatus = c.status || task.case_status || "";
-    const deadline = h("span", { class: "deadline", dataset: { testid: "task-deadline" } });
+    const deadline = h("span", { class: "deadline" });
     deadline._case = { deadline_at: task.deadline_at || c.deadline_at, status: c.status || task.case_status || "dispatched" };
     const { text, state } = deadlineState(deadline._case);
     deadline.textContent = text;
@@ -63,9 +63,9 @@ class TaskCard {
       h("header", { class: "task-head" },
         h("h2", {}, task.case_title || c.title || `#${task.case_id}`),
         h("span", { class: `badge task-${task.status}` }, tr("task", task.status))),
-      c.location ? h("p", { class: "location" }, `${t("case.location")}：${c.location}`) : null,
+      c.location ? h("p", { class: "location" }, t("field.location", { v: c.location })) : null,
       this.image,
-      h("p", { class: "task-deadline" }, `${t("field.deadline")}：`, deadline),
+      h("p", { class: "task-deadline", dataset: { testid: "task-deadline" } }, t("field.deadline") + t("colon"), deadline),
       sentBack && c.status === "handling" ? h("p", { class: "sent-back" }, t("field.sent_back", { note: sentBack.note || "" })) : null,
       this._actions(task, c, error),
       error,
@@ -101,12 +101,15 @@ class TaskCard {
     note.addEventListener("input", () => {
       this.draft.note = note.value;
     });
+    // the native file control cannot be translated: it is hidden visually behind a translated label
     const photo = h("input", {
-      id: photoId, type: "file", accept: "image/*", capture: "environment", class: "file",
+      id: photoId, type: "file", accept: "image/*", capture: "environment", class: "visually-hidden",
       dataset: { testid: "report-photo" },
     });
+    const pick = h("label", { for: photoId, class: "btn btn-block file-pick" }, t(this.draft.photo ? "field.photo_change" : "field.photo_pick"));
     const preview = h("div", { class: "photo-preview" });
     const showPreview = () => {
+      pick.textContent = t(this.draft.photo ? "field.photo_change" : "field.photo_pick");
       if (!this.draft.photo) {
         fill(preview);
         return;
@@ -137,7 +140,7 @@ class TaskCard {
     const submit = h("button", { type: "submit", class: "btn btn-primary btn-block btn-big", dataset: { testid: "task-report" } }, t("field.report"));
     const form = h("form", { class: "report-form" },
       h("label", { for: noteId }, t("field.report_note")), note,
-      h("label", { for: photoId, class: "file-label" }, t("field.photo")), photo, preview,
+      h("span", { class: "label" }, t("field.photo")), photo, pick, preview,
       submit);
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();

@@ -150,6 +150,8 @@ const TABLE = {
   "case.done_reject": ["案件已退回重办。", "Case sent back."],
   "case.by": ["{who}", "{who}"],
   "case.tasks": ["任务", "Tasks"],
+  "case.task_acked_at": ["接收于 {t}", "acknowledged {t}"],
+  "case.task_done_at": ["完成于 {t}", "done {t}"],
   "att.evidence": ["证据", "evidence"],
   "att.photo": ["现场照片", "photo"],
   "source.flag": ["视频智能分析", "video analytics"],
@@ -209,6 +211,10 @@ const TABLE = {
   "field.closed": ["案件已结案。", "Case closed."],
   "field.sent_back": ["值班员退回：{note}", "Sent back by duty: {note}"],
   "field.deadline": ["期限", "Deadline"],
+  "field.location": ["位置：{v}", "Location: {v}"],
+  "colon": ["：", ": "],
+  "field.photo_pick": ["拍照 / 选择照片", "Take or choose a photo"],
+  "field.photo_change": ["换一张照片", "Choose another photo"],
 
   // errors (by API error code, plus client-side ones)
   "err.invalid_credentials": ["用户名或密码错误。", "Wrong user name or password."],
