@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -9,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import cv2
+import numpy as np
 from aiohttp import web
 
 from fusionhub.console.app import build_app
 from fusionhub.console.config import HubConfig
-from fusionhub.console.keys import DISPATCH
+from fusionhub.console.keys import BUS, CONFIG, DISPATCH
+from fusionhub.signaling.messages import Box, FlagRaised, Topic, payload
 
 PASSWORDS = {
     "admin": "admin-pass-1",
@@ -113,3 +119,37 @@ async def running_hub(config: HubConfig, *, seeded: bool = True) -> AsyncIterato
             yield hub
     finally:
         await runner.cleanup()
+
+
+async def raise_flag(hub: RunningHub, camera_id: int, zone_id: int) -> str:
+    """Publish a flag on the bus as the analytics hub does, with a real evidence JPEG on disk."""
+    flag_id = str(uuid.uuid4())
+    rel = f"evidence/{flag_id}.jpg"
+    path = hub.app[CONFIG].data_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, jpeg = cv2.imencode(".jpg", np.full((360, 640, 3), 90, np.uint8))
+    assert ok
+    path.write_bytes(jpeg.tobytes())
+    now = time.time()
+    msg = FlagRaised(
+        flag_id=flag_id,
+        camera_id=camera_id,
+        zone_id=zone_id,
+        zone_name="lane",
+        rule="occupied_road",
+        label="car",
+        confidence=0.9,
+        boxes=[Box(x1=10, y1=200, x2=200, y2=340, label="car", confidence=0.9, track_id=1)],
+        frame_width=640,
+        frame_height=360,
+        evidence_path=rel,
+        first_seen_at=now - 6,
+        raised_at=now,
+    )
+    await hub.app[BUS].publish(Topic.FLAG_RAISED, payload(msg))
+    for _ in range(100):
+        status, flag = await hub.call("GET", f"/api/v1/flags/{flag_id}", "duty")
+        if status == 200:
+            return flag_id
+        await asyncio.sleep(0.05)
+    raise AssertionError("the flag never reached the review queue")

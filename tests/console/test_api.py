@@ -9,18 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pytest
 
-from fusionhub.console.keys import BUS, CONFIG
-from fusionhub.signaling.messages import Box, FlagRaised, Topic, payload
-from tests.console.hubrunner import RunningHub, hub_config, running_hub
+from tests.console.hubrunner import RunningHub, hub_config, raise_flag, running_hub
 
 SECRET = "s3cr3t-Pa55"
 CAMERA_URL = f"rtsp://operator:{SECRET}@127.0.0.1:9/stream1"  # port 9: nothing listens
@@ -47,40 +42,6 @@ async def _camera(hub: RunningHub, region: str = "city") -> dict[str, Any]:
     )
     assert status == 201, zone
     return dict(cam)
-
-
-async def _raise_flag(hub: RunningHub, camera_id: int, zone_id: int) -> str:
-    """Publish a flag on the bus as the analytics hub does, with a real evidence JPEG on disk."""
-    flag_id = str(uuid.uuid4())
-    rel = f"evidence/{flag_id}.jpg"
-    path = hub.app[CONFIG].data_dir / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, jpeg = cv2.imencode(".jpg", np.full((360, 640, 3), 90, np.uint8))
-    assert ok
-    path.write_bytes(jpeg.tobytes())
-    now = time.time()
-    msg = FlagRaised(
-        flag_id=flag_id,
-        camera_id=camera_id,
-        zone_id=zone_id,
-        zone_name="lane",
-        rule="occupied_road",
-        label="car",
-        confidence=0.9,
-        boxes=[Box(x1=10, y1=200, x2=200, y2=340, label="car", confidence=0.9, track_id=1)],
-        frame_width=640,
-        frame_height=360,
-        evidence_path=rel,
-        first_seen_at=now - 6,
-        raised_at=now,
-    )
-    await hub.app[BUS].publish(Topic.FLAG_RAISED, payload(msg))
-    for _ in range(100):
-        status, flag = await hub.call("GET", f"/api/v1/flags/{flag_id}", "duty")
-        if status == 200:
-            return flag_id
-        await asyncio.sleep(0.05)
-    raise AssertionError("the flag never reached the review queue")
 
 
 async def test_every_route_needs_a_login(hub: RunningHub) -> None:
@@ -114,7 +75,7 @@ async def test_roles_limit_what_users_do(hub: RunningHub) -> None:
     assert status == 403
     cam = await _camera(hub)
     zone_id = cam_zone(cam, await hub.call("GET", f"/api/v1/cameras/{cam['id']}", "admin"))
-    flag_id = await _raise_flag(hub, cam["id"], zone_id)
+    flag_id = await raise_flag(hub, cam["id"], zone_id)
     status, _ = await hub.call("POST", f"/api/v1/flags/{flag_id}/confirm", "field1", json={})
     assert status == 403
     status, _ = await hub.call("POST", f"/api/v1/flags/{flag_id}/confirm", "commander", json={})
@@ -134,7 +95,7 @@ async def test_regions_limit_what_users_see(hub: RunningHub) -> None:
     status, _ = await hub.call("GET", f"/api/v1/cameras/{cam['id']}", "outsider")
     assert status == 404
     zone_id = cam_zone(cam, await hub.call("GET", f"/api/v1/cameras/{cam['id']}", "admin"))
-    flag_id = await _raise_flag(hub, cam["id"], zone_id)
+    flag_id = await raise_flag(hub, cam["id"], zone_id)
     status, flags = await hub.call("GET", "/api/v1/flags?status=pending", "outsider")
     assert status == 200 and all(f["id"] != flag_id for f in flags)
     status, _ = await hub.call("POST", f"/api/v1/flags/{flag_id}/confirm", "outsider", json={})
@@ -187,7 +148,7 @@ async def test_zone_polygon_is_checked(hub: RunningHub, polygon: list[list[float
 async def test_workflow_over_http_with_refused_steps(hub: RunningHub) -> None:
     cam = await _camera(hub)
     zone_id = cam_zone(cam, await hub.call("GET", f"/api/v1/cameras/{cam['id']}", "admin"))
-    flag_id = await _raise_flag(hub, cam["id"], zone_id)
+    flag_id = await raise_flag(hub, cam["id"], zone_id)
 
     status, flag = await hub.call("GET", f"/api/v1/flags/{flag_id}/evidence.jpg", "duty")
     assert status == 200 and flag[:2] == b"\xff\xd8"

@@ -1,0 +1,138 @@
+"""The console pages as people use them: language, time zone, roles, dismissing a flag."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.async_api import Page
+
+from tests.console.hubrunner import PASSWORDS, RunningHub, hub_config, raise_flag, running_hub
+from tests.support.browser import chromium
+
+STATIC = Path(__file__).resolve().parents[2] / "fusionhub" / "console" / "static"
+HUB_TZ = "America/New_York"  # far from the test machine's UTC, so a wrong zone shows
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, model_data_dir: Path) -> AsyncIterator[RunningHub]:
+    config = hub_config(tmp_path / "var", model_data_dir, timezone=HUB_TZ)
+    async with running_hub(config) as running:
+        for name in ("admin", "duty", "field1"):
+            await running.login(name)
+        yield running
+
+
+async def _login(page: Page, hub: RunningHub, path: str, username: str) -> None:
+    await page.goto(f"{hub.url}{path}")
+    await page.fill("[data-testid=login-username]", username)
+    await page.fill("[data-testid=login-password]", PASSWORDS[username])
+    await page.click("[data-testid=login-submit]")
+
+
+async def _camera_with_zone(hub: RunningHub) -> tuple[int, int]:
+    status, cam = await hub.call(
+        "POST", "/api/v1/cameras", "admin",
+        json={"name": "North gate", "url": "rtsp://127.0.0.1:9/none", "region": "city"},
+    )
+    assert status == 201
+    status, zone = await hub.call(
+        "POST", f"/api/v1/cameras/{cam['id']}/zones", "admin",
+        json={"name": "lane", "kind": "road", "polygon": [[0, 0.5], [1, 0.5], [1, 1]]},
+    )
+    assert status == 201
+    return int(cam["id"]), int(zone["id"])
+
+
+def test_every_visible_string_goes_through_the_translation_table() -> None:
+    """No Chinese text outside i18n.js, and every key the pages use exists in both languages."""
+    table = (STATIC / "i18n.js").read_text(encoding="utf-8")
+    entries = dict(re.findall(r'^\s*"([a-z0-9_.]+)":\s*\[(.*)\],?\s*$', table, re.MULTILINE))
+    assert len(entries) > 50
+    for key, pair in entries.items():
+        parts = re.findall(r'"((?:[^"\\]|\\.)*)"', pair)
+        assert len(parts) == 2 and all(parts), f"{key} needs a zh-CN and an English text"
+    used: set[str] = set()
+    for path in list(STATIC.glob("*.js")) + list(STATIC.glob("*.html")):
+        if path.name == "i18n.js":
+            continue
+        text = path.read_text(encoding="utf-8")
+        # HTML may carry the zh-CN text as a no-script fallback, but only the table's own text
+        for key, fallback in re.findall(r'data-i18n="([a-z0-9_.]+)"[^>]*>([^<]*)<', text):
+            if fallback.strip():
+                zh = re.findall(r'"((?:[^"\\]|\\.)*)"', entries.get(key, ""))[:1]
+                assert [fallback.strip()] == zh, f"{path.name}: fallback for {key} differs from the table"
+        text = re.sub(r'(data-i18n="[a-z0-9_.]+"[^>]*>)[^<]*<', r"\1<", text)
+        assert not re.search(r"[\u4e00-\u9fff]", text), f"{path.name} has Chinese text outside the table"
+        used |= set(re.findall(r'\bt\("([a-z0-9_.]+)"', text))
+        used |= set(re.findall(r'data-i18n(?:-[a-z]+)?="([a-z0-9_.]+)"', text))
+    missing = sorted(k for k in used if k not in entries)
+    assert not missing, f"keys used but not translated: {missing}"
+
+
+@pytest.mark.slow
+async def test_chinese_by_default_english_on_request_times_in_hub_zone(hub: RunningHub) -> None:
+    camera_id, zone_id = await _camera_with_zone(hub)
+    flag_id = await raise_flag(hub, camera_id, zone_id)
+    status, flag = await hub.call("GET", f"/api/v1/flags/{flag_id}", "duty")
+    assert status == 200
+    expected = datetime.fromtimestamp(flag["raised_at"], ZoneInfo(HUB_TZ)).strftime("%H:%M")
+    wrong = datetime.fromtimestamp(flag["raised_at"], ZoneInfo("UTC")).strftime("%H:%M")
+
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(hub.url + "/")
+        assert (await page.inner_text("[data-testid=login-submit]")).strip() == "登录"
+        await page.click("[data-testid=lang-switch]")
+        assert (await page.inner_text("[data-testid=login-submit]")).strip() == "Log in"
+        await page.click("[data-testid=lang-switch]")
+        await _login(page, hub, "/", "duty")
+        await page.click("[data-testid=tab-review]")
+        item = page.locator(f"[data-testid=flag-item][data-flag-id='{flag_id}']")
+        await item.wait_for(timeout=15_000)
+        text = await item.inner_text()
+        assert expected in text, (expected, text)
+        assert expected == wrong or wrong not in text
+        assert re.search(r"[\u4e00-\u9fff]", await page.inner_text("body"))
+        await page.click("[data-testid=lang-switch]")
+        switch_label = await page.inner_text("[data-testid=lang-switch]")
+        assert switch_label.strip() == "中文"  # a language is named in its own language
+        body = (await page.inner_text("body")).replace(switch_label.strip(), "")
+        # every label is English now (the test's own data is ASCII, so any Chinese left is untranslated UI)
+        assert not re.search(r"[\u4e00-\u9fff]", body), body
+        assert expected in await item.inner_text()
+
+
+@pytest.mark.slow
+async def test_dismiss_needs_a_reason_and_records_it(hub: RunningHub) -> None:
+    camera_id, zone_id = await _camera_with_zone(hub)
+    flag_id = await raise_flag(hub, camera_id, zone_id)
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await _login(page, hub, "/", "duty")
+        await page.click("[data-testid=tab-review]")
+        item = page.locator(f"[data-testid=flag-item][data-flag-id='{flag_id}']")
+        await item.wait_for(timeout=15_000)
+        await item.locator("[data-testid=flag-dismiss]").click()
+        await item.locator("[data-testid=dismiss-submit]").click()
+        status, flag = await hub.call("GET", f"/api/v1/flags/{flag_id}", "duty")
+        assert flag["status"] == "pending"  # an empty reason was refused, nothing changed
+        await item.locator("[data-testid=dismiss-reason]").fill("delivery van, loading allowed")
+        await item.locator("[data-testid=dismiss-submit]").click()
+        await item.wait_for(state="detached", timeout=10_000)
+    status, flag = await hub.call("GET", f"/api/v1/flags/{flag_id}", "duty")
+    assert status == 200
+    assert flag["status"] == "dismissed" and flag["dismiss_reason"] == "delivery van, loading allowed"
+    assert flag["reviewed_by"] == hub.users["duty"]["id"]
+
+
+@pytest.mark.slow
+async def test_field_member_on_console_is_sent_to_field_page(hub: RunningHub) -> None:
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await _login(page, hub, "/", "field1")
+        await page.wait_for_url(re.compile(r".*/field$"), timeout=10_000)
