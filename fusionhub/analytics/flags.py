@@ -95,7 +95,8 @@ class FlagEmitter:
         if self._task is None:
             return
         try:
-            await asyncio.wait_for(self._queue.join(), DRAIN_TIMEOUT_S)
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await self._queue.join()
         except TimeoutError:
             log.error("analytics: %d flag(s) not delivered before shutdown", self._queue.qsize())
         self._task.cancel()

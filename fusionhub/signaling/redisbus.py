@@ -383,7 +383,8 @@ class _RedisSubscription(Subscription):
         if self._bus.closed or not self._ready:
             return
         try:
-            await asyncio.wait_for(self._leave_group(), _CLOSE_GRACE_S)
+            async with asyncio.timeout(_CLOSE_GRACE_S):
+                await self._leave_group()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -226,9 +226,8 @@ class WsHub:
                 log.error("websocket task failed", exc_info=result)
         try:
             # bounded: a client that stopped reading cannot take the close frame quickly
-            await asyncio.wait_for(
-                client.ws.close(code=client.close_code, message=client.close_message), self._close_timeout_s
-            )
+            async with asyncio.timeout(self._close_timeout_s):
+                await client.ws.close(code=client.close_code, message=client.close_message)
         except (TimeoutError, ConnectionError) as exc:
             log.debug("websocket close of user %s not clean: %r", client.user.get("id"), exc)
         finally:
@@ -237,8 +236,12 @@ class WsHub:
 
     async def _pump(self, client: _Client) -> None:
         # hold live events until the client spoke first (a resume) or the grace passed
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that races
+        # with the inner wait finishing (the client closing right after its resume), and this
+        # task then never ends
         try:
-            await asyncio.wait_for(client.first_message.wait(), self._resume_grace_s)
+            async with asyncio.timeout(self._resume_grace_s):
+                await client.first_message.wait()
         except TimeoutError:
             pass
         while True:
