@@ -11,8 +11,10 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 if [ $want_test = 1 ]; then
   # Headless Chromium for the browser tests; GStreamer's RTSP server plays the test cameras.
+  # baresip (with its ffmpeg H.264 codec) is the SIP video terminal of the terminal tests.
   pkgs="chromium python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base
-        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly"
+        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+        baresip-core baresip-ffmpeg"
   missing=$(for p in $pkgs; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
   if [ -n "$missing" ]; then
     echo "== installing Debian packages: $missing"

@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
+.venv/bin/python -m ruff check .
 .venv/bin/python -m mypy
 exec .venv/bin/python -m pytest "$@"

@@ -65,11 +65,23 @@ def write_evidence(
     quality: int = 85,
 ) -> str:
     """Draw and save `<data_dir>/evidence/<uuid>.jpg`; returns the path relative to data_dir."""
-    image = render(frame, polygon, boxes)
+    rel = Path("evidence") / f"{uuid.uuid4()}.jpg"
+    _write_jpeg(data_dir, rel, render(frame, polygon, boxes), quality)
+    return rel.as_posix()
+
+
+def write_clean_frame(data_dir: Path, evidence_rel: str, frame: np.ndarray, *, quality: int = 95) -> str:
+    """Save the undrawn frame next to its evidence (`<uuid>-frame.jpg`), for review-based training."""
+    ev = Path(evidence_rel)
+    rel = ev.with_name(f"{ev.stem}-frame.jpg")
+    _write_jpeg(data_dir, rel, frame, quality)
+    return rel.as_posix()
+
+
+def _write_jpeg(data_dir: Path, rel: Path, image: np.ndarray, quality: int) -> None:
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise EvidenceError("JPEG encoding failed")
-    rel = Path("evidence") / f"{uuid.uuid4()}.jpg"
     path = data_dir / rel
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,4 +90,3 @@ def write_evidence(
         os.replace(tmp, path)  # readers never see half a picture
     except OSError as exc:
         raise EvidenceError(f"cannot write evidence under {data_dir}: {exc.strerror}") from exc
-    return rel.as_posix()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fusionhub.analytics.errors import EvidenceError
-from fusionhub.analytics.evidence import Marked, write_evidence
+from fusionhub.analytics.evidence import Marked, write_clean_frame, write_evidence
 from fusionhub.analytics.rules import RuleFlag
 from fusionhub.analytics.stats import HubStats
 from fusionhub.signaling.messages import Box, FlagRaised
@@ -38,8 +38,8 @@ class FlagWork:
     flag_id: str
 
 
-def build_flag(work: FlagWork, evidence_path: str) -> FlagRaised:
-    """The bus message for a rule firing; the flagged vehicle's box comes first."""
+def build_flag(work: FlagWork, evidence_path: str, frame_path: str | None = None) -> FlagRaised:
+    """The bus message for a rule firing; the flagged object's box comes first."""
     f = work.flag
     boxes = [(f.track_id, f.detection), *f.others]
     return FlagRaised(
@@ -57,6 +57,8 @@ def build_flag(work: FlagWork, evidence_path: str) -> FlagRaised:
         frame_width=int(work.frame.shape[1]),
         frame_height=int(work.frame.shape[0]),
         evidence_path=evidence_path,
+        frame_path=frame_path,
+        repeat=f.repeat,
         first_seen_at=f.first_seen_at,
         # wall clock when it fired, never before the frame that made it fire
         raised_at=max(time.time(), f.ts),
@@ -112,18 +114,26 @@ class FlagEmitter:
             finally:
                 self._queue.task_done()
 
-    async def _deliver(self, work: FlagWork) -> None:
+    def _pictures(self, work: FlagWork, marks: list[Marked]) -> tuple[str, str | None]:
+        """Evidence (drawn) and the clean frame beside it (in a thread); a flag without them still goes out."""
         f = work.flag
-        marks = [Marked(f.detection, f.track_id, True), *(Marked(d, tid, False) for tid, d in f.others)]
         try:
-            rel = await asyncio.to_thread(
-                write_evidence, self._data_dir, work.frame, f.zone.polygon, marks, quality=self._quality
-            )
+            rel = write_evidence(self._data_dir, work.frame, f.zone.polygon, marks, quality=self._quality)
         except EvidenceError as exc:
             # a flag without its picture still reaches the review queue
             log.error("camera %d: evidence for flag %s not saved: %s", f.camera_id, work.flag_id, exc)
-            rel = ""
-        message = build_flag(work, rel)
+            return "", None
+        try:
+            return rel, write_clean_frame(self._data_dir, rel, work.frame)
+        except EvidenceError as exc:
+            log.warning("camera %d: clean frame of flag %s not saved: %s", f.camera_id, work.flag_id, exc)
+            return rel, None
+
+    async def _deliver(self, work: FlagWork) -> None:
+        f = work.flag
+        marks = [Marked(f.detection, f.track_id, True), *(Marked(d, tid, False) for tid, d in f.others)]
+        rel, clean = await asyncio.to_thread(self._pictures, work, marks)
+        message = build_flag(work, rel, clean)
         for attempt in range(1, DELIVERY_ATTEMPTS + 1):
             try:
                 await self._on_flag(message)

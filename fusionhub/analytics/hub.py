@@ -2,7 +2,9 @@
 detections back through the rules, flags (with evidence) out through `on_flag`.
 
 Rule state (tracks, dwell timers) lives here, not in workers, so a worker that dies loses at most
-one perishable frame and never a flag.
+one perishable frame and never a flag. Cameras with a frame waiting queue in one first-come line
+for free workers, so none starves however many there are; a frame that barely changed since the
+camera's last analysed one skips the workers (motion.py) and reuses its detections.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import socket
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +27,15 @@ import zmq
 import zmq.asyncio
 
 from fusionhub.analytics import protocol as p
-from fusionhub.analytics.config import AnalyticsConfig, WorkerConfig
+from fusionhub.analytics.config import AnalyticsConfig, CameraAnalysis, WorkerConfig
 from fusionhub.analytics.detection import Detection
 from fusionhub.analytics.errors import AnalyticsError, ModelMismatchError, WorkerProtocolError
 from fusionhub.analytics.flags import FlagEmitter, FlagWork
 from fusionhub.analytics.models import read_model_info
+from fusionhub.analytics.motion import GateSettings, MotionGate
 from fusionhub.analytics.pool import LocalWorkers, WorkerConfigFactory
 from fusionhub.analytics.rules import CameraRules, ZoneSpec
+from fusionhub.analytics.ruleset import RuleEnv, model_classes
 from fusionhub.analytics.stats import HubStats
 from fusionhub.signaling.messages import FlagRaised
 
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 
 SUPERVISE_S = 0.25
 MAX_ATTEMPTS = 2  # a frame whose worker died is tried once more, unless a newer one came
+RTT_SAMPLES = 3  # answered jobs before a worker's own round trip sets its job timeout
+RTT_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class _Frame:
     ts: float
     frame: np.ndarray
     attempts: int = 0
+    thumb: np.ndarray | None = None  # motion-gate thumbnail, once computed
 
 
 @dataclass
@@ -68,6 +75,8 @@ class _Job:
 @dataclass
 class _Camera:
     rules: CameraRules
+    gate: MotionGate
+    imgsz: int | None = None
     pending: _Frame | None = None
     busy: bool = False
     latest: AnalysedFrame | None = None
@@ -84,6 +93,14 @@ class _Worker:
     job: _Job | None = None
     last_job_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    answered: int = 0
+    rtt_s: float = 0.0  # moving average of its round trips
+
+    def timeout_s(self, config: AnalyticsConfig) -> float:
+        """How long its current job may take: its usual round trip times ten, within the configured bounds."""
+        if self.answered < RTT_SAMPLES:
+            return config.job_timeout_s
+        return min(config.job_timeout_s, max(config.job_timeout_min_s, RTT_FACTOR * self.rtt_s))
 
 
 class AnalyticsHub:
@@ -95,13 +112,22 @@ class AnalyticsHub:
         *,
         data_dir: Path,
         on_flag: Callable[[FlagRaised], Awaitable[None]],
+        timezone: str = "UTC",
     ) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
+        # rule context shared by every camera: class map, the hub's time zone, bin references
+        self.rule_env = RuleEnv(config.rules, timezone=timezone)
         self.endpoint = config.resolved_bind(self.data_dir)
         self.stats = HubStats()
         self._cameras: dict[int, _Camera] = {}
-        self._rr: deque[int] = deque()
+        self._analysis: dict[int, CameraAnalysis] = {}
+        # cameras with a frame waiting and none in flight, longest waiting first: every camera is
+        # served within one pass over the others, however many there are (no camera starves)
+        self._ready: OrderedDict[int, None] = OrderedDict()
+        self._gate = GateSettings(
+            config.motion_gate, config.motion_pixel_delta, config.motion_min_changed, config.motion_refresh_s
+        )
         self._workers: dict[bytes, _Worker] = {}
         self._job_ids = itertools.count(1)
         self._wake = asyncio.Event()
@@ -123,16 +149,36 @@ class AnalyticsHub:
             return
         cam = self._cameras.get(camera_id)
         if cam is None:
-            rules = CameraRules(camera_id, zones, match_iou=self.config.track_iou, grace_s=self.config.track_grace_s)
-            self._cameras[camera_id] = _Camera(rules)
-            self._rr.append(camera_id)
+            rules = CameraRules(
+                camera_id, zones, match_iou=self.config.track_iou, grace_s=self.config.track_grace_s, env=self.rule_env
+            )
+            self._cameras[camera_id] = _Camera(rules, MotionGate(self._gate))
+            self._apply_analysis(camera_id)
         else:
             cam.rules.set_zones(zones)
 
     def remove_camera(self, camera_id: int) -> None:
         """Forget a camera: its pending frame, tracks and dwell timers (an in-flight result is ignored)."""
         if self._cameras.pop(camera_id, None) is not None:
-            self._rr.remove(camera_id)
+            self._ready.pop(camera_id, None)
+
+    def configure_camera(self, camera_id: int, analysis: CameraAnalysis | None) -> None:
+        """A camera's own settings (input size, motion gate); kept while the camera has no zones too."""
+        if analysis is None or analysis == CameraAnalysis():
+            self._analysis.pop(camera_id, None)
+        else:
+            self._analysis[camera_id] = analysis
+        self._apply_analysis(camera_id)
+
+    def _apply_analysis(self, camera_id: int) -> None:
+        cam = self._cameras.get(camera_id)
+        if cam is None:
+            return
+        analysis = self._analysis.get(camera_id, CameraAnalysis())
+        cam.imgsz = analysis.imgsz
+        settings = self._gate if analysis.motion_gate else GateSettings(enabled=False)
+        if settings != cam.gate.settings:
+            cam.gate = MotionGate(settings)
 
     def submit(self, camera_id: int, ts: float, frame: np.ndarray) -> None:
         """Offer a sampled BGR frame (epoch seconds `ts`); never blocks. The latest frame wins.
@@ -151,6 +197,12 @@ class AnalyticsHub:
         if cam.pending is not None:
             self.stats.frames_dropped += 1  # superseded before any worker was free
         cam.pending = _Frame(ts, frame)
+        self._queue(camera_id, cam)
+
+    def _queue(self, camera_id: int, cam: _Camera) -> None:
+        """Put a camera with a waiting frame in line (keeping its place if it already has one)."""
+        if cam.pending is not None and not cam.busy and camera_id not in self._ready:
+            self._ready[camera_id] = None
         self._wake.set()
 
     def latest(self, camera_id: int) -> AnalysedFrame | None:
@@ -183,6 +235,7 @@ class AnalyticsHub:
                 raise ModelMismatchError(
                     f"{model_path} is {info.name} at {info.imgsz}px; config wants {self.config.model} at {self.config.imgsz}px"
                 )
+        self.rule_env.model_classes = await asyncio.to_thread(model_classes, model_path)
         self._ctx = zmq.asyncio.Context()
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
@@ -250,7 +303,7 @@ class AnalyticsHub:
         if self._ctx is not None:
             self._ctx.term()
         if self.endpoint.startswith("ipc://"):
-            Path(self.endpoint[len("ipc://") :]).unlink(missing_ok=True)
+            await asyncio.to_thread(Path(self.endpoint[len("ipc://") :]).unlink, missing_ok=True)
         for err in errors:
             log.error("analytics hub: error while stopping: %r", err)
 
@@ -338,6 +391,9 @@ class AnalyticsHub:
             self.stats.jobs_retried += 1
         else:
             self.stats.jobs_lost += 1
+        if cam.pending is not None:
+            self._ready[job.camera_id] = None
+            self._ready.move_to_end(job.camera_id, last=False)  # it already waited its turn
         self._wake.set()
 
     # -- dispatch ---------------------------------------------------------------------------
@@ -346,10 +402,22 @@ class AnalyticsHub:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while (worker := self._free_worker()) is not None and (picked := self._next_camera()) is not None:
+            while (picked := self._next_camera()) is not None:
                 camera_id, cam = picked
                 item = cam.pending
                 assert item is not None
+                still, item.thumb = cam.gate.still(item.ts, item.frame)
+                if still and cam.latest is not None:
+                    # the picture did not change since the last analysed frame: same detections
+                    cam.pending = None
+                    self.stats.frames_gated += 1
+                    await self._apply(camera_id, cam, item, cam.latest.detections)
+                    continue
+                worker = self._free_worker()
+                if worker is None:
+                    self._ready[camera_id] = None
+                    self._ready.move_to_end(camera_id, last=False)  # first in line when a worker frees
+                    break
                 cam.pending = None
                 cam.busy = True
                 item.attempts += 1
@@ -358,7 +426,9 @@ class AnalyticsHub:
                 job = _Job(next(self._job_ids), camera_id, item, time.monotonic())
                 worker.job = job
                 worker.last_job_at = job.sent_at
-                header = p.job_header(job.id, camera_id, item.ts, frame)
+                # a fixed-shape model runs at its own size only (its worker says so in READY)
+                imgsz = cam.imgsz if worker.extra.get("dynamic") else None
+                header = p.job_header(job.id, camera_id, item.ts, frame, imgsz=imgsz)
                 if not await self._send_job(worker, header, frame):
                     self._forget(worker, "unreachable")
 
@@ -377,12 +447,11 @@ class AnalyticsHub:
         return min(free, key=lambda w: w.last_job_at) if free else None
 
     def _next_camera(self) -> tuple[int, _Camera] | None:
-        """Round robin over cameras with a waiting frame and nothing in flight (keeps results in order)."""
-        for _ in range(len(self._rr)):
-            camera_id = self._rr[0]
-            self._rr.rotate(-1)
-            cam = self._cameras[camera_id]
-            if cam.pending is not None and not cam.busy:
+        """The camera waiting longest with a frame and nothing in flight (one job per camera keeps results in order)."""
+        while self._ready:
+            camera_id, _ = self._ready.popitem(last=False)
+            cam = self._cameras.get(camera_id)
+            if cam is not None and cam.pending is not None and not cam.busy:
                 return camera_id, cam
         return None
 
@@ -391,11 +460,15 @@ class AnalyticsHub:
         if job is None or body.get("job_id") != job.id:
             return  # an answer to a job already given up
         worker.job = None
+        rtt = time.monotonic() - job.sent_at
+        worker.rtt_s = rtt if worker.answered == 0 else 0.8 * worker.rtt_s + 0.2 * rtt
+        worker.answered += 1
         self._wake.set()
         cam = self._cameras.get(job.camera_id)
         if cam is None:
             return
         cam.busy = False
+        self._queue(job.camera_id, cam)  # a frame that came in meanwhile gets in line
         if not ok:
             self.stats.jobs_failed += 1
             return
@@ -403,16 +476,22 @@ class AnalyticsHub:
             dets = tuple(Detection.from_json(d) for d in body["detections"])
         except (KeyError, TypeError, ValueError) as exc:
             raise WorkerProtocolError(f"bad RESULT from {worker.label}: {exc}") from exc
-        frame = job.item.frame
+        self.stats.inferred(worker.label, body.get("timings", {}), rtt)
+        cam.gate.analysed(job.item.ts, job.item.frame, job.item.thumb)
+        await self._apply(job.camera_id, cam, job.item, dets)
+
+    async def _apply(self, camera_id: int, cam: _Camera, item: _Frame, dets: tuple[Detection, ...]) -> None:
+        """Run the rules on an analysed (or gated) frame and queue the flags it raises."""
+        frame = item.frame
         t0 = time.perf_counter()
-        flags = cam.rules.update(job.item.ts, dets, frame.shape[1], frame.shape[0])
+        flags = cam.rules.update(item.ts, dets, frame.shape[1], frame.shape[0], frame)
         rules_ms = (time.perf_counter() - t0) * 1e3
-        self.stats.analysed(worker.label, job.camera_id, body.get("timings", {}), rules_ms, time.monotonic() - job.sent_at)
-        cam.latest = AnalysedFrame(job.item.ts, frame, dets)
+        self.stats.analysed(camera_id, rules_ms, time.time() - item.ts, item.ts)
+        cam.latest = AnalysedFrame(item.ts, frame, dets)
         for flag in flags:
             self.stats.flags_raised += 1
             log.info(
-                "camera %d: %s #%d in zone %r for %.1f s: flag", job.camera_id, flag.detection.label,
+                "camera %d: %s #%s in zone %r for %.1f s: flag", camera_id, flag.detection.label,
                 flag.track_id, flag.zone.name, flag.ts - flag.first_seen_at,
             )
             await self._emitter.put(FlagWork(flag, frame, str(uuid.uuid4())))
@@ -439,7 +518,7 @@ class AnalyticsHub:
             # a busy worker does not ping; the job timeout watches it instead
             if w.job is None and now - w.last_seen > self.config.worker_silence_s:
                 self._forget(w, f"silent for {now - w.last_seen:.1f} s")
-            elif w.job is not None and now - w.job.sent_at > self.config.job_timeout_s:
+            elif w.job is not None and now - w.job.sent_at > w.timeout_s(self.config):
                 log.warning("analytics worker %s did not answer job %d in time", w.label, w.job.id)
                 self._forget(w, "job timed out")
                 await self._send(w.identity, p.RESET, {})  # alive but slow: it may say hello again

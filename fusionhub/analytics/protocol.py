@@ -6,7 +6,7 @@ Every message is multipart: a command frame, then a JSON frame, then (JOB only) 
     hub → worker  CONFIG  {model, imgsz, conf}           load this model (by name and input size)
     worker → hub  READY   {model, imgsz, providers}      give me a frame
     worker → hub  FAIL    {reason}                       cannot serve this hub (then exits)
-    hub → worker  JOB     {job_id, camera_id, ts, shape, dtype} + BGR bytes
+    hub → worker  JOB     {job_id, camera_id, ts, shape, dtype[, imgsz]} + BGR bytes
     worker → hub  RESULT  {job_id, detections, timings}  (also means: ready for the next one)
     worker → hub  ERROR   {job_id, reason}               this frame failed; ready for the next one
     worker → hub  PING    {}                             idle heartbeat; hub answers PONG
@@ -54,9 +54,12 @@ def load(frame: bytes | memoryview) -> dict[str, Any]:
     return body
 
 
-def job_header(job_id: int, camera_id: int, ts: float, frame: np.ndarray) -> bytes:
-    """The JSON header of a frame job."""
-    return dump({"job_id": job_id, "camera_id": camera_id, "ts": ts, "shape": list(frame.shape), "dtype": str(frame.dtype)})
+def job_header(job_id: int, camera_id: int, ts: float, frame: np.ndarray, *, imgsz: int | None = None) -> bytes:
+    """The JSON header of a frame job; `imgsz` asks for another input size than the model's default."""
+    body: dict[str, Any] = {"job_id": job_id, "camera_id": camera_id, "ts": ts, "shape": list(frame.shape), "dtype": str(frame.dtype)}
+    if imgsz is not None:
+        body["imgsz"] = imgsz
+    return dump(body)
 
 
 def frame_from(header: dict[str, Any], pixels: bytes | memoryview) -> np.ndarray:

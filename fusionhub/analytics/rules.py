@@ -1,92 +1,39 @@
-"""Zones, a small per-camera tracker and the dwell rule. Pure logic: no I/O, no clocks, no threads.
+"""A small per-camera tracker and the zone rules: occupied road, street stall, overflowing bin.
+Pure logic: no I/O, no clocks, no threads.
 
 Time is whatever the caller passes as `ts` (the frame's epoch seconds), so the rules behave the
-same live and in tests.
+same live and in tests. One stay is one flag: a tracked object that stays flags once; it flags
+again only after it left (beyond the grace) and something came back, or after the zone's
+re-alert interval while it is still there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import numpy as np
 
+from fusionhub.analytics.bins import BinReading, BinWatch
 from fusionhub.analytics.detection import Detection
+from fusionhub.analytics.geometry import iou, point_in_polygon, polygon_area
+from fusionhub.analytics.ruleset import RuleEnv
+from fusionhub.analytics.zones import MIN_ZONE_AREA, ZoneSpec
 
-VEHICLE_CLASSES: frozenset[str] = frozenset({"car", "bus", "truck", "motorcycle"})
-MIN_ZONE_AREA = 1e-4  # of the frame; smaller is a slip of the mouse, not a zone
-DUPLICATE_IOU = 0.7  # two vehicle boxes overlapping this much are one vehicle seen as two classes
+__all__ = [
+    "MIN_ZONE_AREA",
+    "CameraRules",
+    "RuleFlag",
+    "Track",
+    "ZoneSpec",
+    "iou",
+    "point_in_polygon",
+    "polygon_area",
+]
 
-
-class ZoneSpec(BaseModel):
-    """A zone drawn on a camera: a polygon in normalised coordinates (0–1, origin top left)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: int = Field(description="zone id (from the camera record)")
-    name: str = Field(min_length=1, max_length=200, description="shown on flags")
-    kind: Literal["road"] = Field(default="road", description="road: vehicles must not stay")
-    polygon: list[tuple[float, float]] = Field(
-        min_length=3, max_length=64, description="vertices (x, y), each 0–1, in drawing order"
-    )
-    dwell_s: float = Field(default=60.0, ge=0.0, le=86400.0, description="how long a vehicle may stay before a flag")
-    classes: list[str] | None = Field(
-        default=None, max_length=80, description="object classes this zone watches; default car, bus, truck, motorcycle"
-    )
-
-    @field_validator("polygon")
-    @classmethod
-    def _check_polygon(cls, poly: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        for x, y in poly:
-            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                raise ValueError(f"polygon point ({x}, {y}) is outside 0–1")
-        if polygon_area(poly) < MIN_ZONE_AREA:
-            raise ValueError("polygon has (almost) no area")
-        return poly
-
-    @property
-    def watched(self) -> frozenset[str]:
-        """Classes that count for this zone."""
-        return frozenset(self.classes) if self.classes else VEHICLE_CLASSES
-
-    @property
-    def rule(self) -> Literal["occupied_road"]:
-        """The rule name a flag from this zone carries."""
-        return "occupied_road"
-
-
-def polygon_area(poly: Sequence[tuple[float, float]]) -> float:
-    """Unsigned area (shoelace formula)."""
-    s = 0.0
-    for (x1, y1), (x2, y2) in zip(poly, [*poly[1:], poly[0]], strict=True):
-        s += x1 * y2 - x2 * y1
-    return abs(s) / 2.0
-
-
-def point_in_polygon(x: float, y: float, poly: Sequence[tuple[float, float]]) -> bool:
-    """Even-odd ray casting."""
-    inside = False
-    n = len(poly)
-    j = n - 1
-    for i in range(n):
-        xi, yi = poly[i]
-        xj, yj = poly[j]
-        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
-
-
-def iou(a: Detection, b: Detection) -> float:
-    """Intersection over union of two boxes."""
-    iw = min(a.x2, b.x2) - max(a.x1, b.x1)
-    ih = min(a.y2, b.y2) - max(a.y1, b.y1)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter
-    return inter / union if union > 0 else 0.0
+DUPLICATE_IOU = 0.7  # two boxes overlapping this much are one object seen as two classes
+BIN_LABEL = "overflowing_bin"  # the label of a reference-check flag (and its dataset class)
+PEOPLE_REACH = 0.5  # a person counts as at a stall within half the stall's size of its box
 
 
 @dataclass
@@ -95,12 +42,16 @@ class _Presence:
 
     entered_at: float
     last_inside: float
-    flagged: bool = False
+    anchor: Detection  # where it was when the stay began (stalls must not move)
+    flagged_at: float | None = None
+    repeats: int = 0
+    samples: int = 0
+    with_people: int = 0
 
 
 @dataclass
 class Track:
-    """A vehicle followed across samples of one camera."""
+    """An object followed across samples of one camera."""
 
     id: int
     det: Detection
@@ -110,19 +61,21 @@ class Track:
 
 @dataclass(frozen=True)
 class RuleFlag:
-    """A rule fired: `track` stayed in `zone` since `first_seen_at` (frame time `ts`)."""
+    """A rule fired in `zone` at frame time `ts`: `detection` (track `track_id`, None for a bin
+    reference check) has been there since `first_seen_at`; `repeat` counts re-alerts of one stay."""
 
     camera_id: int
     zone: ZoneSpec
-    track_id: int
+    track_id: int | None
     detection: Detection
     first_seen_at: float
     ts: float
-    others: tuple[tuple[int, Detection], ...] = ()  # other watched tracks seen in the zone now
+    others: tuple[tuple[int | None, Detection], ...] = ()  # other objects seen in the zone now
+    repeat: int = 0
 
 
 class CameraRules:
-    """Tracks and dwell timers of one camera; `update` with each analysed sample, in time order."""
+    """Tracks, dwell timers and bin watches of one camera; `update` with each analysed sample, in time order."""
 
     def __init__(
         self,
@@ -131,66 +84,177 @@ class CameraRules:
         *,
         match_iou: float = 0.3,
         grace_s: float = 3.5,
+        env: RuleEnv | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.match_iou = match_iou
         self.grace_s = grace_s
+        self.env = env or RuleEnv()
         self.zones: dict[int, ZoneSpec] = {}
         self.tracks: dict[int, Track] = {}
+        self.bins: dict[int, BinWatch] = {}
+        self.bin_readings: dict[int, BinReading] = {}  # the latest reading of each bin zone
         self.last_ts: float | None = None
         self._next_id = 1
         self.set_zones(zones)
 
     def set_zones(self, zones: Iterable[ZoneSpec]) -> None:
-        """Replace the zones; a zone whose definition changed starts its dwell timers afresh."""
+        """Replace the zones; a zone whose definition changed starts its timers afresh."""
         new = {z.id: z for z in zones}
         for zid, old in self.zones.items():
             if new.get(zid) != old:
-                for t in self.tracks.values():
-                    t.presence.pop(zid, None)
+                self._pause(zid)
+                self.bins.pop(zid, None)
         self.zones = new
 
     @property
     def watched(self) -> frozenset[str]:
-        """Every class any zone watches: the ones worth tracking."""
+        """Every class a tracked zone watches: the ones worth tracking."""
         out: frozenset[str] = frozenset()
         for z in self.zones.values():
-            out |= z.watched
+            if z.kind != "bin" or self.env.bin_by_class(z):
+                out |= self.env.watched(z)
         return out
 
-    def update(self, ts: float, detections: Sequence[Detection], width: int, height: int) -> list[RuleFlag]:
-        """Feed one analysed sample; returns the flags it raises (each stay flags once)."""
+    def update(
+        self,
+        ts: float,
+        detections: Sequence[Detection],
+        width: int,
+        height: int,
+        frame: np.ndarray | None = None,
+    ) -> list[RuleFlag]:
+        """Feed one analysed sample (`frame`: the picture, for bin reference checks); returns the flags it raises."""
         if self.last_ts is not None and ts <= self.last_ts:
             return []  # a late or repeated sample would rewind the dwell clocks
         self.last_ts = ts
-        seen = self._match(ts, _dedupe([d for d in detections if d.label in self.watched]))
-        # forget tracks missed for longer than the grace: a vehicle that comes back is a new stay
+        watched = self.watched
+        seen = self._match(ts, _dedupe([d for d in detections if d.label in watched]))
+        # forget tracks missed for longer than the grace: an object that comes back is a new stay
         for tid in [tid for tid, t in self.tracks.items() if ts - t.last_seen > self.grace_s]:
             del self.tracks[tid]
         flags: list[RuleFlag] = []
         for zone in self.zones.values():
-            inside: list[Track] = []
-            for track in self.tracks.values():
-                pres = track.presence.get(zone.id)
-                if pres is not None and ts - pres.last_inside > self.grace_s:
-                    del track.presence[zone.id]  # left (or out of sight) long enough: the stay is over
-                    pres = None
-                if track.id not in seen or track.det.label not in zone.watched:
-                    continue
-                bx, by = track.det.bottom_centre
-                if not point_in_polygon(bx / width, by / height, zone.polygon):
-                    continue
-                inside.append(track)
-                if pres is None:
-                    pres = track.presence[zone.id] = _Presence(entered_at=ts, last_inside=ts)
-                pres.last_inside = ts
-            for track in inside:
-                pres = track.presence[zone.id]
-                if not pres.flagged and ts - pres.entered_at >= zone.dwell_s:
-                    pres.flagged = True
-                    others = tuple((t.id, t.det) for t in inside if t is not track)
-                    flags.append(RuleFlag(self.camera_id, zone, track.id, track.det, pres.entered_at, ts, others))
+            if not self.env.active(zone, ts):
+                self._pause(zone.id)  # outside its hours nothing accrues
+                continue
+            if zone.kind == "bin" and not self.env.bin_by_class(zone):
+                flag = self._bin(zone, ts, detections, frame)
+                if flag is not None:
+                    flags.append(flag)
+                continue
+            flags += self._occupancy(zone, ts, seen, detections, width, height)
         return flags
+
+    def _realert_s(self, zone: ZoneSpec) -> float | None:
+        return zone.realert_s if zone.realert_s is not None else self.env.config.realert_s
+
+    def _pause(self, zone_id: int) -> None:
+        """End every stay and overflow in a zone (window closed, zone changed)."""
+        for t in self.tracks.values():
+            t.presence.pop(zone_id, None)
+        watch = self.bins.get(zone_id)
+        if watch is not None:
+            watch.reset()
+
+    def _occupancy(
+        self,
+        zone: ZoneSpec,
+        ts: float,
+        seen: set[int],
+        detections: Sequence[Detection],
+        width: int,
+        height: int,
+    ) -> list[RuleFlag]:
+        """Objects that stay: road zones (vehicles, stalls) and bin zones judged by a model class."""
+        cfg = self.env.config
+        watched = self.env.watched(zone)
+        stall = zone.rule == "street_stall"
+        people_names = set(cfg.classes.stall_people) if stall else set()
+        people = [d for d in detections if d.label in people_names]
+        inside: list[Track] = []
+        for track in self.tracks.values():
+            pres = track.presence.get(zone.id)
+            if pres is not None and ts - pres.last_inside > self.grace_s:
+                del track.presence[zone.id]  # left (or out of sight) long enough: the stay is over
+                pres = None
+            if track.id not in seen or track.det.label not in watched:
+                continue
+            d = track.det
+            # a vehicle is where its wheels are; a bin where its middle is
+            px, py = ((d.x1 + d.x2) / 2, (d.y1 + d.y2) / 2) if zone.kind == "bin" else d.bottom_centre
+            if not point_in_polygon(px / width, py / height, zone.polygon):
+                continue
+            if pres is None or (stall and iou(pres.anchor, d) < cfg.stall_move_iou):
+                pres = track.presence[zone.id] = _Presence(entered_at=ts, last_inside=ts, anchor=d)
+            pres.last_inside = ts
+            if people_names:
+                pres.samples += 1
+                pres.with_people += _people_near(d, people, zone, width, height)
+            inside.append(track)
+
+        def stayed(t: Track) -> bool:
+            p = t.presence[zone.id]
+            if ts - p.entered_at < zone.dwell_s:
+                return False
+            return not people_names or p.with_people >= cfg.stall_people_ratio * p.samples
+
+        qualified = sorted((t for t in inside if stayed(t)), key=lambda t: (t.presence[zone.id].entered_at, t.id))
+        realert = self._realert_s(zone)
+        if stall or zone.min_count > 1:
+            return self._group(zone, ts, qualified, inside, realert)
+        flags = []
+        for track in qualified:
+            pres = track.presence[zone.id]
+            if _due(pres, ts, realert):
+                _mark(pres, ts)
+                others = tuple((t.id, t.det) for t in inside if t is not track)
+                flags.append(
+                    RuleFlag(self.camera_id, zone, track.id, track.det, pres.entered_at, ts, others, pres.repeats)
+                )
+        return flags
+
+    def _group(
+        self, zone: ZoneSpec, ts: float, qualified: list[Track], inside: list[Track], realert: float | None
+    ) -> list[RuleFlag]:
+        """Stalls and counted zones: the zone is one occupation, one flag; objects that come while it
+        lasts join it silently (a stall is an umbrella, a table and chairs, not three flags)."""
+        flagged = [t for t in self.tracks.values() if (p := t.presence.get(zone.id)) and p.flagged_at is not None]
+        if flagged:
+            lead = min(flagged, key=lambda t: (t.presence[zone.id].entered_at, t.id))
+            lead_pres = lead.presence[zone.id]
+            for t in qualified:
+                pres = t.presence[zone.id]
+                if pres.flagged_at is None:  # joins the occupation already flagged
+                    pres.flagged_at, pres.repeats = lead_pres.flagged_at, lead_pres.repeats
+            if not _due(lead_pres, ts, realert) or lead not in qualified:
+                return []
+        elif len(qualified) < zone.min_count:
+            return []
+        else:
+            lead = qualified[0]
+        for t in qualified:
+            _mark(t.presence[zone.id], ts)
+        pres = lead.presence[zone.id]
+        others = tuple((t.id, t.det) for t in inside if t is not lead)
+        return [RuleFlag(self.camera_id, zone, lead.id, lead.det, pres.entered_at, ts, others, pres.repeats)]
+
+    def _bin(
+        self, zone: ZoneSpec, ts: float, detections: Sequence[Detection], frame: np.ndarray | None
+    ) -> RuleFlag | None:
+        """The reference check of a bin zone; nothing without a frame or a captured reference."""
+        ref = self.env.reference(self.camera_id, zone)
+        if frame is None or ref is None:
+            return None
+        watch = self.bins.setdefault(zone.id, BinWatch())
+        reading = watch.read(frame, detections, zone.polygon, ref, self.env.config, zone.threshold)
+        self.bin_readings[zone.id] = reading
+        if not watch.step(ts, reading, self.env.config, dwell_s=zone.dwell_s, realert_s=self._realert_s(zone)):
+            return None
+        x0, y0, x1, y1 = reading.box
+        det = Detection(float(x0), float(y0), float(x1), float(y1), BIN_LABEL, reading.score)
+        since = watch.over_since if watch.over_since is not None else ts
+        return RuleFlag(self.camera_id, zone, None, det, since, ts, tuple((None, d) for d in reading.litter), watch.repeats)
 
     def _match(self, ts: float, dets: list[Detection]) -> set[int]:
         """Greedy IoU matching (centroid distance as a fallback for small, jittery boxes)."""
@@ -219,6 +283,34 @@ class CameraRules:
                 self.tracks[tid] = Track(tid, d, ts)
                 used_t.add(tid)
         return used_t
+
+
+def _due(pres: _Presence, ts: float, realert_s: float | None) -> bool:
+    """Whether a stay that qualifies should flag now: first time, or its re-alert interval passed."""
+    if pres.flagged_at is None:
+        return True
+    return realert_s is not None and ts - pres.flagged_at >= realert_s
+
+
+def _mark(pres: _Presence, ts: float) -> None:
+    if pres.flagged_at == ts:
+        return  # marked already in this sample (group flag)
+    if pres.flagged_at is not None:
+        pres.repeats += 1
+    pres.flagged_at = ts
+
+
+def _people_near(stall: Detection, people: Sequence[Detection], zone: ZoneSpec, width: int, height: int) -> bool:
+    """Someone stands in the zone, or within reach of the stall object."""
+    reach_x = (stall.x2 - stall.x1) * PEOPLE_REACH
+    reach_y = (stall.y2 - stall.y1) * PEOPLE_REACH
+    for p in people:
+        bx, by = p.bottom_centre
+        if point_in_polygon(bx / width, by / height, zone.polygon):
+            return True
+        if p.x2 >= stall.x1 - reach_x and p.x1 <= stall.x2 + reach_x and p.y2 >= stall.y1 - reach_y and p.y1 <= stall.y2 + reach_y:
+            return True
+    return False
 
 
 def _near(a: Detection, b: Detection) -> bool:

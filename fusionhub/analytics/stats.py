@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-STAGES = ("letterbox_ms", "inference_ms", "postprocess_ms")
+# what a worker reports per frame: wall milliseconds, and the CPU its process spent (all threads)
+STAGES = (
+    "letterbox_ms", "inference_ms", "postprocess_ms", "letterbox_cpu_ms", "inference_cpu_ms", "postprocess_cpu_ms",
+)
+RECENT = 20_000  # analysed frames whose sample age is kept (a few minutes of a large hub)
 
 
 @dataclass
@@ -17,7 +21,9 @@ class HubStats:
     frames_dropped: int = 0  # superseded by a newer frame of the same camera before analysis
     frames_ignored: int = 0  # camera without zones
     frames_rejected: int = 0  # not an HxWx3 uint8 frame
-    frames_analysed: int = 0
+    frames_analysed: int = 0  # went through the rules: inferred by a worker, or gated
+    frames_inferred: int = 0  # went through a worker's detector
+    frames_gated: int = 0  # unchanged since the camera's last inferred frame: its detections reused
     jobs_retried: int = 0  # the worker died; the frame went to another one
     jobs_lost: int = 0  # the worker died and a newer frame was already waiting (perishable)
     jobs_failed: int = 0  # the worker reported an error for the frame
@@ -26,21 +32,30 @@ class HubStats:
     flags_failed: int = 0  # on_flag kept failing; logged as an error
     by_worker: Counter[str] = field(default_factory=Counter)
     by_camera: Counter[int] = field(default_factory=Counter)
+    # (camera id, sample time, sample age when its analysis ended) of the latest analysed frames
+    recent: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=RECENT))
     _ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys((*STAGES, "rules_ms", "roundtrip_ms"), 0.0))
 
-    def analysed(self, worker: str, camera_id: int, timings: dict[str, Any], rules_ms: float, roundtrip_s: float) -> None:
-        """Count one analysed frame and add its stage timings."""
-        self.frames_analysed += 1
+    def inferred(self, worker: str, timings: dict[str, Any], roundtrip_s: float) -> None:
+        """Count one frame a worker ran the detector on, with its stage timings."""
+        self.frames_inferred += 1
         self.by_worker[worker] += 1
-        self.by_camera[camera_id] += 1
         for stage in STAGES:
             value = timings.get(stage)
             if isinstance(value, (int, float)):
                 self._ms[stage] += float(value)
-        self._ms["rules_ms"] += rules_ms
         self._ms["roundtrip_ms"] += roundtrip_s * 1e3
 
+    def analysed(self, camera_id: int, rules_ms: float, age_s: float, ts: float = 0.0) -> None:
+        """Count one frame that went through the rules (inferred or gated)."""
+        self.frames_analysed += 1
+        self.by_camera[camera_id] += 1
+        self._ms["rules_ms"] += rules_ms
+        self.recent.append((camera_id, ts, age_s))
+
     def mean_ms(self) -> dict[str, float]:
-        """Mean milliseconds per analysed frame, per stage (roundtrip: hub send → result back)."""
-        n = max(1, self.frames_analysed)
-        return {k: v / n for k, v in self._ms.items()}
+        """Mean milliseconds per frame: worker stages and round trip per inferred frame, rules per analysed one."""
+        inferred = max(1, self.frames_inferred)
+        out = {k: v / inferred for k, v in self._ms.items()}
+        out["rules_ms"] = self._ms["rules_ms"] / max(1, self.frames_analysed)
+        return out

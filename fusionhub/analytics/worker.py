@@ -90,14 +90,20 @@ class _Session:
                     f"hub expects model {name} at {imgsz}px, {path} is {info.name} at {info.imgsz}px"
                 )
             if self.detector is None or (self.detector.name, self.detector.imgsz) != (name, imgsz):
-                self.detector = Detector(path, threads=self.config.threads, conf=conf, providers=self.config.providers)
+                self.detector = Detector(
+                    path, threads=self.config.threads, conf=conf, providers=self.config.providers,
+                    precision=self.config.precision,
+                )
             self.detector.conf = conf
         except AnalyticsError as exc:
             log.error("%s: cannot serve this hub: %s", self.prefix, exc)
             self.send(p.FAIL, {"reason": str(exc)})
             return EXIT_REFUSED
         log.info("%s: model %s %dpx on %s, ready", self.prefix, name, imgsz, self.detector.providers)
-        self.send(p.READY, {"model": name, "imgsz": imgsz, "providers": list(self.detector.providers)})
+        self.send(
+            p.READY,
+            {"model": name, "imgsz": imgsz, "providers": list(self.detector.providers), "dynamic": self.detector.dynamic},
+        )
         return None
 
     def _job(self, raw_header: bytes, pixels: bytes) -> None:
@@ -108,7 +114,8 @@ class _Session:
             if self.detector is None:
                 raise WorkerProtocolError("job before CONFIG")
             frame = p.frame_from(header, pixels)
-            dets, t = self.detector.detect_timed(frame)
+            size = header.get("imgsz")
+            dets, t = self.detector.detect_timed(frame, size if isinstance(size, int) else None)
         except AnalyticsError as exc:
             log.warning("%s: job %s failed: %s", self.prefix, job_id, exc)
             self.send(p.ERROR, {"job_id": job_id, "reason": str(exc)})
@@ -118,7 +125,11 @@ class _Session:
             {
                 "job_id": job_id,
                 "detections": [d.to_json() for d in dets],
-                "timings": {"letterbox_ms": t.letterbox_ms, "inference_ms": t.inference_ms, "postprocess_ms": t.postprocess_ms},
+                "timings": {
+                    "letterbox_ms": t.letterbox_ms, "inference_ms": t.inference_ms, "postprocess_ms": t.postprocess_ms,
+                    "letterbox_cpu_ms": t.letterbox_cpu_ms, "inference_cpu_ms": t.inference_cpu_ms,
+                    "postprocess_cpu_ms": t.postprocess_cpu_ms,
+                },
             },
         )
 
@@ -182,11 +193,14 @@ def run_worker(
     threads: int = 2,
     model_dir: Path | None = None,
     providers: list[str] | None = None,
+    precision: str = "auto",
     name: str | None = None,
+    processes: int = 1,
 ) -> int:
-    """Run a worker in this process (the `fusionhub worker` CLI) until SIGINT/SIGTERM; returns the exit status.
+    """Run a worker (the `fusionhub worker` CLI) until SIGINT/SIGTERM; returns the exit status.
 
     With no `model_path`, the model the hub names is looked up in `model_dir` (default ./var/models).
+    With `processes` > 1 this process supervises that many worker processes and replaces any that dies.
     """
     config = WorkerConfig.model_validate(
         {
@@ -195,12 +209,32 @@ def run_worker(
             "model_dir": model_dir or Path("var") / "models",
             "threads": threads,
             "providers": providers or ["cpu"],
+            "precision": precision,
             "name": name or socket.gethostname(),
         }
     )
+    if processes > 1:
+        return _run_pool(config, processes)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
     log.info("worker %s connecting to %s", config.name, connect)
     return worker_main(config, stop)
+
+
+def _run_pool(config: WorkerConfig, processes: int) -> int:
+    import asyncio
+
+    from fusionhub.analytics.pool import serve_pool  # pool imports this module
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker pool %s: %d processes connecting to %s", config.name, processes, config.connect)
+        await serve_pool(config, processes, stop)
+
+    asyncio.run(main())
+    return EXIT_OK

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from fusionhub.console.api_zones import ZoneRules, check_model_classes
 from fusionhub.console.auth import require_role
 from fusionhub.console.errors import ApiError
 from fusionhub.console.http import int_param, json_reply, read_body, user_of
@@ -20,11 +21,29 @@ READERS = ("admin", "commander", "duty")
 REGION_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 
 
+class Sampling(BaseModel):
+    """How the camera is sampled for analytics (docs/API.md, "Camera analytics settings")."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    mode: Literal["keyframes", "fps"] = "keyframes"
+    fps: float = Field(1.0, gt=0, le=30)
+
+
+class Analysis(BaseModel):
+    """How the camera's samples are analysed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    imgsz: int | None = Field(None, ge=160, le=1280, multiple_of=32)
+    motion_gate: bool = True
+
+
 class NewCamera(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=128)
     url: str = Field(min_length=1, max_length=2048)
     region: str = Field(min_length=1, max_length=128, pattern=REGION_PATTERN)
+    sampling: Sampling | None = None
+    analysis: Analysis | None = None
 
 
 class CameraPatch(BaseModel):
@@ -33,12 +52,14 @@ class CameraPatch(BaseModel):
     url: str | None = Field(None, min_length=1, max_length=2048)
     region: str | None = Field(None, min_length=1, max_length=128, pattern=REGION_PATTERN)
     enabled: bool | None = None
+    sampling: Sampling | None = None  # null: back to the hub's defaults
+    analysis: Analysis | None = None
 
 
-class NewZone(BaseModel):
+class NewZone(ZoneRules):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=128)
-    kind: str = Field("road", pattern="^road$")
+    kind: Literal["road", "bin"] = Field("road", description="road: nothing may stay; bin: a bin must not overflow")
     polygon: list[list[float]] = Field(description="≥3 points [x, y], each 0–1")
     dwell_s: float = Field(60.0, ge=1, le=86400)
     classes: list[str] | None = Field(None, max_length=80)
@@ -81,7 +102,11 @@ async def create_camera(request: web.Request) -> web.Response:
     require_role(user, ["admin"])
     body = await read_body(request, NewCamera)
     url = _checked_url(body.url)
-    cam = await request.app[DISPATCH].create_camera(user, body.name, url, body.region)
+    cam = await request.app[DISPATCH].create_camera(
+        user, body.name, url, body.region,
+        sampling=body.sampling.model_dump() if body.sampling else None,
+        analysis=body.analysis.model_dump() if body.analysis else None,
+    )
     await request.app[WIRING].refresh(int(cam["id"]))
     return json_reply(_public(request, cam), status=201)
 
@@ -101,6 +126,9 @@ async def update_camera(request: web.Request) -> web.Response:
     camera_id = int_param(request, "camera_id")
     body = await read_body(request, CameraPatch)
     fields = body.model_dump(exclude_none=True)
+    for name in ("sampling", "analysis"):  # an explicit null puts the hub's defaults back
+        if name in body.model_fields_set and getattr(body, name) is None:
+            fields[name] = None
     if "url" in fields:
         fields["url"] = _checked_url(fields["url"])
     cam = await request.app[DISPATCH].update_camera(user, camera_id, **fields)
@@ -124,8 +152,9 @@ async def add_zone(request: web.Request) -> web.Response:
     require_role(user, ["admin"])
     camera_id = int_param(request, "camera_id")
     body = await read_body(request, NewZone)
+    check_model_classes(request, body.classes)
     zone = await request.app[DISPATCH].add_zone(
-        user, camera_id, body.name, body.kind, body.polygon, body.dwell_s, body.classes
+        user, camera_id, body.name, body.kind, body.polygon, body.dwell_s, body.classes, **body.rules()
     )
     await request.app[WIRING].refresh(camera_id)
     return json_reply(zone, status=201)

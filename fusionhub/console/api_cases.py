@@ -12,9 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fusionhub.console.auth import require_role
 from fusionhub.console.errors import ApiError
-from fusionhub.console.http import int_param, json_reply, read_body, user_of
+from fusionhub.console.http import bool_query, int_param, int_query, json_reply, read_body, user_of
 from fusionhub.console.keys import DISPATCH
-from fusionhub.dispatch.categories import load_categories
 
 routes = web.RouteTableDef()
 
@@ -35,7 +34,8 @@ class DismissBody(BaseModel):
 
 class DispatchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    team_id: int
+    team_id: int | None = Field(None, description="omitted: the auto-dispatch rules choose")
+    user_id: int | None = Field(None, description="a field member of the team: one click to the person")
 
 
 class NoteBody(BaseModel):
@@ -125,7 +125,14 @@ async def dismiss_flag(request: web.Request) -> web.Response:
 @routes.get("/api/v1/cases")
 async def list_cases(request: web.Request) -> web.Response:
     user = user_of(request)
-    return json_reply(await request.app[DISPATCH].list_cases(user, request.query.get("status")))
+    return json_reply(
+        await request.app[DISPATCH].list_cases(
+            user,
+            request.query.get("status"),
+            overdue=bool_query(request, "overdue"),
+            limit=int_query(request, "limit", 500),
+        )
+    )
 
 
 @routes.get("/api/v1/cases/{case_id}")
@@ -140,7 +147,9 @@ async def dispatch_case(request: web.Request) -> web.Response:
     require_role(user, ["commander"])
     body = await read_body(request, DispatchBody)
     return json_reply(
-        await request.app[DISPATCH].dispatch_case(user, int_param(request, "case_id"), body.team_id)
+        await request.app[DISPATCH].dispatch_case(
+            user, int_param(request, "case_id"), body.team_id, user_id=body.user_id
+        )
     )
 
 
@@ -194,10 +203,14 @@ async def case_attachment(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/v1/tasks")
 async def list_tasks(request: web.Request) -> web.Response:
-    return json_reply(await request.app[DISPATCH].list_tasks(user_of(request)))
+    return json_reply(
+        await request.app[DISPATCH].list_tasks(
+            user_of(request), open_only=bool_query(request, "open"), limit=int_query(request, "limit", 500)
+        )
+    )
 
 
 @routes.get("/api/v1/categories")
 async def list_categories(request: web.Request) -> web.Response:
     user_of(request)
-    return json_reply([c.as_dict() for c in load_categories()])
+    return json_reply([c.as_dict() for c in request.app[DISPATCH].catalog.current.categories()])

@@ -13,11 +13,28 @@ from typing import Any
 from aiohttp import web
 
 from fusionhub.analytics.hub import AnalyticsHub
-from fusionhub.console import api_cameras, api_cases, api_people, webrtc, ws
+from fusionhub.console import (
+    api_analytics,
+    api_calls,
+    api_cameras,
+    api_cases,
+    api_clips,
+    api_instructions,
+    api_people,
+    api_rooms,
+    api_stats,
+    api_terminals,
+    api_workflow,
+    api_zones,
+    webrtc,
+    whip,
+    ws,
+)
 from fusionhub.console.auth import TokenSigner, bearer_token, load_or_create_secret
 from fusionhub.console.config import HubConfig
 from fusionhub.console.errors import ApiError, error_middleware
 from fusionhub.console.http import USER_KEY
+from fusionhub.console.intercom import intercom_ctx
 from fusionhub.console.keys import (
     ANALYTICS,
     BUS,
@@ -26,9 +43,13 @@ from fusionhub.console.keys import (
     MEDIA,
     SIGNER,
     WHEP_OWNERS,
+    WHIP_OWNERS,
     WIRING,
     WSHUB,
 )
+from fusionhub.console.mediawiring import evidence_ctx
+from fusionhub.console.supervision import supervision_ctx
+from fusionhub.console.tasking import tasking_ctx
 from fusionhub.console.wiring import CameraWiring, FlagIntake, StatusRelay
 from fusionhub.dispatch.db import create_engine, upgrade
 from fusionhub.dispatch.service import DispatchService
@@ -48,7 +69,13 @@ CONSOLE_TOPICS = [
     Topic.FLAG_REVIEWED,
     Topic.CASE_CHANGED,
     Topic.TASK_CHANGED,
+    Topic.CASE_ALERT,
     Topic.CAMERA_STATUS,
+    Topic.FLAG_CLIP,
+    Topic.PUBLISHER_STATUS,
+    Topic.CALL_CHANGED,
+    Topic.INSTRUCTION_CHANGED,
+    Topic.INSTRUCTION_ESCALATED,
 ]
 
 
@@ -115,15 +142,27 @@ def build_app(config: HubConfig) -> web.Application:
         ttl_s=config.auth.token_ttl_s,
     )
     app[WHEP_OWNERS] = {}
-    for module in (api_people, api_cameras, api_cases, webrtc, ws):
+    app[WHIP_OWNERS] = {}
+    for module in (api_people, api_cameras, api_cases, api_rooms, webrtc, ws, api_zones, api_analytics, whip, api_clips):
         app.router.add_routes(module.routes)
+    for module in (api_instructions, api_stats):
+        app.router.add_routes(module.routes)
+    app.router.add_routes(api_workflow.routes)
+    app.router.add_routes(api_calls.routes)
+    app.router.add_routes(api_terminals.routes)
     app.router.add_get("/", console_page)
     app.router.add_get("/field", field_page)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_records_and_bus)
     app.cleanup_ctx.append(_websockets)
+    app.cleanup_ctx.append(tasking_ctx)
+    app.cleanup_ctx.append(supervision_ctx)
     app.cleanup_ctx.append(_media_and_analytics)
+    app.cleanup_ctx.append(intercom_ctx)
+    app.cleanup_ctx.append(api_calls.calls_ctx)
+    app.cleanup_ctx.append(api_terminals.terminals_ctx)
+    app.cleanup_ctx.append(evidence_ctx)
     return app
 
 
@@ -138,7 +177,9 @@ async def _records_and_bus(app: web.Application) -> AsyncIterator[None]:
         await bus.publish(topic, data)
 
     app[BUS] = bus
-    app[DISPATCH] = DispatchService(engine, data_dir=config.data_dir, publish=publish)
+    app[DISPATCH] = DispatchService(
+        engine, data_dir=config.data_dir, publish=publish, timezone=config.timezone, config=config.dispatch
+    )
     try:
         yield
     finally:
@@ -171,7 +212,9 @@ async def _media_and_analytics(app: web.Application) -> AsyncIterator[None]:
     async def on_flag(flag: Any) -> None:
         await bus.publish(Topic.FLAG_RAISED, flag.model_dump(mode="json"))
 
-    analytics = AnalyticsHub(config.analytics, data_dir=config.data_dir, on_flag=on_flag)
+    analytics = AnalyticsHub(
+        config.analytics, data_dir=config.data_dir, on_flag=on_flag, timezone=config.timezone
+    )
     relay = StatusRelay(bus)
     media = MediaGateway(config.media, on_sample=analytics.submit, on_status=relay.on_status)
     wiring = CameraWiring(app[DISPATCH], media, analytics, demo_dir=config.data_dir / "demo")

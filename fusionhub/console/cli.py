@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from fusionhub.console import cli_analytics
 from fusionhub.console.config import ConfigError, HubConfig, load_config
 
 log = logging.getLogger("fusionhub")
@@ -84,7 +85,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from fusionhub.analytics.worker import run_worker
 
-    return int(run_worker(args.connect, model_path=args.model, threads=args.threads) or 0)
+    providers = [r.strip() for r in args.runtime.split(",") if r.strip()]
+    return int(
+        run_worker(
+            args.connect, model_path=args.model, threads=args.threads, providers=providers,
+            precision=args.precision, processes=args.processes,
+        )
+        or 0
+    )
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -152,7 +160,13 @@ def parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="an analytics worker for a (remote) hub")
     worker.add_argument("--connect", required=True, help="the hub's worker endpoint, e.g. tcp://hub:5560")
     worker.add_argument("--model", type=Path, default=None, help="ONNX model (default: the fetched one)")
-    worker.add_argument("--threads", type=int, default=2, help="inference threads")
+    worker.add_argument("--threads", type=int, default=2, help="inference threads per process")
+    worker.add_argument("--processes", type=int, default=1, choices=range(1, 65), metavar="N",
+                        help="worker processes (each replaced when it dies); default 1")
+    worker.add_argument("--runtime", default="cpu",
+                        help="inference runtimes in order of preference, e.g. openvino,cpu or cuda,cpu (default cpu)")
+    worker.add_argument("--precision", choices=("auto", "f32"), default="auto",
+                        help="OpenVINO arithmetic: auto (bfloat16 where the CPU has it) or f32")
     worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
@@ -175,6 +189,9 @@ def parser() -> argparse.ArgumentParser:
     fetch.add_argument("--config", type=Path, default=None)
     fetch.add_argument("--data-dir", type=Path, default=None)
     fetch.set_defaults(func=cmd_models_fetch)
+    cli_analytics.add_models_import(models)
+
+    cli_analytics.add_parser(sub)
     return p
 
 

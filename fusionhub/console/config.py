@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fusionhub.analytics.config import AnalyticsConfig
+from fusionhub.dispatch.config import DispatchConfig
 from fusionhub.media.config import MediaConfig
+from fusionhub.media.intercom.config import IntercomConfig
 from fusionhub.signaling.config import BusConfig
 
 
@@ -57,7 +59,11 @@ class HubConfig(BaseModel):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
+    intercom: IntercomConfig = Field(default_factory=IntercomConfig, description="push-to-talk rooms")
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
+    dispatch: DispatchConfig = Field(
+        default_factory=DispatchConfig, description="working hours, category catalog file, deadline supervision"
+    )
 
     @field_validator("timezone")
     @classmethod

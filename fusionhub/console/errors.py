@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from fusionhub.dispatch import errors as dispatch_errors
 from fusionhub.media import errors as media_errors
+from fusionhub.media.publishers import InvalidPublisherName, PublisherBusy, UnknownPublisher
 from fusionhub.media.whep import InvalidOffer
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,15 @@ def error_response(status: int, code: str, message: str, **headers: str) -> web.
     )
 
 
+def _dispatch_details(exc: dispatch_errors.DispatchError) -> dict[str, Any] | None:
+    """A refused or conflicting workflow action says where the case is now and what it allows."""
+    if isinstance(exc, dispatch_errors.TransitionRefused):
+        return {"current": exc.current, "allowed": list(exc.allowed)}
+    if isinstance(exc, dispatch_errors.Conflict):
+        return {"current": exc.current}
+    return None
+
+
 _DISPATCH_STATUS: dict[type[Exception], int] = {
     dispatch_errors.NotFound: 404,
     dispatch_errors.Forbidden: 403,
@@ -49,6 +60,9 @@ _MEDIA_ERRORS: dict[type[Exception], tuple[int, str]] = {
     media_errors.UnknownSession: (404, "not_found"),
     media_errors.CodecUnsupported: (406, "codec_unsupported"),
     media_errors.GatewayFull: (503, "hub_full"),
+    UnknownPublisher: (404, "not_found"),
+    PublisherBusy: (409, "conflict"),
+    InvalidPublisherName: (422, "invalid_name"),
 }
 
 
@@ -59,11 +73,16 @@ def to_response(exc: Exception) -> web.Response:
     if isinstance(exc, dispatch_errors.DispatchError):
         for cls, status in _DISPATCH_STATUS.items():
             if isinstance(exc, cls):
+                details = _dispatch_details(exc)
+                if details is not None:
+                    body = {"error": {"code": exc.code, "message": str(exc), **details}}
+                    return web.json_response(body, status=status)
                 return error_response(status, exc.code, str(exc))
         return error_response(400, exc.code, str(exc))
     for mcls, (status, code) in _MEDIA_ERRORS.items():
         if isinstance(exc, mcls):
-            extra = {"Retry-After": "5"} if status == 503 else {}
+            retry = getattr(exc, "retry_after_s", 5)
+            extra = {"Retry-After": str(retry)} if status == 503 else {}
             return error_response(status, code, str(exc), **extra)
     raise exc
 

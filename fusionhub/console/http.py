@@ -54,3 +54,22 @@ def int_param(request: web.Request, name: str) -> int:
 def json_reply(data: Any, status: int = 200) -> web.Response:
     """A JSON reply."""
     return web.json_response(data, status=status)
+
+
+def int_query(request: web.Request, name: str, default: int) -> int:
+    """A numeric query parameter (default when absent); 422 when it is not a number."""
+    raw = request.query.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_input", f"{name}: a whole number") from exc
+
+
+def bool_query(request: web.Request, name: str) -> bool:
+    """A yes/no query parameter: 1/true or 0/false (absent: false); 422 otherwise."""
+    raw = request.query.get(name, "0").lower()
+    if raw not in ("0", "1", "true", "false"):
+        raise ApiError(422, "invalid_input", f"{name}: 1 or 0")
+    return raw in ("1", "true")

@@ -11,9 +11,14 @@ if TYPE_CHECKING:
     from fusionhub.console.auth import TokenSigner
     from fusionhub.console.config import HubConfig
     from fusionhub.console.wiring import CameraWiring
+    from fusionhub.dispatch.escalation import Escalator
     from fusionhub.dispatch.service import DispatchService
+    from fusionhub.dispatch.supervision import Supervisor
+    from fusionhub.media.clips import ClipRecorder
     from fusionhub.media.gateway import MediaGateway
+    from fusionhub.media.intercom import Intercom
     from fusionhub.signaling.bus import Bus
+    from fusionhub.signaling.calls import CallRegistry
     from fusionhub.signaling.ws import WsHub
 
 CONFIG: web.AppKey[HubConfig] = web.AppKey("config")
@@ -24,5 +29,15 @@ WSHUB: web.AppKey[WsHub] = web.AppKey("wshub")
 MEDIA: web.AppKey[MediaGateway] = web.AppKey("media")
 ANALYTICS: web.AppKey[AnalyticsHub] = web.AppKey("analytics")
 WIRING: web.AppKey[CameraWiring] = web.AppKey("wiring")
+INTERCOM: web.AppKey[Intercom] = web.AppKey("intercom")
+# the live video calls from cases (console/api_calls.py)
+CALLS: web.AppKey[CallRegistry] = web.AppKey("calls")
 # WHEP session id -> user id, so only the viewer who opened a session (or an admin) ends it
 WHEP_OWNERS: web.AppKey[dict[str, int]] = web.AppKey("whep_owners")
+# WHIP session id -> user id: only the publisher (or an admin) ends a publishing session
+WHIP_OWNERS: web.AppKey[dict[str, int]] = web.AppKey("whip_owners")
+CLIPS: web.AppKey[ClipRecorder] = web.AppKey("clips")
+# the hub's instruction escalator (console/tasking.py); tests and tools poke it
+ESCALATOR: web.AppKey[Escalator] = web.AppKey("escalator")
+# the hub's deadline supervisor (console/supervision.py); tests and tools poke it
+SUPERVISOR: web.AppKey[Supervisor] = web.AppKey("supervisor")

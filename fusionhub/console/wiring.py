@@ -10,12 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from fusionhub.analytics.config import CameraAnalysis
 from fusionhub.analytics.hub import AnalyticsHub
 from fusionhub.analytics.rules import ZoneSpec
 from fusionhub.dispatch.service import DispatchService
 from fusionhub.media.gateway import MediaGateway
+from fusionhub.media.sampling import SamplingOptions
 from fusionhub.signaling.bus import Bus, Subscription
-from fusionhub.signaling.messages import CameraStatus, FlagRaised, Topic, payload
+from fusionhub.signaling.messages import CameraStatus, FlagRaised, PublisherStatus, Topic, payload
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class CameraWiring:
         """Stop pulling and analysing a camera that was deleted or disabled."""
         self._regions.pop(camera_id, None)
         self._analytics.remove_camera(camera_id)
+        self._analytics.configure_camera(camera_id, None)
+        self._analytics.rule_env.drop_references(camera_id)
         if camera_id in self._active:
             self._active.discard(camera_id)
             await self._media.remove_camera(camera_id)
@@ -72,28 +76,45 @@ class CameraWiring:
             return
         self._regions[camera_id] = cam["region"]
         url: str = cam["url"]
+        sampling = SamplingOptions.model_validate(cam["sampling"]) if cam.get("sampling") else None
         if url.startswith(DEMO_SCHEME):
             # the built-in demo camera: a generated clip, never reachable from the API
-            await self._media.add_file_camera(camera_id, self._demo_dir / f"{url[len(DEMO_SCHEME):]}.mp4")
-        else:
-            await self._media.add_camera(camera_id, url)
-        self._active.add(camera_id)
-        zones = [
-            ZoneSpec(
-                id=z["id"],
-                name=z["name"],
-                kind=z.get("kind", "road"),
-                polygon=[(float(x), float(y)) for x, y in z["polygon"]],
-                dwell_s=float(z["dwell_s"]),
-                classes=list(z["classes"]) if z.get("classes") else None,
+            await self._media.add_file_camera(
+                camera_id, self._demo_dir / f"{url[len(DEMO_SCHEME):]}.mp4", sampling=sampling
             )
-            for z in cam.get("zones", [])
-        ]
+        else:
+            await self._media.add_camera(camera_id, url, sampling=sampling)
+        self._active.add(camera_id)
+        analysis = cam.get("analysis")
+        self._analytics.configure_camera(camera_id, CameraAnalysis.model_validate(analysis) if analysis else None)
+        zones = [zone_spec(z) for z in cam.get("zones", [])]
+        # bin zones' reference pictures are read in a thread before the rules need them
+        await self._analytics.rule_env.load_references(camera_id, zones, self._analytics.data_dir)
         self._analytics.set_zones(camera_id, zones)
+        # a camera with zones is analysed, so always pulled; others only while someone watches
+        self._media.set_analytics_need(camera_id, bool(zones))
 
     def on_sample(self, camera_id: int, ts: float, frame: np.ndarray) -> None:
         """Media → analytics: a sampled frame (latest wins inside the analytics hub)."""
         self._analytics.submit(camera_id, ts, frame)
+
+
+def zone_spec(zone: dict[str, Any]) -> ZoneSpec:
+    """A zone record (the API's Zone shape plus `reference_path`) as the analytics rules take it."""
+    return ZoneSpec(
+        id=zone["id"],
+        name=zone["name"],
+        kind=zone.get("kind", "road"),
+        rule=zone.get("rule"),
+        polygon=[(float(x), float(y)) for x, y in zone["polygon"]],
+        dwell_s=float(zone["dwell_s"]),
+        classes=list(zone["classes"]) if zone.get("classes") else None,
+        min_count=int(zone.get("min_count") or 1),
+        windows=list(zone.get("windows") or []),
+        realert_s=zone.get("realert_s"),
+        threshold=zone.get("threshold"),
+        reference=zone.get("reference_path"),
+    )
 
 
 class StatusRelay:
@@ -103,16 +124,17 @@ class StatusRelay:
     anyway, so a full queue drops the new status and counts it (statuses are state, not events).
     """
 
-    def __init__(self, bus: Bus, *, maxsize: int = 1000) -> None:
+    def __init__(self, bus: Bus, *, maxsize: int = 1000, topic: Topic = Topic.CAMERA_STATUS) -> None:
         self._bus = bus
-        self._queue: asyncio.Queue[CameraStatus] = asyncio.Queue(maxsize)
+        self._topic = topic  # CAMERA_STATUS, or PUBLISHER_STATUS for WHIP publishers
+        self._queue: asyncio.Queue[CameraStatus | PublisherStatus] = asyncio.Queue(maxsize)
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="status-relay")
 
-    def on_status(self, status: CameraStatus) -> None:
+    def on_status(self, status: CameraStatus | PublisherStatus) -> None:
         try:
             self._queue.put_nowait(status)
         except asyncio.QueueFull:
@@ -122,11 +144,11 @@ class StatusRelay:
         while True:
             status = await self._queue.get()
             try:
-                await self._bus.publish(Topic.CAMERA_STATUS, payload(status))
+                await self._bus.publish(self._topic, payload(status))
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("could not publish camera %s status", status.camera_id)
+                log.exception("could not publish a %s event", self._topic)
 
     async def stop(self) -> None:
         if self._task is not None:

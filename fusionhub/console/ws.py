@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from fusionhub.console.api_calls import call_visible
 from fusionhub.console.auth import User, region_visible
 from fusionhub.console.errors import ApiError
 from fusionhub.console.http import user_of
@@ -49,6 +50,22 @@ def _own_host(request: web.Request) -> str:
     return f"{host.host}:{port}"
 
 
+def _instruction_visible(user: User, topic: str, data: dict[str, Any]) -> bool:
+    """Instructions: recipients see theirs (team or name); staff see those sent from or to their
+    region. An escalation goes to the commanders and duty officers over the recipient, and the sender."""
+    role = user["role"]
+    if topic == Topic.INSTRUCTION_ESCALATED:
+        return role in ("commander", "duty") and (
+            region_visible(user, data.get("region")) or data.get("created_by") == user["id"]
+        )
+    if role == "field":
+        team_id = user.get("team_id")
+        return user["id"] in data.get("user_ids", []) or (team_id is not None and team_id in data.get("team_ids", []))
+    return region_visible(user, data.get("region")) or any(
+        region_visible(user, r) for r in data.get("recipient_regions", [])
+    )
+
+
 def event_filter(app: web.Application, user: User) -> Any:
     """What this user may see of the events pushed to consoles."""
     wiring = app[WIRING]
@@ -57,11 +74,15 @@ def event_filter(app: web.Application, user: User) -> Any:
         role = user["role"]
         if topic == Topic.CAMERA_STATUS:
             return role in _STAFF and region_visible(user, wiring.region_of(int(data["camera_id"])))
+        if topic == Topic.CALL_CHANGED:
+            return call_visible(user, data)
+        if topic in (Topic.INSTRUCTION_CHANGED, Topic.INSTRUCTION_ESCALATED):
+            return _instruction_visible(user, topic, data)
         if not region_visible(user, data.get("region")):
             return False
-        if topic in (Topic.FLAG_CREATED, Topic.FLAG_REVIEWED):
+        if topic in (Topic.FLAG_CREATED, Topic.FLAG_REVIEWED, Topic.FLAG_CLIP, Topic.PUBLISHER_STATUS):
             return role in _STAFF
-        if topic in (Topic.CASE_CHANGED, Topic.TASK_CHANGED):
+        if topic in (Topic.CASE_CHANGED, Topic.TASK_CHANGED, Topic.CASE_ALERT):
             return role != "field" or (
                 user.get("team_id") is not None and data.get("team_id") == user["team_id"]
             )

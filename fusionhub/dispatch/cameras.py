@@ -11,14 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from fusionhub.dispatch.access import Viewer, region_filter, region_visible, require_role
+from fusionhub.dispatch.camera_settings import check_analysis, check_sampling
 from fusionhub.dispatch.core import ServiceCore
 from fusionhub.dispatch.errors import Forbidden, Invalid, NotFound
 from fusionhub.dispatch.models import Camera, Zone
 from fusionhub.dispatch.views import camera_dict, zone_dict
+from fusionhub.dispatch.zonerules import ZONE_KINDS, check_classes, check_rule_fields
 
 READERS = ("admin", "commander", "duty")
-ZONE_KINDS = ("road",)
-CAMERA_FIELDS = frozenset({"name", "url", "region", "enabled"})
+CAMERA_FIELDS = frozenset({"name", "url", "region", "enabled", "sampling", "analysis"})
 MAX_DWELL_S = 86400.0
 MAX_POINTS = 256
 
@@ -76,8 +77,10 @@ class CameraService(ServiceCore):
             raise Forbidden(f"you manage region {viewer['region']} and below, not {region}")
         return region
 
-    async def create_camera(self, viewer: Viewer, name: str, url: str, region: str) -> dict[str, Any]:
-        """A new camera (the caller has validated the URL)."""
+    async def create_camera(
+        self, viewer: Viewer, name: str, url: str, region: str, *, sampling: Any = None, analysis: Any = None
+    ) -> dict[str, Any]:
+        """A new camera (the caller has validated the URL); sampling/analysis as in camera_settings."""
         require_role(viewer, "admin")
         camera = Camera(
             name=_check_text("name", name, 128),
@@ -85,6 +88,8 @@ class CameraService(ServiceCore):
             region=self._own_region(viewer, region),
             enabled=True,
             created_at=self.now(),
+            sampling=check_sampling(sampling),
+            analysis=check_analysis(analysis),
         )
         camera.zones = []
         async with self.write_session() as session, session.begin():
@@ -110,7 +115,7 @@ class CameraService(ServiceCore):
             return camera_dict(await self._camera(session, viewer, camera_id))
 
     async def update_camera(self, viewer: Viewer, camera_id: int, **fields: Any) -> dict[str, Any]:
-        """Change any of name, url, region, enabled."""
+        """Change any of name, url, region, enabled, sampling, analysis (None: back to the defaults)."""
         require_role(viewer, "admin")
         unknown = set(fields) - CAMERA_FIELDS
         if unknown:
@@ -127,6 +132,10 @@ class CameraService(ServiceCore):
                 if not isinstance(fields["enabled"], bool):
                     raise Invalid("enabled", "must be true or false")
                 camera.enabled = fields["enabled"]
+            if "sampling" in fields:
+                camera.sampling = check_sampling(fields["sampling"])
+            if "analysis" in fields:
+                camera.analysis = check_analysis(fields["analysis"])
         return camera_dict(camera)
 
     async def delete_camera(self, viewer: Viewer, camera_id: int) -> None:
@@ -145,22 +154,23 @@ class CameraService(ServiceCore):
         polygon: Any,
         dwell_s: Any,
         classes: list[str] | None,
+        **rules: Any,
     ) -> dict[str, Any]:
-        """A new zone on a camera; Invalid (with the field) for a bad polygon, dwell or kind."""
+        """A new zone on a camera; Invalid (with the field) for a bad polygon, dwell, kind or rule
+        setting (`rules`: rule, min_count, windows, realert_s, threshold; see zonerules)."""
         require_role(viewer, "admin")
         zone_name = _check_text("name", name, 128)
         if kind not in ZONE_KINDS:
             raise Invalid("kind", f"one of {', '.join(ZONE_KINDS)}")
         points = check_polygon(polygon)
         dwell = check_dwell(dwell_s)
-        if classes is not None and (
-            not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes) or len(classes) > 80
-        ):
-            raise Invalid("classes", "a list of object class names")
+        classes = check_classes(classes)
+        settings = check_rule_fields(kind, rules)
         async with self.write_session() as session, session.begin():
             await self._camera(session, viewer, camera_id)
             zone = Zone(
-                camera_id=camera_id, name=zone_name, kind=kind, polygon=points, dwell_s=dwell, classes=classes
+                camera_id=camera_id, name=zone_name, kind=kind, polygon=points, dwell_s=dwell, classes=classes,
+                **settings,
             )
             session.add(zone)
         return zone_dict(zone)
@@ -190,7 +200,9 @@ class CameraService(ServiceCore):
                     "region": c.region,
                     "url": c.url,
                     "enabled": c.enabled,
-                    "zones": [zone_dict(z) for z in c.zones],
+                    "sampling": c.sampling,
+                    "analysis": c.analysis,
+                    "zones": [{**zone_dict(z), "reference_path": z.reference_path} for z in c.zones],
                 }
                 for c in cams
             ]

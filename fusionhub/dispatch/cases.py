@@ -1,8 +1,11 @@
 """Cases through the workflow (dispatch, acknowledge, report, verify, reject), tasks, attachments.
 
-Every action is one transaction: the status change, its task change and its timeline entry commit
-together or not at all; the case's version column refuses a concurrent second writer (Conflict).
-Bus messages go out after COMMIT.
+Every action is one transaction: the status change, its task change, its clock change and its
+timeline entry commit together or not at all; the case's version column refuses a concurrent
+second writer (Conflict) — the deadline supervisor bumps it too when it writes to a case, so a
+person and the supervisor never interleave on one case either. Bus messages go out after COMMIT.
+The other branches (intake, return, extension, suspension, evaluation) live in intake.py and
+branches.py and go through the same `_transition`.
 """
 
 from __future__ import annotations
@@ -17,23 +20,36 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.interfaces import ORMOption
 
-from fusionhub.dispatch import files, workflow
+from fusionhub.dispatch import clock, files, workflow
 from fusionhub.dispatch.access import Viewer, region_filter, region_visible, require_role
-from fusionhub.dispatch.categories import get_category
-from fusionhub.dispatch.core import ServiceCore
+from fusionhub.dispatch.calendar import CalendarService
+from fusionhub.dispatch.categories import FALLBACK, Category
 from fusionhub.dispatch.errors import Conflict, Forbidden, Invalid, NotFound
-from fusionhub.dispatch.models import Attachment, Case, CaseEvent, Task, Team, User
+from fusionhub.dispatch.models import (
+    CLOCK_RUNNING,
+    TASK_OPEN,
+    Attachment,
+    Case,
+    CaseClock,
+    CaseEvent,
+    Task,
+    Team,
+    User,
+    literal_in,
+)
+from fusionhub.dispatch.rules import RuleService
 from fusionhub.dispatch.timeline import append_event, chain_intact
 from fusionhub.dispatch.views import case_dict, task_dict
 from fusionhub.signaling.messages import Topic
 
 log = logging.getLogger(__name__)
 
-TASK_PENDING, TASK_ACKNOWLEDGED, TASK_DONE = "pending", "acknowledged", "done"
+TASK_PENDING, TASK_ACKNOWLEDGED, TASK_DONE, TASK_RETURNED = "pending", "acknowledged", "done", "returned"
+MAX_LIST = 2000  # the most a list answers at once (a city has millions of cases)
 
 # (session, case, actor, now) -> (timeline data, task touched or None)
 Step = Callable[[AsyncSession, Case, User, datetime], Awaitable[tuple[dict[str, Any], Task | None]]]
@@ -44,10 +60,25 @@ def _case_options(timeline: bool = True) -> list[ORMOption]:
         selectinload(Case.team),
         selectinload(Case.attachments),
         selectinload(Case.tasks).selectinload(Task.team),
+        selectinload(Case.clock),
+        selectinload(Case.extensions),
     ]
     if timeline:
         opts.append(selectinload(Case.events).selectinload(CaseEvent.actor))
     return opts
+
+
+def _list_options() -> list[ORMOption]:
+    """What a list of cases shows (`case_dict` without timeline), in as few round trips as the
+    board needs at city scale: the team and clock joined in, collections by IN. (Not for
+    SELECT … FOR UPDATE: PostgreSQL refuses to lock the nullable side of an outer join.)"""
+    return [
+        joinedload(Case.team),
+        joinedload(Case.clock),
+        selectinload(Case.attachments),
+        selectinload(Case.tasks).joinedload(Task.team),
+        selectinload(Case.extensions),
+    ]
 
 
 def _note(note: str | None, *, required: bool) -> str | None:
@@ -59,12 +90,28 @@ def _note(note: str | None, *, required: bool) -> str | None:
     return text or None
 
 
+async def attach_photo(
+    session: AsyncSession, case: Case, stored: tuple[str, str], size: int, content_type: str, actor: User, now: datetime
+) -> dict[str, Any]:
+    """Attach a stored photo (`files.store_photo`'s path and digest) to a case; the timeline data naming it."""
+    att = Attachment(
+        kind="photo", path=stored[0], sha256=stored[1], size=size, content_type=content_type,
+        created_at=now, created_by=actor.id,
+    )
+    case.attachments.append(att)
+    await session.flush()
+    return {"attachment_id": att.id, "photo_sha256": stored[1]}
+
+
 def _field_may_see(viewer: Viewer, case: Case) -> bool:
+    """A field member sees the cases sent to their team and the ones they reported on patrol."""
+    if case.reported_by is not None and case.reported_by == viewer.get("id"):
+        return True
     team_id = viewer.get("team_id")
     return team_id is not None and any(t.team_id == team_id for t in case.tasks)
 
 
-class CaseService(ServiceCore):
+class CaseService(RuleService, CalendarService):
     """Cases, their workflow actions, tasks and attachment files."""
 
     # -- reading --------------------------------------------------------------------------------
@@ -81,17 +128,31 @@ class CaseService(ServiceCore):
         assert case is not None
         return case
 
-    async def list_cases(self, viewer: Viewer, status: str | None = None) -> list[dict[str, Any]]:
-        """Cases in the viewer's region, newest first, without timelines (field: their team's only)."""
+    async def list_cases(
+        self, viewer: Viewer, status: str | None = None, *, overdue: bool = False, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Cases in the viewer's region, newest first, at most `limit`, without timelines (field:
+        their team's only). `overdue`: only cases whose stage clock ran past its deadline, the
+        longest overdue first (the supervision board)."""
         if status is not None and status not in workflow.STATUSES:
             raise Invalid("status", f"one of {', '.join(workflow.STATUSES)}")
-        query = select(Case).where(region_filter(Case.region, viewer)).options(*_case_options(timeline=False))
+        if not 1 <= limit <= MAX_LIST:
+            raise Invalid("limit", f"between 1 and {MAX_LIST}")
+        query = select(Case).where(region_filter(Case.region, viewer)).options(*_list_options())
         if status is not None:
             query = query.where(Case.status == status)
+        order: tuple[Any, ...] = (Case.created_at.desc(), Case.id.desc())
+        if overdue:
+            # the same predicate as the partial index ix_cases_open_deadline, so it is used
+            query = query.where(literal_in(Case.status, CLOCK_RUNNING), Case.deadline_at < self.now())
+            order = (Case.deadline_at, Case.id)
         if viewer["role"] == "field":
-            query = query.where(Case.id.in_(select(Task.case_id).where(Task.team_id == viewer.get("team_id"))))
+            query = query.where(
+                Case.id.in_(select(Task.case_id).where(Task.team_id == viewer.get("team_id")))
+                | (Case.reported_by == viewer.get("id"))
+            )
         async with self.read_session() as session:
-            cases = await session.scalars(query.order_by(Case.created_at.desc(), Case.id.desc()))
+            cases = await session.scalars(query.order_by(*order).limit(limit))
             return [case_dict(c, timeline=False) for c in cases]
 
     async def get_case(self, viewer: Viewer, case_id: int) -> dict[str, Any]:
@@ -99,18 +160,23 @@ class CaseService(ServiceCore):
         async with self.read_session() as session:
             return case_dict(await self._case(session, viewer, case_id))
 
-    async def list_tasks(self, viewer: Viewer) -> list[dict[str, Any]]:
-        """Field: their team's tasks; others: every task in their region. Newest first."""
+    async def list_tasks(self, viewer: Viewer, *, open_only: bool = False, limit: int = 500) -> list[dict[str, Any]]:
+        """Field: their team's tasks; others: every task in their region. Newest first, at most
+        `limit`; `open_only`: pending or acknowledged ones (a team's inbox)."""
+        if not 1 <= limit <= MAX_LIST:
+            raise Invalid("limit", f"between 1 and {MAX_LIST}")
         query = (
             select(Task, Case)
             .join(Case, Task.case_id == Case.id)
             .where(region_filter(Case.region, viewer))
-            .options(selectinload(Task.team))
+            .options(joinedload(Task.team))
         )
         if viewer["role"] == "field":
             query = query.where(Task.team_id == viewer.get("team_id"))
+        if open_only:
+            query = query.where(literal_in(Task.status, TASK_OPEN))  # the partial index's predicate
         async with self.read_session() as session:
-            rows = await session.execute(query.order_by(Task.created_at.desc(), Task.id.desc()))
+            rows = await session.execute(query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit))
             return [task_dict(task, case) for task, case in rows]
 
     async def attachment_path(self, viewer: Viewer, case_id: int, att_id: int) -> tuple[Path, str]:
@@ -133,10 +199,52 @@ class CaseService(ServiceCore):
             )
         return bool(events) and chain_intact(events)
 
+    # -- time limits ------------------------------------------------------------------------------
+
+    def supervision(self) -> clock.Supervision:
+        """The supervision settings of this hub."""
+        return clock.Supervision(
+            warn_share=self.config.warn_share,
+            interval=timedelta(seconds=self.config.reminder_interval_s),
+            max_unanswered=self.config.reminders_before_penalty,
+        )
+
+    def _category(self, code: str) -> Category:
+        # a code the catalog no longer has (an admin removed it) still gets limits: those of `other`
+        catalog = self.catalog.current
+        return catalog.find(code) or catalog.get(FALLBACK)
+
+    async def _arm(self, session: AsyncSession, case: Case, stage: str, now: datetime) -> CaseClock:
+        """Start the clock of a stage (dispatch: from filing; handle: from dispatch) at `now`."""
+        cat = self._category(case.category)
+        limit = cat.dispatch_limit if stage == clock.STAGE_DISPATCH else cat.handle_limit
+        cal = await self.work_calendar(session)
+        armed = clock.arm(case.clock, stage, limit, now, cal, self.supervision())
+        if case.clock is None:
+            armed.case_id = case.id
+            session.add(armed)
+            case.clock = armed
+        case.deadline_at = armed.due_at
+        return armed
+
+    async def on_case_filed(self, session: AsyncSession, case: Case, now: datetime) -> None:
+        """Filing starts the dispatch stage's clock."""
+        await self._arm(session, case, clock.STAGE_DISPATCH, now)
+
     # -- the workflow ---------------------------------------------------------------------------
 
-    async def _transition(self, viewer: Viewer, case_id: int, action: str, note: str | None, step: Step) -> dict[str, Any]:
-        """Apply one workflow action in one transaction; publish after COMMIT."""
+    async def _transition(
+        self,
+        viewer: Viewer,
+        case_id: int,
+        action: str,
+        note: str | None,
+        step: Step,
+        *,
+        answers: bool = False,
+    ) -> dict[str, Any]:
+        """Apply one workflow action in one transaction; publish after COMMIT. `answers`: the
+        action is the team's, so it answers the supervision reminders of the case."""
         try:
             async with self.write_session() as session, session.begin():
                 case = await self._case(session, viewer, case_id)
@@ -144,9 +252,11 @@ class CaseService(ServiceCore):
                 if actor is None:
                     raise NotFound(f"no user {viewer['id']}")
                 before = case.status
-                after = workflow.next_status(before, action)
+                after = workflow.next_status(before, action, previous=case.suspended_from)
                 now = self.now()
                 data, task = await step(session, case, actor, now)
+                if answers:
+                    clock.answered(case.clock)
                 case.status = after
                 case.updated_at = now
                 append_event(
@@ -181,21 +291,58 @@ class CaseService(ServiceCore):
             raise Forbidden(f"case {case.id} is assigned to another team")
         return task
 
-    async def dispatch_case(self, viewer: Viewer, case_id: int, team_id: int) -> dict[str, Any]:
-        """Commander sends a filed case to a team: a task with the category's deadline."""
+    async def dispatch_case(
+        self, viewer: Viewer, case_id: int, team_id: int | None = None, user_id: int | None = None
+    ) -> dict[str, Any]:
+        """Commander sends a filed (or returned) case to a team, or to a named person of a team: a
+        task with the category's handling limit, counted from now. Without `team_id` the
+        auto-dispatch rules choose (Invalid when none matches)."""
         require_role(viewer, "commander")
+        if team_id is None and user_id is not None:
+            raise Invalid("team_id", "name the team of the person")
 
         async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task]:
-            team = await session.get(Team, team_id)
-            if team is None or not region_visible(viewer, team.region):
-                raise Invalid("team_id", f"no team {team_id} in your region")
-            deadline = now + timedelta(hours=get_category(case.category).deadline_hours)
-            task = Task(team_id=team.id, status=TASK_PENDING, deadline_at=deadline, created_at=now)
+            assignee: User | None = None
+            rule_id: int | None = None
+            if team_id is None:
+                rule = await self._rule_for(session, case.category, case.region)
+                if rule is None:
+                    raise Invalid(
+                        "team_id",
+                        f"no auto-dispatch rule matches category {case.category} in region {case.region}; choose a team",
+                    )
+                team, assignee, rule_id = rule.team, rule.user, rule.id
+            else:
+                found = await session.get(Team, team_id)
+                if found is None or not region_visible(viewer, found.region):
+                    raise Invalid("team_id", f"no team {team_id} in your region")
+                team = found
+                if user_id is not None:
+                    assignee = await session.get(User, user_id)
+                    if assignee is None or assignee.role != "field" or assignee.team_id != team.id:
+                        raise Invalid("user_id", f"user {user_id} is not a field member of team {team.id}")
+            armed = await self._arm(session, case, clock.STAGE_HANDLE, now)
+            task = Task(
+                team_id=team.id,
+                status=TASK_PENDING,
+                deadline_at=armed.due_at,
+                created_at=now,
+                assignee_id=assignee.id if assignee is not None else None,
+            )
             task.team = team
             case.tasks.append(task)
             case.team = team
-            case.deadline_at = deadline
-            return {"team_id": team.id, "team_name": team.name, "deadline_at": deadline.timestamp()}, task
+            data: dict[str, Any] = {
+                "team_id": team.id,
+                "team_name": team.name,
+                "deadline_at": armed.due_at.timestamp(),
+                "limit": {"type": armed.limit_type, "amount": armed.limit_amount},
+            }
+            if assignee is not None:
+                data.update(assignee_id=assignee.id, assignee_name=assignee.display_name)
+            if rule_id is not None:
+                data["rule_id"] = rule_id
+            return data, task
 
         return await self._transition(viewer, case_id, workflow.DISPATCH, None, step)
 
@@ -210,7 +357,7 @@ class CaseService(ServiceCore):
             task.acknowledged_by = actor.id
             return {"task_id": task.id}, task
 
-        return await self._transition(viewer, case_id, workflow.ACKNOWLEDGE, None, step)
+        return await self._transition(viewer, case_id, workflow.ACKNOWLEDGE, None, step, answers=True)
 
     async def report_handled(
         self,
@@ -238,25 +385,20 @@ class CaseService(ServiceCore):
             task.status = TASK_DONE
             task.done_at = now
             task.done_by = actor.id
+            # the centre's verification time does not count against the team: the clock stands still
+            clock.pause(case.clock, now, await self.work_calendar(session))
+            for ext in case.extensions:
+                if ext.status == "pending":
+                    ext.status = "withdrawn"
             data: dict[str, Any] = {"task_id": task.id}
+            if case.deadline_at is not None:
+                data["on_time"] = now <= case.deadline_at
             if stored is not None and photo is not None and photo_type is not None:
-                att = Attachment(
-                    kind="photo",
-                    path=stored[0],
-                    sha256=stored[1],
-                    size=len(photo),
-                    content_type=photo_type,
-                    created_at=now,
-                    created_by=actor.id,
-                )
-                case.attachments.append(att)
-                await session.flush()
-                data["attachment_id"] = att.id
-                data["photo_sha256"] = stored[1]
+                data.update(await attach_photo(session, case, stored, len(photo), photo_type, actor, now))
             return data, task
 
         try:
-            return await self._transition(viewer, case_id, workflow.REPORT, text, step)
+            return await self._transition(viewer, case_id, workflow.REPORT, text, step, answers=True)
         except Exception:
             if stored is not None:
                 await asyncio.to_thread(files.remove_quietly, self.data_dir, stored[0])
@@ -268,6 +410,7 @@ class CaseService(ServiceCore):
         text = _note(note, required=False)
 
         async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
+            clock.stop(case.clock)
             return {}, None
 
         return await self._transition(viewer, case_id, workflow.VERIFY, text, step)
@@ -282,6 +425,10 @@ class CaseService(ServiceCore):
             task.status = TASK_ACKNOWLEDGED
             task.done_at = None
             task.done_by = None
-            return {"task_id": task.id}, task
+            # back to handling: the team's clock runs on from where the report stopped it
+            clock.resume(case.clock, now, await self.work_calendar(session), self.supervision())
+            case.deadline_at = case.clock.due_at if case.clock is not None else case.deadline_at
+            task.deadline_at = case.deadline_at
+            return {"task_id": task.id, "deadline_at": case.deadline_at.timestamp() if case.deadline_at else None}, task
 
         return await self._transition(viewer, case_id, workflow.REJECT, text, step)

@@ -9,11 +9,15 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from fusionhub.dispatch.categories import CatalogStore
+from fusionhub.dispatch.config import DispatchConfig
 from fusionhub.dispatch.db import WRITE_OPTION
 from fusionhub.dispatch.models import to_datetime
+from fusionhub.dispatch.rollup import recording_sessions
 from fusionhub.signaling.messages import Topic
 
 log = logging.getLogger(__name__)
@@ -22,7 +26,8 @@ Publish = Callable[[Topic, dict[str, Any]], Awaitable[None]]
 
 
 class ServiceCore:
-    """Holds the engine, session factories, data directory, bus publisher and clock."""
+    """Holds the engine, session factories, data directory, bus publisher, clock, workflow config
+    and the category catalog in use."""
 
     def __init__(
         self,
@@ -31,15 +36,25 @@ class ServiceCore:
         data_dir: Path,
         publish: Publish | None = None,
         clock: Callable[[], float] = time.time,
+        config: DispatchConfig | None = None,
+        timezone: str = "Asia/Shanghai",
     ) -> None:
         self.engine = engine
         self.data_dir = Path(data_dir)
         self._publish = publish
         self._clock = clock
+        # the workflow's time limits: working hours, catalog file, supervision (see dispatch/config.py)
+        self.config = config if config is not None else DispatchConfig()
+        self.timezone = timezone
+        self.catalog = CatalogStore(self.data_dir / self.config.catalog_file)
         # expire_on_commit=False: the dicts handed out are built from objects after COMMIT
         self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        # write sessions keep the statistics rollup with every timeline entry (rollup.py), by the
+        # calendar days of the hub's time zone
         self._writer = async_sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+            engine.execution_options(**{WRITE_OPTION: True}),
+            expire_on_commit=False,
+            sync_session_class=recording_sessions(ZoneInfo(timezone)),
         )
 
     def read_session(self) -> AsyncSession:
@@ -53,6 +68,10 @@ class ServiceCore:
     def now(self) -> datetime:
         """The clock as an aware UTC datetime."""
         return to_datetime(self._clock())
+
+    async def on_case_filed(self, session: AsyncSession, case: Any, now: datetime) -> None:
+        """Called inside the transaction that files a case (any path: a confirmed flag, intake);
+        the case service overrides it to start the case's dispatch clock."""
 
     async def emit(self, messages: list[tuple[Topic, dict[str, Any]]]) -> None:
         """Publish after COMMIT; the record is already safe, so a bus failure is logged, not raised."""

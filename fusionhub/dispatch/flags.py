@@ -15,9 +15,9 @@ from sqlalchemy.orm import selectinload
 from fusionhub.dispatch import files, workflow
 from fusionhub.dispatch.access import Viewer, region_filter, region_visible, require_role
 from fusionhub.dispatch.categories import category_for_rule, get_category
-from fusionhub.dispatch.core import ServiceCore
 from fusionhub.dispatch.errors import AlreadyReviewed, Invalid, NotFound
 from fusionhub.dispatch.models import Attachment, Camera, Case, Flag, User, Zone, to_datetime
+from fusionhub.dispatch.review import ATTACHED, ReviewService
 from fusionhub.dispatch.timeline import append_event
 from fusionhub.dispatch.views import case_dict, flag_dict
 from fusionhub.signaling.messages import FlagRaised, Topic
@@ -25,11 +25,11 @@ from fusionhub.signaling.messages import FlagRaised, Topic
 log = logging.getLogger(__name__)
 
 PENDING, CONFIRMED, DISMISSED = "pending", "confirmed", "dismissed"
-FLAG_STATUSES = (PENDING, CONFIRMED, DISMISSED)
+FLAG_STATUSES = (PENDING, CONFIRMED, DISMISSED, ATTACHED)
 FLAG_READERS = ("admin", "commander", "duty")
 
 
-class FlagService(ServiceCore):
+class FlagService(ReviewService):
     """Flags: recorded idempotently, listed for review, confirmed (→ case) or dismissed."""
 
     async def _flag(self, session: AsyncSession, viewer: Viewer, flag_id: str) -> Flag:
@@ -46,12 +46,19 @@ class FlagService(ServiceCore):
 
     async def record_flag(self, msg: FlagRaised) -> dict[str, Any]:
         """Store a raised flag once; a redelivered event returns the stored flag and publishes nothing.
+        A flag from a zone whose case is still open joins that case (status "attached", the case's
+        timeline says "still present") instead of entering the review queue.
 
         Invalid (a ValueError) when the camera is unknown or the evidence path leaves the data directory.
+        An empty evidence path (analytics could not write the picture) is kept: the flag still counts.
         """
-        if not files.is_safe_relative(msg.evidence_path):
+        if msg.evidence_path and not files.is_safe_relative(msg.evidence_path):
             raise Invalid("evidence_path", "must be a path inside the data directory")
+        if msg.frame_path is not None and not files.is_safe_relative(msg.frame_path):
+            raise Invalid("frame_path", "must be a path inside the data directory")
         created = False
+        open_case: Case | None = None
+        timeline_grew = False
         try:
             async with self.write_session() as session, session.begin():
                 flag = await session.get(Flag, msg.flag_id, options=[selectinload(Flag.reviewer)])
@@ -73,6 +80,7 @@ class FlagService(ServiceCore):
                         frame_width=msg.frame_width,
                         frame_height=msg.frame_height,
                         evidence_path=msg.evidence_path,
+                        frame_path=msg.frame_path,
                         first_seen_at=to_datetime(msg.first_seen_at),
                         raised_at=to_datetime(msg.raised_at),
                         recorded_at=self.now(),
@@ -80,6 +88,9 @@ class FlagService(ServiceCore):
                         region=camera.region,
                     )
                     flag.reviewer = None
+                    open_case = await self.open_case_of_zone(session, camera.id, flag.zone_id)
+                    if open_case is not None:
+                        timeline_grew = self.attach_flag(open_case, flag, msg)
                     session.add(flag)
                     created = True
         except IntegrityError:
@@ -90,7 +101,11 @@ class FlagService(ServiceCore):
                 raise
             return flag_dict(stored)
         out = flag_dict(flag)
-        if created:
+        if created and open_case is not None:
+            log.info("flag %s attached to open case %s (camera %s, %s)", flag.id, open_case.id, flag.camera_id, flag.rule)
+            if timeline_grew:
+                await self.emit([(Topic.CASE_CHANGED, case_dict(open_case, timeline=False))])
+        elif created:
             log.info("flag %s recorded (camera %s, %s)", flag.id, flag.camera_id, flag.rule)
             await self.emit([(Topic.FLAG_CREATED, out)])
         return out
@@ -170,8 +185,10 @@ class FlagService(ServiceCore):
             )
             case.team = None
             case.events, case.tasks, case.attachments = [], [], []
+            case.clock, case.extensions = None, []
             session.add(case)
             await session.flush()
+            await self.on_case_filed(session, case, now)
             if digest is not None:
                 case.attachments.append(
                     Attachment(
@@ -180,6 +197,20 @@ class FlagService(ServiceCore):
                         sha256=digest[0],
                         size=digest[1],
                         content_type="image/jpeg",
+                        created_at=now,
+                        created_by=actor.id,
+                    )
+                )
+            # the clip, if media finished it before this review (later ones are attached on arrival)
+            await session.refresh(flag, ["clip_state", "clip_path", "clip_sha256", "clip_size"])
+            if flag.clip_state == "ready" and flag.clip_path:
+                case.attachments.append(
+                    Attachment(
+                        kind="clip",
+                        path=flag.clip_path,
+                        sha256=flag.clip_sha256 or "",
+                        size=flag.clip_size or 0,
+                        content_type="video/mp4",
                         created_at=now,
                         created_by=actor.id,
                     )

@@ -5,9 +5,26 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from sqlalchemy import inspect
+
+from fusionhub.dispatch.camera_settings import analysis_view, sampling_view
 from fusionhub.dispatch.categories import get_category
+from fusionhub.dispatch.clock import clock_dict
 from fusionhub.dispatch.errors import Invalid
-from fusionhub.dispatch.models import Attachment, Camera, Case, CaseEvent, Flag, Task, Team, User, Zone, to_epoch
+from fusionhub.dispatch.models import (
+    Attachment,
+    Camera,
+    Case,
+    CaseEvent,
+    CaseExtension,
+    Flag,
+    Task,
+    Team,
+    User,
+    Zone,
+    to_epoch,
+)
+from fusionhub.dispatch.zonerules import default_rule
 
 
 def strip_credentials(url: str) -> tuple[str, bool]:
@@ -51,6 +68,15 @@ def zone_dict(zone: Zone) -> dict[str, Any]:
         "polygon": zone.polygon,
         "dwell_s": zone.dwell_s,
         "classes": zone.classes,
+        "rule": zone.rule or default_rule(zone.kind),
+        "min_count": zone.min_count or 1,
+        "windows": zone.windows or [],
+        "realert_s": zone.realert_s,
+        "threshold": zone.threshold,
+        "reference_at": to_epoch(zone.reference_at),
+        "reference_url": (
+            f"/api/v1/cameras/{zone.camera_id}/zones/{zone.id}/reference.png" if zone.reference_path else None
+        ),
     }
 
 
@@ -64,6 +90,8 @@ def camera_dict(camera: Camera) -> dict[str, Any]:
         "url": url,
         "has_credentials": has_credentials,
         "enabled": camera.enabled,
+        "sampling": sampling_view(camera.sampling),
+        "analysis": analysis_view(camera.analysis),
         "zones": [zone_dict(z) for z in camera.zones],
     }
 
@@ -83,6 +111,7 @@ def flag_dict(flag: Flag) -> dict[str, Any]:
         "frame_width": flag.frame_width,
         "frame_height": flag.frame_height,
         "evidence_url": f"/api/v1/flags/{flag.id}/evidence.jpg",
+        "has_frame": flag.frame_path is not None,
         "first_seen_at": to_epoch(flag.first_seen_at),
         "raised_at": to_epoch(flag.raised_at),
         "status": flag.status,
@@ -92,6 +121,19 @@ def flag_dict(flag: Flag) -> dict[str, Any]:
         "dismiss_reason": flag.dismiss_reason,
         "case_id": flag.case_id,
         "region": flag.region,
+        **clip_fields(flag),
+    }
+
+
+def clip_fields(flag: Flag) -> dict[str, Any]:
+    """A flag's clip as the API shows it: `clip_url` only while the clip is ready."""
+    ready = flag.clip_state == "ready"
+    return {
+        "clip_url": f"/api/v1/flags/{flag.id}/clip.mp4" if ready else None,
+        "clip_state": flag.clip_state,
+        "clip_reason": flag.clip_reason,
+        "clip_start": to_epoch(flag.clip_start_at),
+        "clip_end": to_epoch(flag.clip_end_at),
     }
 
 
@@ -141,8 +183,44 @@ def task_dict(task: Task, case: Case) -> dict[str, Any]:
         "acknowledged_at": to_epoch(task.acknowledged_at),
         "acknowledged_by": task.acknowledged_by,
         "done_at": to_epoch(task.done_at),
+        "assignee_id": task.assignee_id,
         "region": case.region,
     }
+
+
+def extension_dict(ext: CaseExtension) -> dict[str, Any]:
+    """`Extension` of the API: a team's request for more time and the centre's decision."""
+    return {
+        "id": ext.id,
+        "status": ext.status,
+        "limit": {"type": ext.limit_type, "amount": ext.amount},
+        "reason": ext.reason,
+        "requested_by": ext.requested_by,
+        "requested_at": to_epoch(ext.requested_at),
+        "old_due_at": to_epoch(ext.old_due_at),
+        "new_due_at": to_epoch(ext.new_due_at),
+        "decided_by": ext.decided_by,
+        "decided_at": to_epoch(ext.decided_at),
+        "decision_note": ext.decision_note,
+    }
+
+
+def workflow_fields(case: Case) -> dict[str, Any]:
+    """The intake, clock, extension and return-visit fields of a case (revision 0002). The clock and
+    extensions appear when they were loaded (every case service query loads them)."""
+    out: dict[str, Any] = {
+        "description": case.description,
+        "contact": case.contact,
+        "reported_by": case.reported_by,
+        "suspended_from": case.suspended_from,
+        "satisfaction": case.satisfaction,
+    }
+    unloaded = inspect(case).unloaded
+    if "clock" not in unloaded:
+        out["clock"] = clock_dict(case.clock)
+    if "extensions" not in unloaded:
+        out["extensions"] = [extension_dict(e) for e in case.extensions]
+    return out
 
 
 def _category_names(code: str) -> tuple[str, str]:
@@ -177,6 +255,7 @@ def case_dict(case: Case, *, timeline: bool = True) -> dict[str, Any]:
         "updated_at": to_epoch(case.updated_at),
         "attachments": [attachment_dict(a) for a in case.attachments],
         "tasks": [task_dict(t, case) for t in case.tasks],
+        **workflow_fields(case),
     }
     if timeline:
         out["timeline"] = [event_dict(e) for e in case.events]

@@ -8,6 +8,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fusionhub.media.options import IngestOptions
+from fusionhub.media.recording import RecordingConfig, WhipConfig
 
 ICE_URL_PATTERN = r"^(stun|stuns|turn|turns):[A-Za-z0-9.\-\[\]:]{1,253}(\?transport=(udp|tcp))?$"
 
@@ -51,9 +52,55 @@ class MediaConfig(BaseModel):
     connect_timeout_s: float = Field(
         default=20.0, gt=0, le=300, description="a WHEP session not connected this long after its answer is closed"
     )
+    max_concurrent_setups: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description=(
+            "WHEP sessions being set up at once (answer, ICE, DTLS); more wait in a queue so set-ups "
+            "never starve the live viewers' packets"
+        ),
+    )
+    setup_queue: int = Field(
+        default=32, ge=0, le=10_000, description="set-ups that may wait for a free place; one more is refused (503)"
+    )
+    setup_wait_s: float = Field(
+        default=5.0, ge=0, le=60, description="longest wait in the set-up queue before the offer is refused (503)"
+    )
+    retry_after_s: int = Field(
+        default=2, ge=1, le=300, description="Retry-After (seconds) sent with a 503 when the hub is full or busy"
+    )
+    max_loop_lag_ms: float = Field(
+        default=150.0,
+        ge=0,
+        le=10_000,
+        description=(
+            "new viewers are refused (503) while the event loop runs this late on average: the hub "
+            "is saturated and one more viewer would slow every other; 0 turns the check off"
+        ),
+    )
+    keyframe_request_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="a viewer's keyframe requests (PLI/FIR) are answered from the GOP cache at most this often",
+    )
+    idle_grace_s: float | None = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "a camera nobody watches and analytics does not need stops being pulled after this many "
+            "seconds (it starts again on the next viewer); None keeps every camera pulled"
+        ),
+    )
     ingest: IngestOptions = Field(
         default_factory=IngestOptions, description="how every camera is pulled, reconnected and sampled"
     )
+    recording: RecordingConfig = Field(
+        default_factory=RecordingConfig, description="packet history per source, flag clips, disk budgets"
+    )
+    whip: WhipConfig = Field(default_factory=WhipConfig, description="WHIP publishers (field phones, terminals)")
 
     @field_validator("ice_servers")
     @classmethod

@@ -24,4 +24,8 @@ class CodecUnsupported(MediaError):
 
 
 class GatewayFull(MediaError):
-    """The gateway has reached its limit of viewers or sources."""
+    """The gateway has reached its limit of viewers or sources, or is too busy for one more now."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # what the API sends as Retry-After

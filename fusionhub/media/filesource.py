@@ -55,7 +55,7 @@ class FileLoopSource(ThreadedSource):
     def _open(self) -> AbstractContextManager[av.container.InputContainer]:
         if not self.path.is_file():
             raise SourceFailure("unreachable", f"no such file: {self.path}")
-        return av.open(str(self.path))
+        return av.open(str(self.path), options={"protocol_whitelist": "file"})  # a local file, nothing else
 
     def _passes(
         self, container: av.container.InputContainer

@@ -7,8 +7,10 @@ number of viewers; viewers get the camera's packets as received (no transcoding)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +18,24 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fusionhub.media.admission import LoopLagMonitor, SetupGate
 from fusionhub.media.config import MediaConfig
+from fusionhub.media.demand import PullDemand
 from fusionhub.media.errors import GatewayFull, MediaError, UnknownCamera, UnknownSession
 from fusionhub.media.filesource import FileLoopSource
 from fusionhub.media.ice import pin_host_addresses
 from fusionhub.media.ingest import CameraIngest
+from fusionhub.media.options import IngestOptions
+from fusionhub.media.outputs import SourceOutputs
+from fusionhub.media.pipeline import IngestStats
+from fusionhub.media.publishers import PublisherRegistry
 from fusionhub.media.relay import PacketRelay
+from fusionhub.media.ring import PacketRing
+from fusionhub.media.rtpsend import check_sender_hooks, use_fast_ntp_clock
+from fusionhub.media.sampling import SamplingOptions
 from fusionhub.media.urls import validate_camera_url
 from fusionhub.media.whep import WhepSession
-from fusionhub.signaling.messages import CameraStatus
+from fusionhub.signaling.messages import CameraStatus, PublisherStatus
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +56,36 @@ class _Source(Protocol):
     def latest_keyframe_jpeg(self) -> bytes | None: ...
 
 
+SourceBuilder = Callable[[SourceOutputs, StatusCallback], _Source]
+
+
 @dataclass
 class _Camera:
-    source: _Source
+    source: _Source  # while idle: the stopped one (its last snapshot still answers)
     relay: PacketRelay
     key: str  # what the source was built from (url or file path), to spot a real change; never logged
+    outputs: SourceOutputs  # the source's sink: this relay, audio, the clip ring
+    build: SourceBuilder  # makes a fresh source (after a URL change or when leaving idle)
+    generation: object | None = None  # the running source's token: statuses of older ones are dropped
+    idle_status: CameraStatus | None = None  # set while the camera is not pulled (see demand.py)
 
 
 class MediaGateway:
     """Owns the cameras' sources and relays and all WHEP sessions; start() before use, stop() at the end."""
 
-    def __init__(self, config: MediaConfig, *, on_sample: SampleCallback, on_status: StatusCallback) -> None:
+    def __init__(
+        self,
+        config: MediaConfig,
+        *,
+        on_sample: SampleCallback,
+        on_status: StatusCallback,
+        on_publisher: Callable[[PublisherStatus], None] | None = None,
+    ) -> None:
         self._config = config
+        # WHIP publishers: sources like cameras, with negative source ids
+        self.publishers = PublisherRegistry(
+            config, on_sample=on_sample, on_status=on_publisher, on_gone=self._source_gone
+        )
         self._on_sample = on_sample
         self._on_status = on_status
         self._cameras: dict[int, _Camera] = {}
@@ -65,15 +94,34 @@ class MediaGateway:
         self._pinned = False
         self._stopped = False
         self.refused_full = 0
+        self._closing: set[asyncio.Task[None]] = set()  # viewer sessions closing because their source went
+        self._lag = LoopLagMonitor()
+        self._gate = SetupGate(
+            slots=config.max_concurrent_setups,
+            queue=config.setup_queue,
+            wait_s=config.setup_wait_s,
+            retry_after_s=config.retry_after_s,
+            lag=self._lag,
+            max_lag_ms=config.max_loop_lag_ms,
+        )
+        self._demand = PullDemand(config.idle_grace_s)
+        self._demand_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Apply the ICE host pinning (process-wide) and accept cameras and viewers."""
         if self._loop is not None:
             return
+        check_sender_hooks()  # the passthrough needs them: fail at start, not on the first viewer
+        use_fast_ntp_clock(True)
         self._loop = asyncio.get_running_loop()
         if self._config.ice_host_addresses is not None:
             pin_host_addresses(self._config.ice_host_addresses)
             self._pinned = True
+        self._lag.start()
+        grace = self._config.idle_grace_s
+        if grace is not None:
+            period = min(1.0, max(0.05, grace / 4))
+            self._demand_task = asyncio.create_task(self._demand_loop(period), name="media-pull-demand")
 
     async def stop(self) -> None:
         """Close viewers, then sources, then relays; every step runs, errors are collected (idempotent)."""
@@ -81,16 +129,26 @@ class MediaGateway:
             return
         self._stopped = True
         errors: list[BaseException] = []
+        task, self._demand_task = self._demand_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._lag.stop()
         for session in list(self._sessions.values()):
             await self._step(errors, session.close(), "closing WHEP session %s", session.session_id)
+        await self._step(errors, self.publishers.stop(), "stopping WHIP publishers")
+        if self._closing:
+            await asyncio.gather(*list(self._closing), return_exceptions=True)
         for camera_id, cam in list(self._cameras.items()):
             await self._step(errors, cam.source.stop(), "stopping camera %s", camera_id)
-            cam.relay.close()
+            await self._step(errors, cam.outputs.close(), "closing the outputs of camera %s", camera_id)
         self._cameras.clear()
         self._sessions.clear()
         if self._pinned:
             pin_host_addresses(None)
             self._pinned = False
+        use_fast_ntp_clock(False)
         if errors:
             raise MediaError(f"{len(errors)} error(s) while stopping the media gateway") from errors[0]
 
@@ -109,84 +167,141 @@ class MediaGateway:
             raise MediaError("the media gateway is not running")
         return self._loop
 
-    async def add_camera(self, camera_id: int, url: str) -> None:
-        """Pull an rtsp(s):// camera (raises InvalidCameraUrl); a changed URL replaces the running source."""
+    def _ingest_options(self, sampling: SamplingOptions | None) -> IngestOptions:
+        return self._config.ingest if sampling is None else self._config.ingest.model_copy(update={"sampling": sampling})
+
+    async def add_camera(self, camera_id: int, url: str, *, sampling: SamplingOptions | None = None) -> None:
+        """Pull an rtsp(s):// camera (raises InvalidCameraUrl); a changed URL or sampling replaces the running source."""
         validate_camera_url(url)
         loop = self._running_loop()
+        options = self._ingest_options(sampling)
 
-        def build(relay: PacketRelay) -> _Source:
+        def build(sink: SourceOutputs, on_status: StatusCallback) -> _Source:
             return CameraIngest(
                 camera_id,
                 url,
-                sink=relay,
+                sink=sink,
                 on_sample=self._on_sample,
-                on_status=self._on_status,
+                on_status=on_status,
                 loop=loop,
-                options=self._config.ingest,
+                options=options,
             )
 
-        await self._install(camera_id, f"url:{url}", build)
+        await self._install(camera_id, f"url:{url}{_sampling_key(sampling)}", build)
 
-    async def add_file_camera(self, camera_id: int, path: Path) -> None:
+    async def add_file_camera(self, camera_id: int, path: Path, *, sampling: SamplingOptions | None = None) -> None:
         """The built-in demo camera: a local clip played in a loop as if it were live."""
         loop = self._running_loop()
+        options = self._ingest_options(sampling)
 
-        def build(relay: PacketRelay) -> _Source:
+        def build(sink: SourceOutputs, on_status: StatusCallback) -> _Source:
             return FileLoopSource(
                 camera_id,
                 path,
-                sink=relay,
+                sink=sink,
                 on_sample=self._on_sample,
-                on_status=self._on_status,
+                on_status=on_status,
                 loop=loop,
-                options=self._config.ingest,
+                options=options,
             )
 
-        await self._install(camera_id, f"file:{Path(path).resolve()}", build)
+        resolved = await asyncio.to_thread(Path(path).resolve)
+        await self._install(camera_id, f"file:{resolved}{_sampling_key(sampling)}", build)
 
-    async def _install(self, camera_id: int, key: str, build: Callable[[PacketRelay], _Source]) -> None:
+    async def _install(self, camera_id: int, key: str, build: SourceBuilder) -> None:
         existing = self._cameras.get(camera_id)
         if existing is not None and existing.key == key:
             return  # same source (e.g. only the name or zones changed): keep pulling, keep viewers
         if existing is not None:
+            existing.key, existing.build = key, build
+            if existing.idle_status is not None:
+                return  # not pulled now: the new source starts with the next viewer
             # a new URL: swap the source under the same relay, so viewers stay and resume at the
             # new source's first keyframe
+            existing.generation = None
             await existing.source.stop()
-            existing.relay.reset()
-            relay = existing.relay
+            existing.outputs.reset()
             log.info("camera %s: source replaced", camera_id)
-        else:
-            relay = PacketRelay(f"camera {camera_id}", queue_packets=self._config.viewer_queue_packets)
-        source = build(relay)
-        self._cameras[camera_id] = _Camera(source, relay, key)
+            self._start_source(camera_id, existing)
+            return
+        relay = PacketRelay(f"camera {camera_id}", queue_packets=self._config.viewer_queue_packets)
+        outputs = SourceOutputs(f"camera {camera_id}", relay, self._config.recording)
+        source, generation = self._new_source(camera_id, build, outputs)
+        self._cameras[camera_id] = _Camera(source, relay, key, outputs, build, generation)
+        self._demand.add(camera_id, time.monotonic())
         source.start()
+
+    def _new_source(self, camera_id: int, build: SourceBuilder, outputs: SourceOutputs) -> tuple[_Source, object]:
+        """A source whose statuses are passed on only while it is the camera's current one."""
+        generation = object()
+
+        def on_status(status: CameraStatus) -> None:
+            self._source_status(camera_id, generation, status)
+
+        return build(outputs, on_status), generation
+
+    def _start_source(self, camera_id: int, cam: _Camera) -> None:
+        cam.source, cam.generation = self._new_source(camera_id, cam.build, cam.outputs)
+        cam.idle_status = None
+        cam.source.start()
+
+    def _source_status(self, camera_id: int, generation: object, status: CameraStatus) -> None:
+        cam = self._cameras.get(camera_id)
+        if cam is not None and cam.generation is not generation:
+            return  # the last words of a replaced or idled source: not the camera's state any more
+        if cam is not None and status.state == "offline":
+            # the next connection starts a new stream: viewers wait for its first keyframe
+            # instead of decoding its P-frames against pictures of the old one
+            cam.relay.reset()
+        self._on_status(status)
 
     async def remove_camera(self, camera_id: int) -> None:
         """Stop pulling a camera and close its viewers (raises UnknownCamera)."""
         cam = self._cameras.pop(camera_id, None)
         if cam is None:
             raise UnknownCamera(f"camera {camera_id} is not in the media gateway")
+        self._demand.remove(camera_id)
         for session in [s for s in self._sessions.values() if s.camera_id == camera_id]:
             await session.close()
-        cam.relay.close()
+        await cam.outputs.close()
         await cam.source.stop()
 
     async def whep_offer(self, camera_id: int, sdp: str) -> tuple[str, str]:
         """Answer a WHEP offer for a camera: (answer SDP, session id).
 
-        Raises UnknownCamera, GatewayFull (max_viewers reached), CodecUnsupported (no H.264 in
-        the offer), InvalidOffer (not a usable SDP offer), TimeoutError (ICE gathering too slow).
+        Raises UnknownCamera, GatewayFull (max_viewers reached, or too many set-ups under way,
+        or the hub saturated: see admission.py), CodecUnsupported (no H.264 in the offer),
+        InvalidOffer (not a usable SDP offer), TimeoutError (ICE gathering too slow). An idle
+        camera starts being pulled again at once.
         """
         self._running_loop()
-        cam = self._cameras.get(camera_id)
-        if cam is None:
+        if camera_id not in self._cameras:
             raise UnknownCamera(f"camera {camera_id} is not in the media gateway")
-        if len(self._sessions) >= self._config.max_viewers:
-            self.refused_full += 1
-            raise GatewayFull(f"the hub already serves {self._config.max_viewers} viewers; try again later")
+        self._check_viewer_limit()
+        slot = await self._gate.acquire()  # held until the viewer is connected (or gone)
+        cam = self._cameras.get(camera_id)
+        if cam is None or len(self._sessions) >= self._config.max_viewers:
+            slot.release()
+            if cam is None:
+                raise UnknownCamera(f"camera {camera_id} was removed")
+            self._check_viewer_limit()
+        assert cam is not None
         session_id = secrets.token_urlsafe(16)
-        session = WhepSession(session_id, camera_id, cam.relay, self._config, on_closed=self._forget_session)
+        session = WhepSession(
+            session_id,
+            camera_id,
+            cam.relay,
+            self._config,
+            on_closed=self._forget_session,
+            audio=cam.outputs,
+            setup_slot=slot,
+        )
         self._sessions[session_id] = session  # counted against max_viewers while the answer is built
+        self._viewers_changed(camera_id)
+        if cam.idle_status is not None:
+            log.info("camera %s: a viewer arrived; pulling it again", camera_id)
+            self._start_source(camera_id, cam)
+            self._demand.set_idle(camera_id, False)
         try:
             answer = await session.answer(sdp)
         except BaseException:
@@ -197,10 +312,118 @@ class MediaGateway:
         log.info("camera %s: WHEP viewer %s joined (%d viewers)", camera_id, session_id[:6], len(self._sessions))
         return answer, session_id
 
+    async def whep_offer_publisher(self, name: str, sdp: str) -> tuple[str, str]:
+        """Answer a WHEP offer for a live WHIP publisher: (answer SDP, session id).
+
+        Raises UnknownPublisher, GatewayFull, CodecUnsupported, InvalidOffer, TimeoutError.
+        """
+        self._running_loop()
+        pub = self.publishers.get(name)
+        self._check_viewer_limit()
+        slot = await self._gate.acquire()  # held until the viewer is connected (or gone)
+        session_id = secrets.token_urlsafe(16)
+        session = WhepSession(
+            session_id,
+            pub.source_id,
+            pub.outputs.video,
+            self._config,
+            on_closed=self._forget_session,
+            audio=pub.outputs,
+            setup_slot=slot,
+        )
+        self._sessions[session_id] = session
+        try:
+            answer = await session.answer(sdp)
+        except BaseException:
+            await session.close()
+            raise
+        if not pub.outputs.video.cached_packets:
+            pub.session.request_keyframe()  # nothing cached: ask now rather than wait for the periodic one
+        log.info("publisher %s: WHEP viewer %s joined (%d viewers)", name, session_id[:6], len(self._sessions))
+        return answer, session_id
+
+    async def whip_publish(self, name: str, sdp: str, *, user_id: int, region: str) -> tuple[str, str]:
+        """Answer a WHIP offer (see PublisherRegistry.publish): (answer SDP, session id)."""
+        self._running_loop()
+        return await self.publishers.publish(name, sdp, user_id=user_id, region=region)
+
+    async def whip_delete(self, session_id: str) -> None:
+        """End a WHIP publishing session (raises UnknownPublisher)."""
+        await self.publishers.unpublish(session_id)
+
+    def _source_gone(self, source_id: int) -> None:
+        """A publisher ended: its viewers' peer connections close too."""
+        for session in [s for s in self._sessions.values() if s.camera_id == source_id]:
+            task = asyncio.get_running_loop().create_task(session.close(), name=f"whep-{session.session_id[:6]}-gone")
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def ring(self, source_id: int) -> PacketRing | None:
+        """The clip ring of a camera (id >= 0) or a live publisher (negative id); None if there is none."""
+        if source_id < 0:
+            return self.publishers.ring(source_id)
+        cam = self._cameras.get(source_id)
+        return cam.outputs.ring if cam is not None else None
+
+    def _check_viewer_limit(self) -> None:
+        if len(self._sessions) >= self._config.max_viewers:
+            self.refused_full += 1
+            raise GatewayFull(
+                f"the hub already serves {self._config.max_viewers} viewers; try again later",
+                retry_after_s=self._config.retry_after_s,
+            )
+
     def _forget_session(self, session: WhepSession) -> None:
         if self._sessions.get(session.session_id) is session:
             del self._sessions[session.session_id]
             log.info("camera %s: WHEP viewer %s left", session.camera_id, session.session_id[:6])
+            self._viewers_changed(session.camera_id)
+
+    # -- pulling on demand (bookkeeping in demand.py) ---------------------------------------------
+
+    def set_analytics_need(self, camera_id: int, needed: bool) -> None:
+        """Tell the gateway whether analytics needs a camera's frames (a camera with zones does).
+
+        A needed camera is always pulled; one that is neither needed nor watched stops being
+        pulled `idle_grace_s` after that became true. Unknown cameras are ignored.
+        """
+        cam = self._cameras.get(camera_id)
+        if cam is None:
+            return
+        self._demand.set_needed(camera_id, needed, time.monotonic())
+        if needed and cam.idle_status is not None and not self._stopped:
+            log.info("camera %s: analytics needs it; pulling it again", camera_id)
+            self._start_source(camera_id, cam)
+            self._demand.set_idle(camera_id, False)
+
+    def _viewers_changed(self, camera_id: int) -> None:
+        viewers = sum(1 for s in self._sessions.values() if s.camera_id == camera_id)
+        self._demand.set_viewers(camera_id, viewers, time.monotonic())
+
+    async def _demand_loop(self, period_s: float) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            for camera_id in self._demand.due(time.monotonic()):
+                try:
+                    await self._go_idle(camera_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # keep serving; the camera stays pulled
+                    log.exception("camera %s: could not stop pulling it", camera_id)
+
+    async def _go_idle(self, camera_id: int) -> None:
+        cam = self._cameras.get(camera_id)
+        if cam is None or cam.idle_status is not None:
+            return
+        log.info("camera %s: nobody watches it and analytics does not need it; no longer pulled", camera_id)
+        self._demand.set_idle(camera_id, True)
+        cam.generation = None  # its "stopped" is not news: the camera is idle
+        cam.idle_status = CameraStatus(camera_id=camera_id, state="idle", since=time.time())
+        self._on_status(cam.idle_status)
+        source = cam.source
+        await source.stop()
+        if cam.idle_status is not None:
+            cam.relay.reset()  # the cached GOP is stale; the next viewer starts at a fresh keyframe
 
     async def whep_delete(self, session_id: str) -> None:
         """End a WHEP session (raises UnknownSession)."""
@@ -221,11 +444,11 @@ class MediaGateway:
         cam = self._cameras.get(camera_id)
         if cam is None:
             raise UnknownCamera(f"camera {camera_id} is not in the media gateway")
-        return cam.source.status
+        return cam.idle_status or cam.source.status
 
     def statuses(self) -> list[CameraStatus]:
         """Every camera's current health, by camera id."""
-        return [self._cameras[cid].source.status for cid in sorted(self._cameras)]
+        return [self.status(cid) for cid in sorted(self._cameras)]
 
     def session_ids(self, camera_id: int | None = None) -> list[str]:
         """Open WHEP sessions, optionally of one camera."""
@@ -238,6 +461,15 @@ class MediaGateway:
         except KeyError:
             raise UnknownSession("no such viewing session") from None
 
+    def ingest_stats(self) -> dict[int, IngestStats]:
+        """Each camera source's counters (packets, samples, decode and resize CPU time)."""
+        out: dict[int, IngestStats] = {}
+        for cid, cam in sorted(self._cameras.items()):
+            stats = getattr(cam.source, "stats", None)
+            if isinstance(stats, IngestStats):
+                out[cid] = stats
+        return out
+
     def stats(self) -> dict[str, Any]:
         """Counters for monitoring: per camera relay figures, viewers, refusals."""
         return {
@@ -245,5 +477,16 @@ class MediaGateway:
             "viewers": len(self._sessions),
             "max_viewers": self._config.max_viewers,
             "refused_full": self.refused_full,
+            "admission": self._gate.stats(),
+            "loop_lag_ms": round(self._lag.lag_ms, 1),
+            "transcodes": sum(1 for s in self._sessions.values() if s.transcoding),
+            "idle_cameras": sorted(cid for cid, cam in self._cameras.items() if cam.idle_status is not None),
             "sessions": [s.stats() for s in self._sessions.values()],
+            "outputs": {cid: cam.outputs.stats() for cid, cam in sorted(self._cameras.items())},
+            "publishers": self.publishers.stats(),
         }
+
+
+def _sampling_key(sampling: SamplingOptions | None) -> str:
+    """The part of a source's key that a sampling change alters (the source is rebuilt for it)."""
+    return "" if sampling is None else f"#sampling={sampling.mode}/{sampling.fps:g}"

@@ -78,9 +78,9 @@ class CameraIngest(ThreadedSource):
                 "timeout": str(int(timeout * 1_000_000)),  # socket I/O, microseconds
                 "analyzeduration": "200000",
                 "protocol_whitelist": "rtsp,rtsps,tcp,tls,udp,rtp",
-                # Do not SETUP audio: less traffic, and with a single stream FFmpeg keeps the
-                # RTP clock instead of jumping to NTP time when the first RTCP report lands.
-                "allowed_media_types": "video",
+                # Audio is set up only when the sink takes it (the gateway's outputs do); a
+                # video-only sink keeps a single stream, whose clock FFmpeg never re-bases.
+                "allowed_media_types": "video+audio" if hasattr(self._sink, "on_audio") else "video",
             },
             timeout=(timeout, timeout),  # PyAV interrupt callback: open and each read
         )

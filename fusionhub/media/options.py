@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .sampling import SamplingOptions
+
 
 class IngestOptions(BaseModel):
     """How a source pulls its camera, reconnects, and samples frames for analytics."""
@@ -54,6 +56,12 @@ class IngestOptions(BaseModel):
         title="Snapshot JPEG quality",
         description="JPEG quality of the camera snapshot (latest decoded keyframe).",
     )
+    sampling: SamplingOptions | None = Field(
+        default=None,
+        title="Sampling mode",
+        description="This camera's own sampling (set per camera from its record); None: keyframes only, "
+        "at most one per sample_min_interval_s.",
+    )
     keyframe_timeout_s: float = Field(
         default=15.0,
         ge=1.0,
@@ -62,6 +70,16 @@ class IngestOptions(BaseModel):
         description="A connected camera that sends no keyframe for this long is reported "
         "'degraded' (new viewers cannot start, analytics gets no samples).",
     )
+
+    @property
+    def sample_mode(self) -> str:
+        """keyframes or fps."""
+        return self.sampling.mode if self.sampling is not None else "keyframes"
+
+    @property
+    def sample_interval_s(self) -> float:
+        """Media seconds between two samples, at least."""
+        return self.sampling.interval_s if self.sampling is not None else self.sample_min_interval_s
 
     @model_validator(mode="after")
     def _backoff_ordered(self) -> IngestOptions:

@@ -1,4 +1,4 @@
-"""Encoded video packets: the hand-off between an ingest source and the WebRTC relay."""
+"""Encoded packets: the hand-off between a source (RTSP ingest, WHIP publisher) and its outputs."""
 
 from __future__ import annotations
 
@@ -20,3 +20,31 @@ class PacketSink(Protocol):
     """Receives a source's packets; called on the event loop thread, must not block."""
 
     def on_packet(self, packet: EncodedPacket) -> None: ...  # called on the event loop thread
+
+
+AUDIO_CODECS = ("pcma", "pcmu", "opus", "aac")  # what a source may hand out; anything else is not relayed
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    """What a source's audio is; one object per connection, shared by all its packets."""
+
+    codec: str  # one of AUDIO_CODECS
+    sample_rate: int  # also the clock rate of AudioPacket.pts
+    channels: int
+    extradata: bytes = b""  # AAC AudioSpecificConfig (needed to decode it and to write MP4)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPacket:
+    """One encoded audio frame as the source sent it (G.711, Opus or AAC; never transcoded here)."""
+
+    data: bytes
+    pts: int  # on a 1/sample_rate clock, monotonic per source
+    format: AudioFormat
+
+
+class AudioSink(Protocol):
+    """Receives a source's audio packets; called on the event loop thread, must not block."""
+
+    def on_audio(self, packet: AudioPacket) -> None: ...

@@ -9,25 +9,21 @@ latest decoded keyframe for the snapshot.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import cast
 
 import av
-import cv2
 import numpy as np
-from av.video.codeccontext import VideoCodecContext
 
 from .options import IngestOptions
 from .packets import EncodedPacket
-from .urls import redact
+from .sampler import CLOCK_RATE, KeyframeSampler, downscale
+
+__all__ = ["CLOCK_RATE", "IngestStats", "PacketPipeline", "downscale"]
 
 log = logging.getLogger(__name__)
 
-CLOCK_RATE = 90_000  # RTP video clock: every EncodedPacket.pts is on it
 _DEFAULT_GAP = CLOCK_RATE // 30  # frame spacing assumed when the stream does not say
 # A jump larger than this between consecutive packets is a discontinuity (the camera reset its
 # clock): the segment is rebased instead of passing a multi-second hole or a step back on.
@@ -44,6 +40,9 @@ class IngestStats:
     reconnects: int = 0
     dropped_packets: int = 0  # dropped because the event loop fell behind
     sample_errors: int = 0  # keyframes that failed to decode
+    decoded: int = 0  # frames decoded for sampling (keyframes only, or every frame in rate mode)
+    decode_cpu_s: float = 0.0  # CPU seconds spent decoding them
+    resize_cpu_s: float = 0.0  # CPU seconds spent scaling samples and converting them to BGR
 
 
 def _annexb_filter(stream: av.VideoStream) -> av.bitstream.BitStreamFilterContext:
@@ -74,7 +73,7 @@ class PacketPipeline:
         self._stats = stats
         self._on_sample = on_sample
         self._bsf: av.bitstream.BitStreamFilterContext | None = None
-        self._decoder: VideoCodecContext | None = None
+        self._sampler = KeyframeSampler(camera_id, options=options, on_sample=on_sample, on_error=self._sample_error)
         self._time_base = Fraction(1, CLOCK_RATE)
         # pts mapping of the current segment: out = base + (source_pts - origin)
         self._gap = _DEFAULT_GAP
@@ -82,18 +81,11 @@ class PacketPipeline:
         self._base = 0
         self._segment_started = False
         self._last_out: int | None = None
-        self._next_sample_pts: int | None = None  # media time, so GOP-sized intervals hold
-        # Snapshot: the latest decoded keyframe and its JPEG, encoded lazily once per keyframe.
-        self._snap_lock = threading.Lock()
-        self._snap_frame: av.VideoFrame | None = None
-        self._snap_generation = 0
-        self._jpeg_lock = threading.Lock()
-        self._jpeg: tuple[int, bytes] | None = None
 
     def begin(self, stream: av.VideoStream) -> None:
         """Start a new segment (connection or file loop) whose pts continue after the last one."""
         self._bsf = _annexb_filter(stream)
-        self._decoder = self._new_decoder()
+        self._sampler.reset()
         self._time_base = stream.time_base or Fraction(1, CLOCK_RATE)
         rate = stream.average_rate or stream.guessed_rate
         if rate and 1 <= rate <= 240:
@@ -117,7 +109,8 @@ class PacketPipeline:
             out.append(EncodedPacket(data=data, pts=pts, is_keyframe=key))
             if key:
                 self._stats.keyframes += 1
-                self._maybe_sample(data, pts)
+            if key or self._sampler.wants_every_packet:
+                self._maybe_sample(data, pts, key)
         return out
 
     def _map_pts(self, ts: int | None) -> int:
@@ -143,67 +136,19 @@ class PacketPipeline:
         self._last_out = pts
         return pts
 
-    def _new_decoder(self) -> VideoCodecContext:
-        decoder = cast(VideoCodecContext, av.CodecContext.create("h264", "r"))
-        # Only keyframes are fed; one thread, since frame threading would hold each frame
-        # back until later packets arrive (a whole GOP late here).
-        decoder.skip_frame = "NONKEY"
-        decoder.thread_count = 1
-        return decoder
+    def _sample_error(self) -> None:
+        self._stats.sample_errors += 1
 
-    def _maybe_sample(self, data: bytes, pts: int) -> None:
-        # The interval is measured on the media clock, not the wall clock: a camera with a 1 s
-        # GOP then yields one sample per keyframe even though packets arrive with jitter.
-        due = self._next_sample_pts
-        if (due is not None and pts < due) or self._decoder is None:
-            return
-        try:
-            frames = self._decoder.decode(av.Packet(data))
-        except av.error.FFmpegError as exc:
-            self._stats.sample_errors += 1
-            log.debug("[camera %d] keyframe did not decode: %s", self._camera_id, redact(str(exc)))
-            self._decoder = self._new_decoder()
-            return
-        if not frames:
-            return
-        frame = frames[-1]
-        self._next_sample_pts = pts + round(self._options.sample_min_interval_s * CLOCK_RATE)
-        with self._snap_lock:
-            self._snap_frame = frame
-            self._snap_generation += 1
-        self._stats.samples += 1
-        self._on_sample(time.time(), downscale(frame, self._options.sample_max_side))
+    def _maybe_sample(self, data: bytes, pts: int, key: bool) -> None:
+        sampler, stats = self._sampler, self._stats
+        before = sampler.samples
+        sampler.offer(data, pts, key)
+        stats.samples += sampler.samples - before
+        stats.decoded, stats.decode_cpu_s, stats.resize_cpu_s = sampler.decoded, sampler.decode_cpu_s, sampler.resize_cpu_s
 
     def snapshot_jpeg(self) -> bytes | None:
         """JPEG of the latest decoded keyframe (full size); encoded at most once per keyframe.
 
         Thread-safe and blocking (JPEG encoding): call it from a worker thread.
         """
-        with self._snap_lock:
-            frame, generation = self._snap_frame, self._snap_generation
-        if frame is None:
-            return None
-        with self._jpeg_lock:
-            if self._jpeg is not None and self._jpeg[0] == generation:
-                return self._jpeg[1]
-            ok, buf = cv2.imencode(
-                ".jpg",
-                frame.to_ndarray(format="bgr24"),
-                [cv2.IMWRITE_JPEG_QUALITY, self._options.jpeg_quality],
-            )
-            if not ok:
-                return None
-            self._jpeg = (generation, buf.tobytes())
-            return self._jpeg[1]
-
-
-def downscale(frame: av.VideoFrame, max_side: int) -> np.ndarray:
-    """BGR uint8 copy of `frame` whose longer side is at most `max_side` pixels."""
-    bgr = frame.to_ndarray(format="bgr24")
-    h, w = bgr.shape[:2]
-    longest = max(h, w)
-    if longest <= max_side:
-        return bgr
-    scale = max_side / longest
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR)
+        return self._sampler.snapshot_jpeg()

@@ -6,35 +6,58 @@ keyframe. Each viewer reads from its own bounded queue; the policy when a viewer
 up is: clear its queue, count the drops, and skip packets until the next keyframe. The viewer
 sees a short freeze, never a smeared picture (a P-frame without its reference), and the hub
 never buffers without limit.
+
+Every packet is wrapped once in a RelayItem shared by all viewers; its `memo` holds what the
+WebRTC side derives from the packet (the RTP payloads), so that work is done once per packet,
+not once per viewer. A viewer's keyframe request (PLI/FIR) is answered from the cache too:
+`RelaySubscription.restart_at_keyframe()` replays the cached GOP from its keyframe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from fusionhub.media.packets import EncodedPacket
 
 log = logging.getLogger(__name__)
 
+OVERFLOW_WARN_S = 60.0  # at most one overflow warning per relay this often (the rest at debug)
+
+
+class PacketMemo:
+    """Data derived from one packet once and shared by every viewer (e.g. its RTP payloads)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: object | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class RelayItem:
-    """A packet handed to one viewer; `backlog` marks packets replayed from the cached GOP."""
+    """A packet handed to viewers; `backlog` marks packets replayed from the cached GOP."""
 
     packet: EncodedPacket
     backlog: bool
+    memo: PacketMemo = field(default_factory=PacketMemo)
+
+    def replayed(self) -> RelayItem:
+        """The same packet (and memo) marked as replayed from the cache."""
+        return self if self.backlog else RelayItem(self.packet, True, self.memo)
 
 
 class RelaySubscription:
     """One viewer's bounded queue on a PacketRelay; read it with `await get()`."""
 
-    def __init__(self, relay: PacketRelay, capacity: int, backlog: list[EncodedPacket]) -> None:
+    def __init__(self, relay: PacketRelay, capacity: int, backlog: list[RelayItem]) -> None:
         self._relay = relay
         self._capacity = capacity
-        self._queue: deque[RelayItem] = deque(RelayItem(p, True) for p in backlog)
+        self._queue: deque[RelayItem] = deque(item.replayed() for item in backlog)
         # without a cached keyframe to start from, anything before the next keyframe is undecodable
         self._need_keyframe = not backlog
         self._waiter: asyncio.Future[None] | None = None
@@ -42,6 +65,7 @@ class RelaySubscription:
         self.dropped = 0  # packets this viewer never got (overflow or waiting for a keyframe)
         self.overflows = 0  # times the queue was full and cleared
         self.delivered = 0
+        self.restarts = 0  # keyframe requests answered by replaying the cached GOP
 
     @property
     def closed(self) -> bool:
@@ -73,6 +97,28 @@ class RelaySubscription:
         self._relay._forget(self)
         self._wake()
 
+    def restart_at_keyframe(self) -> bool:
+        """Answer a viewer's keyframe request (its decoder lost a reference picture).
+
+        The queue is replaced by the cached GOP, from its keyframe up to the live edge, so the
+        viewer shows a correct picture again within one round trip and is then live; returns
+        True. Without a cached GOP the viewer skips to the next keyframe (and the relay's
+        `on_keyframe_wanted` hook, when a source set one, asks upstream); returns False.
+        """
+        if self._closed:
+            return False
+        backlog = self._relay._gop
+        self._queue.clear()
+        if backlog:
+            self._queue.extend(item.replayed() for item in backlog)
+            self._need_keyframe = False
+            self.restarts += 1
+            self._wake()
+            return True
+        self._need_keyframe = True
+        self._relay._want_keyframe()
+        return False
+
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -83,10 +129,11 @@ class RelaySubscription:
         self._queue.clear()
         self._need_keyframe = True
 
-    def _offer(self, packet: EncodedPacket) -> None:
+    def _offer(self, item: RelayItem) -> None:
         """Queue one live packet, applying the drop policy (runs on the loop thread, never blocks)."""
         if self._closed:
             return
+        packet = item.packet
         if self._need_keyframe:
             if not packet.is_keyframe:
                 self.dropped += 1
@@ -94,16 +141,13 @@ class RelaySubscription:
             self._need_keyframe = False
         if len(self._queue) >= self._capacity:
             self.overflows += 1
-            if self.overflows == 1:
-                log.warning("relay %s: a viewer cannot keep up; skipping to the next keyframe", self._relay.name)
-            else:
-                log.debug("relay %s: viewer overflow #%d", self._relay.name, self.overflows)
+            self._relay._note_overflow()
             self._resync()
             if not packet.is_keyframe:
                 self.dropped += 1
                 return
             self._need_keyframe = False
-        self._queue.append(RelayItem(packet, False))
+        self._queue.append(item)
         self._wake()
 
 
@@ -116,30 +160,37 @@ class PacketRelay:
         self.name = name
         self._queue_packets = queue_packets
         # the current GOP, or None when there is no keyframe yet or the GOP outgrew the bound
-        self._gop: list[EncodedPacket] | None = None
+        self._gop: list[RelayItem] | None = None
+        # set by a source that can be asked for a keyframe (a WHIP publisher): called when a
+        # viewer needs one and none is cached
+        self.on_keyframe_wanted: Callable[[], None] | None = None
         self._subs: set[RelaySubscription] = set()
         self._closed = False
         self.packets_in = 0
         self.keyframes_in = 0
         self._dropped_by_gone = 0  # drops counted on subscriptions that have since closed
+        self._restarts_by_gone = 0
+        self.overflows = 0  # viewer queue overflows, all viewers together
+        self._overflow_warned_at = float("-inf")
 
     def on_packet(self, packet: EncodedPacket) -> None:
         """Take one packet from the source and hand it to every viewer (on the loop thread)."""
         if self._closed:
             return
         self.packets_in += 1
+        item = RelayItem(packet, False)  # one per packet, shared by every viewer
         if packet.is_keyframe:
             self.keyframes_in += 1
-            self._gop = [packet]
+            self._gop = [item]
         elif self._gop is not None:
             if len(self._gop) < self._queue_packets:
-                self._gop.append(packet)
+                self._gop.append(item)
             else:
                 # a GOP longer than a viewer's queue could not be replayed anyway: late joiners
                 # wait for the next keyframe rather than the hub holding an ever-growing GOP
                 self._gop = None
         for sub in list(self._subs):
-            sub._offer(packet)
+            sub._offer(item)
 
     def subscribe(self) -> RelaySubscription:
         """A new viewer; its first packet is the cached keyframe if there is one, else the next keyframe."""
@@ -154,7 +205,7 @@ class PacketRelay:
         sub.close()
 
     def reset(self) -> None:
-        """The source was replaced: forget the cached GOP; viewers resume at the new source's first keyframe."""
+        """The source was replaced or reconnected: forget the cached GOP; viewers resume at its next keyframe."""
         self._gop = None
         for sub in self._subs:
             sub._resync()
@@ -166,10 +217,34 @@ class PacketRelay:
         for sub in list(self._subs):
             sub.close()
 
+    def _note_overflow(self) -> None:
+        # one warning per relay per OVERFLOW_WARN_S: when the hub is saturated every viewer
+        # overflows at once, and a hundred identical warnings would hide everything else
+        self.overflows += 1
+        now = time.monotonic()
+        if now - self._overflow_warned_at >= OVERFLOW_WARN_S:
+            self._overflow_warned_at = now
+            log.warning(
+                "relay %s: viewers cannot keep up (%d overflows so far); they skip to the next keyframe",
+                self.name,
+                self.overflows,
+            )
+        else:
+            log.debug("relay %s: viewer overflow #%d", self.name, self.overflows)
+
+    def _want_keyframe(self) -> None:
+        hook = self.on_keyframe_wanted
+        if hook is not None:
+            try:
+                hook()
+            except Exception:  # a hook's failure must not break the viewer's RTCP handling
+                log.exception("relay %s: keyframe request hook failed", self.name)
+
     def _forget(self, sub: RelaySubscription) -> None:
         if sub in self._subs:
             self._subs.discard(sub)
             self._dropped_by_gone += sub.dropped
+            self._restarts_by_gone += sub.restarts
 
     @property
     def subscriber_count(self) -> int:
@@ -189,4 +264,6 @@ class PacketRelay:
             "viewers": len(self._subs),
             "cached_packets": self.cached_packets,
             "dropped": self._dropped_by_gone + sum(s.dropped for s in self._subs),
+            "keyframe_restarts": self._restarts_by_gone + sum(s.restarts for s in self._subs),
+            "overflows": self.overflows,
         }

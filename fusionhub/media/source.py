@@ -24,8 +24,9 @@ import numpy as np
 
 from fusionhub.signaling.messages import CameraStatus
 
+from .audiopipe import AudioPipeline, pick_audio_stream
 from .options import IngestOptions
-from .packets import EncodedPacket, PacketSink
+from .packets import AudioPacket, EncodedPacket, PacketSink
 from .pipeline import CLOCK_RATE, IngestStats, PacketPipeline
 from .urls import redact
 
@@ -38,6 +39,7 @@ StatusCallback = Callable[[CameraStatus], None]
 # Packets posted to the loop but not yet delivered. Past this the loop is stalled: drop until
 # the next keyframe (a viewer cannot use P-frames after a gap anyway), counting the drops.
 MAX_PENDING_PACKETS = 300
+MAX_PENDING_AUDIO = 200  # audio is dropped (not queued) past this; it has no keyframes to wait for
 # A real-time source more than this far behind its clock resets the clock instead of bursting.
 _MAX_LAG_S = 1.0
 
@@ -76,6 +78,9 @@ class ThreadedSource(ABC):
         self._pipeline = PacketPipeline(
             camera_id, options=options, stats=self._stats, on_sample=self._post_sample
         )
+        self._audio = AudioPipeline(camera_id)
+        self._audio_posted = 0  # written by the thread only
+        self._audio_delivered = 0  # written by the loop only
         self._status = CameraStatus(camera_id=camera_id, state="stopped", since=time.time())
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
@@ -189,7 +194,9 @@ class ThreadedSource(ABC):
     ) -> Iterator[tuple[av.VideoStream, Iterator[av.Packet]]]:
         """The demux passes of one session: one for a camera; a file source loops forever."""
         stream = self._video_stream(container)
-        yield stream, container.demux(stream)
+        audio = pick_audio_stream(container) if hasattr(self._sink, "on_audio") else None
+        self._audio.begin(audio)
+        yield stream, container.demux(stream) if audio is None else container.demux(stream, audio)
 
     def _video_stream(self, container: av.container.InputContainer) -> av.VideoStream:
         if not container.streams.video:
@@ -208,6 +215,9 @@ class ThreadedSource(ABC):
                     return
                 if not packet.size:
                     continue  # PyAV's flush packet at end of stream
+                if packet.stream.type == "audio":
+                    self._post_audio(packet)
+                    continue
                 for encoded in self._pipeline.push(packet):
                     if self._realtime:
                         self._pace(encoded.pts)
@@ -275,6 +285,22 @@ class ThreadedSource(ABC):
         self._delivered += 1
         if not self._stopped:
             self._sink.on_packet(packet)
+
+    def _post_audio(self, packet: av.Packet) -> None:
+        audio = self._audio.push(packet)
+        if audio is None:
+            return
+        if self._audio_posted - self._audio_delivered >= MAX_PENDING_AUDIO:
+            self._stats.dropped_packets += 1
+            return
+        if self._call_in_loop(self._deliver_audio, audio):
+            self._audio_posted += 1
+
+    def _deliver_audio(self, packet: AudioPacket) -> None:
+        self._audio_delivered += 1
+        on_audio = getattr(self._sink, "on_audio", None)
+        if not self._stopped and on_audio is not None:
+            on_audio(packet)
 
     def _post_sample(self, epoch_ts: float, frame: np.ndarray) -> None:
         self._call_in_loop(self._deliver_sample, epoch_ts, frame)

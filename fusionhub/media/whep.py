@@ -1,13 +1,13 @@
 """One WHEP viewer: an aiortc peer connection that sends a camera's H.264 packets as received.
 
-aiortc's RTCRtpSender packetizes `av.Packet` objects from a track without encoding them
-(`RTCRtpSender._next_encoded_frame` → `H264Encoder.pack`), so the hub never decodes or encodes
-video for viewers. Two details make that correct:
+The viewer's RTCRtpSender gets a PassthroughEncoder (see rtpsend): it sends the RTP payloads
+the relay cut once per packet, so the hub never decodes, encodes or re-packetizes video per
+viewer. Two details make that correct:
 - the transceiver is created `sendonly` with H.264 as its only codec preference BEFORE the
   offer is applied, otherwise aiortc picks VP8 and would label H.264 payloads as VP8;
 - each viewer's timestamps are rebased to start near 0, and the cached GOP a late joiner gets
-  is replayed with 1 ms spacing so the viewer decodes up to the live edge at once instead of
-  watching the GOP in slow motion one GOP behind.
+  is replayed with 1 ms spacing (see relaytrack) so the viewer decodes up to the live edge at
+  once; its keyframe requests are answered from the same cache.
 """
 
 from __future__ import annotations
@@ -16,27 +16,26 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from fractions import Fraction
 
-import av
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.codecs import CODECS
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcpeerconnection import find_common_codecs
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import SessionDescription
 
+from fusionhub.media.admission import SetupSlot
+from fusionhub.media.audio import AudioRelayTrack
 from fusionhub.media.config import MediaConfig
 from fusionhub.media.errors import CodecUnsupported, MediaError
 from fusionhub.media.ice import rtc_configuration
-from fusionhub.media.relay import PacketRelay, RelaySubscription
+from fusionhub.media.relay import PacketRelay
+from fusionhub.media.relaytrack import RelayTrack
+from fusionhub.media.rtpsend import PassthroughEncoder, install_passthrough, sender_encoder
+from fusionhub.media.whepaudio import AudioOutputs, attach_audio
 
 log = logging.getLogger(__name__)
 
-VIDEO_TIME_BASE = Fraction(1, 90_000)
-BACKLOG_STEP = 90  # 1 ms on the 90 kHz clock between replayed GOP packets (distinct RTP timestamps)
-NOMINAL_STEP = 3_000  # 1/30 s: used when the source clock jumps (source replaced, clock reset)
-MAX_STEP = 5 * 90_000  # a gap longer than 5 s is a clock jump, not a real pause
+__all__ = ["InvalidOffer", "RelayTrack", "WhepSession", "check_offer", "h264_preferences"]
 
 
 class InvalidOffer(MediaError, ValueError):
@@ -69,65 +68,6 @@ def check_offer(offer_sdp: str) -> None:
         )
 
 
-class RelayTrack(MediaStreamTrack):
-    """A video track whose `recv()` hands out the relay's packets as `av.Packet` (no transcoding).
-
-    It subscribes on the first `recv()`, i.e. when the sender starts after DTLS is up, so the
-    viewer starts from the freshest cached keyframe instead of a queue filled during ICE.
-    """
-
-    kind = "video"
-
-    def __init__(self, relay: PacketRelay) -> None:
-        super().__init__()
-        self._relay = relay
-        self._sub: RelaySubscription | None = None
-        self._last_src: int | None = None
-        self._last_out = 0
-        self.packets_sent = 0
-        self.first_packet_at: float | None = None  # time.monotonic() of the first packet handed out
-
-    async def recv(self) -> av.Packet:
-        """The next packet for the sender, pts rebased for this viewer."""
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._sub is None:
-            self._sub = self._relay.subscribe()
-        item = await self._sub.get()
-        if item is None:
-            self.stop()
-            raise MediaStreamError
-        src = item.packet
-        if self._last_src is None:
-            out = 0
-        elif item.backlog:
-            out = self._last_out + BACKLOG_STEP
-        else:
-            step = src.pts - self._last_src
-            out = self._last_out + (step if 0 < step <= MAX_STEP else NOMINAL_STEP)
-        self._last_src, self._last_out = src.pts, out
-        packet = av.Packet(src.data)
-        packet.pts = out
-        packet.dts = out
-        packet.time_base = VIDEO_TIME_BASE
-        packet.is_keyframe = src.is_keyframe
-        self.packets_sent += 1
-        if self.first_packet_at is None:
-            self.first_packet_at = time.monotonic()
-        return packet
-
-    def stop(self) -> None:
-        """End the track and give its relay subscription back (idempotent)."""
-        super().stop()
-        if self._sub is not None:
-            self._sub.close()
-
-    @property
-    def dropped(self) -> int:
-        """Packets this viewer missed because it could not keep up or waited for a keyframe."""
-        return self._sub.dropped if self._sub is not None else 0
-
-
 class WhepSession:
     """One viewer of one camera: answer its offer, send the relay's packets, clean up on close."""
 
@@ -139,12 +79,16 @@ class WhepSession:
         config: MediaConfig,
         *,
         on_closed: Callable[[WhepSession], None] | None = None,
+        audio: AudioOutputs | None = None,
+        setup_slot: SetupSlot | None = None,
     ) -> None:
         self.session_id = session_id
+        # an admission place, held until the viewer is connected (or gone): see admission.py
+        self._setup_slot = setup_slot
         self.camera_id = camera_id
         self._config = config
         self._on_closed = on_closed
-        self._track = RelayTrack(relay)
+        self._track = RelayTrack(relay, keyframe_interval_s=config.keyframe_request_interval_s)
         self._pc = RTCPeerConnection(rtc_configuration(config))
         self._pc.on("connectionstatechange", self._on_connection_state)
         self._watchdog: asyncio.Task[None] | None = None
@@ -154,10 +98,13 @@ class WhepSession:
         self.created_at = time.monotonic()
         self.connected_at: float | None = None
         self.codec: str | None = None  # negotiated codec, e.g. "H264 profile-level-id=42e01f"
+        self._audio = audio
+        self._audio_track: AudioRelayTrack | None = None
+        self.audio_codec: str | None = None  # e.g. "PCMA", "opus (transcoded)"; None: no audio
 
     @property
     def track(self) -> RelayTrack:
-        """The relay track feeding this viewer (tests check it hands out av.Packet objects)."""
+        """The relay track feeding this viewer."""
         return self._track
 
     @property
@@ -183,6 +130,10 @@ class WhepSession:
         check_offer(offer_sdp)
         transceiver = self._pc.addTransceiver(self._track, direction="sendonly")
         transceiver.setCodecPreferences(h264_preferences())
+        install_passthrough(transceiver.sender, self._track.request_keyframe)
+        attached = attach_audio(self._pc, offer_sdp, self._audio) if self._audio is not None else None
+        if attached is not None:
+            self._audio_track, self.audio_codec = attached
         async with asyncio.timeout(self._config.offer_timeout_s):
             try:
                 await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -214,6 +165,8 @@ class WhepSession:
     def _on_connection_state(self) -> None:
         state = self._pc.connectionState
         log.debug("whep %s: connection %s", self.session_id, state)
+        if state in ("connected", "failed", "closed") and self._setup_slot is not None:
+            self._setup_slot.release()
         if state == "connected" and self.connected_at is None:
             self.connected_at = time.monotonic()
         elif state in ("failed", "closed") and not self._closing and self._self_close is None:
@@ -242,6 +195,8 @@ class WhepSession:
                     except asyncio.CancelledError:
                         pass
             self._track.stop()
+            if self._audio_track is not None:
+                self._audio_track.stop()
             try:
                 await self._pc.close()
             except asyncio.CancelledError:
@@ -249,6 +204,8 @@ class WhepSession:
             except Exception:
                 log.exception("whep %s: error closing the peer connection", self.session_id)
         finally:
+            if self._setup_slot is not None:
+                self._setup_slot.release()
             self._closed.set()
             if self._on_closed is not None:
                 self._on_closed(self)
@@ -260,6 +217,20 @@ class WhepSession:
             "camera_id": self.camera_id,
             "state": self.connection_state,
             "codec": self.codec,
+            "audio_codec": self.audio_codec,
             "packets_sent": self._track.packets_sent,
             "dropped": self._track.dropped,
+            "keyframe_requests": self._track.keyframe_requests,
+            "keyframe_restarts": self._track.restarts,
+            "transcoding": self.transcoding,
         }
+
+    @property
+    def transcoding(self) -> bool:
+        """True if this viewer's video sender has a real encoder (it never should: see rtpsend)."""
+        for t in self._pc.getTransceivers():
+            if t.kind == "video":
+                encoder = sender_encoder(t.sender)
+                if encoder is not None and not isinstance(encoder, PassthroughEncoder):
+                    return True
+        return False

@@ -20,7 +20,20 @@ class Topic(StrEnum):
     FLAG_REVIEWED = "dispatch.flag_reviewed"  # dispatch -> consoles: confirmed or dismissed
     CASE_CHANGED = "dispatch.case_changed"  # dispatch -> consoles: case created or moved on
     TASK_CHANGED = "dispatch.task_changed"  # dispatch -> consoles/field pages: task assigned/acked/done
+    # dispatch -> consoles/field pages: a case's deadline nears or passed, a reminder, a penalty (CaseAlert)
+    CASE_ALERT = "dispatch.case_alert"
+    # dispatch -> consoles/field pages: an instruction was sent, acknowledged, reported, escalated, cancelled
+    INSTRUCTION_CHANGED = "dispatch.instruction_changed"
+    # dispatch -> commanders/duty over the recipient (and the sender): a recipient did not acknowledge in time
+    INSTRUCTION_ESCALATED = "dispatch.instruction_escalated"
     CAMERA_STATUS = "media.camera_status"  # media -> consoles: online / offline / degraded
+    PTT_BURST = "media.ptt_burst"  # media -> dispatch: a push-to-talk burst was recorded (PttBurst)
+    CLIP_READY = "media.clip_ready"  # media -> dispatch: a flag's MP4 clip is written (ClipReady)
+    CLIP_MISSING = "media.clip_missing"  # media -> dispatch: a clip was not written or was deleted (ClipMissing)
+    PUBLISHER_STATUS = "media.publisher_status"  # media -> consoles: a WHIP publisher is live or gone
+    FLAG_CLIP = "dispatch.flag_clip"  # dispatch -> consoles: a flag's clip is ready or missing (Flag)
+    # console -> callees/consoles (the ring) and dispatch (the case timeline): a video call changed (CallChanged)
+    CALL_CHANGED = "calls.call_changed"
 
 
 class WsType(StrEnum):
@@ -58,27 +71,144 @@ class FlagRaised(_Msg):
     camera_id: int
     zone_id: int
     zone_name: str
-    rule: Literal["occupied_road", "overflowing_bin"]
+    rule: Literal["occupied_road", "street_stall", "overflowing_bin"]
     label: str = Field(description="what was seen, e.g. 'car'")
     confidence: float = Field(ge=0.0, le=1.0)
     boxes: list[Box]
     frame_width: int
     frame_height: int
     evidence_path: str = Field(description="evidence JPEG, relative to the data directory")
+    frame_path: str | None = Field(
+        default=None, description="the same frame without drawings (for training), relative to the data directory"
+    )
+    repeat: int = Field(default=0, ge=0, description="0: first flag of a stay; n: its nth re-alert while it stays")
     first_seen_at: float = Field(description="epoch seconds the object entered the zone")
     raised_at: float = Field(description="epoch seconds the rule fired")
 
 
 class CameraStatus(_Msg):
-    """Health of one camera as the media gateway sees it."""
+    """Health of one camera as the media gateway sees it.
+
+    `idle`: not pulled now because nobody watches it and analytics does not need it; the next
+    viewer starts it again.
+    """
 
     camera_id: int
-    state: Literal["connecting", "online", "offline", "degraded", "stopped"]
+    state: Literal["connecting", "online", "offline", "degraded", "stopped", "idle"]
     reason: str | None = Field(
         default=None,
-        description="why not online: unreachable, auth_refused, no_video, unsupported_codec, ended",
+        description=(
+            "why not online: unreachable, auth_refused, no_video, unsupported_codec, ended, timeout, "
+            "no_keyframe (degraded)"
+        ),
     )
     since: float
+
+
+class ClipReady(_Msg):
+    """A flag's clip is on disk: `path` is relative to the data directory (clips/<uuid>.mp4)."""
+
+    flag_id: str
+    camera_id: int
+    path: str
+    start: float = Field(description="epoch seconds of the first picture")
+    end: float = Field(description="epoch seconds of the last picture")
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    has_audio: bool = False
+
+
+class ClipMissing(_Msg):
+    """A flag's clip could not be written, or retention deleted it (found by flag id or by path)."""
+
+    flag_id: str | None = None
+    camera_id: int | None = None
+    path: str | None = Field(default=None, description="the deleted clip, relative to the data directory")
+    reason: Literal["no_video", "disk_full", "write_failed", "no_budget", "busy", "retention", "stopped"]
+
+
+class PublisherStatus(_Msg):
+    """A WHIP publisher (field phone, terminal) as the media gateway sees it."""
+
+    name: str
+    source_id: int = Field(description="the publisher's source id (negative, never a camera id)")
+    state: Literal["connecting", "online", "offline"]
+    reason: str | None = None
+    region: str
+    user_id: int
+    has_audio: bool
+    since: float
+
+
+class PttBurst(_Msg):
+    """One push-to-talk burst, remuxed (not re-encoded) into an Ogg Opus file; a record: never dropped."""
+
+    burst_id: str = Field(description="UUID chosen by media; dispatch stores it idempotently")
+    room_id: str = Field(max_length=200, description="the intercom room, e.g. 'team:3' or 'case:12'")
+    case_id: int | None = Field(default=None, description="the case of a case room: the burst joins its timeline")
+    speaker_id: int = Field(description="user id of the talker")
+    speaker_name: str = Field(max_length=64)
+    started_at: float = Field(description="epoch seconds the floor was granted")
+    ended_at: float = Field(description="epoch seconds the floor was released or taken back")
+    end_reason: str = Field(max_length=32, description="released, preempted, max_talk, no_media, left, closed")
+    duration_s: float = Field(ge=0, description="seconds of audio in the file")
+    packets: int = Field(ge=1)
+    path: str = Field(max_length=512, description="the Ogg Opus file, relative to the data directory")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=1)
+
+
+class CallParticipant(_Msg):
+    """One party of a video call."""
+
+    user_id: int
+    name: str = Field(max_length=64)
+    role: Literal["caller", "callee"]
+
+
+class CallChanged(_Msg):
+    """A video call from a case rang, was answered, or ended; a record: never dropped.
+
+    `ringing` goes to the callees' field pages (`ring_user_ids`); `active` and `ended` also
+    become `call_started` / `call_ended` entries of the case's timeline.
+    """
+
+    call_id: str = Field(max_length=64, description="random id chosen by the console")
+    case_id: int
+    case_title: str = Field(max_length=256)
+    region: str = Field(max_length=128, description="the case's region")
+    caller_id: int
+    caller_name: str = Field(max_length=64)
+    state: Literal["ringing", "active", "ended"]
+    ring_user_ids: list[int] = Field(max_length=200, description="everyone rung for the call")
+    team_id: int | None = Field(default=None, description="the team called, when a team was called")
+    participants: list[CallParticipant] = Field(max_length=200, description="the caller and whoever answered")
+    camera_ids: list[int] = Field(default_factory=list, max_length=16, description="camera feeds added to the call")
+    terminal_ids: list[int] = Field(default_factory=list, max_length=16, description="conference terminals added to the call")
+    end_reason: str | None = Field(
+        default=None, max_length=32, description="hangup, declined, missed, cancelled, lost, closed (state ended)"
+    )
+    started_at: float | None = Field(default=None, description="epoch seconds the call was answered")
+    at: float = Field(description="epoch seconds of this change")
+
+
+class CaseAlert(_Msg):
+    """The deadline supervisor speaks: pushed to the case's team (field pages) and the centre (consoles)."""
+
+    case_id: int
+    title: str
+    kind: Literal["warning", "overdue", "reminder", "penalty"] = Field(
+        description="warning: the share of the limit is used; overdue: the deadline passed (supervision starts, "
+        "reminder 1); reminder: a further reminder; penalty: reminders went unanswered"
+    )
+    stage: Literal["dispatch", "handle"] = Field(description="dispatch: the centre must dispatch; handle: the team")
+    status: str = Field(description="the case's status")
+    due_at: float = Field(description="epoch seconds of the stage's deadline")
+    reminder: int = Field(default=0, ge=0, description="which reminder this is (overdue and reminder)")
+    unanswered: int = Field(default=0, ge=0, description="reminders the team has not answered")
+    team_id: int | None = None
+    region: str
+    at: float = Field(description="epoch seconds the supervisor noticed")
 
 
 def payload(model: BaseModel) -> dict[str, Any]:

@@ -45,7 +45,9 @@ class Flags:
 
 
 def config(model_data_dir: Path, **kw: Any) -> AnalyticsConfig:
-    return AnalyticsConfig.model_validate({"model_dir": model_data_dir / "models", **kw})
+    # these tests feed the same picture again and again to exercise workers and scheduling: the
+    # motion gate would skip those repeats (it has its own tests in test_scale.py)
+    return AnalyticsConfig.model_validate({"model_dir": model_data_dir / "models", "motion_gate": False, **kw})
 
 
 @asynccontextmanager

@@ -42,7 +42,7 @@ async def _events(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> list[d
             msg = await ws.receive_json(timeout=seconds)
             if msg["type"] == "event":
                 got.append(msg["data"])
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         return got
 
 

@@ -46,7 +46,11 @@ USERS: dict[str, tuple[str, str, str | None]] = {
 }
 TEAMS = {"patrol": ("Patrol team 1", "city"), "second": ("Patrol team 2", "city"), "far": ("Far team", "elsewhere")}
 # tables emptied between PostgreSQL tests (users and teams are kept)
-RECORD_TABLES = "case_events, attachments, tasks, flags, cases, zones, cameras"
+RECORD_TABLES = (
+    "case_events, attachments, tasks, flags, cases, zones, cameras, "
+    "instruction_recipients, instructions, outbox, case_stats, "
+    "case_clocks, case_extensions, dispatch_rules, calendar_overrides"
+)
 
 
 @dataclass

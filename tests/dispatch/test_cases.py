@@ -306,9 +306,10 @@ async def test_records_survive_reopening_the_engine(env: Env) -> None:
 async def test_transitions_per_second(env: Env) -> None:
     """Throughput figure (printed, not asserted): whole workflows through the service."""
     s = env.service
-    cam, zone = await env.camera()
     ids = []
-    for _ in range(10):
+    for i in range(10):
+        # a camera each: a second flag of a zone whose case is open would join that case
+        cam, zone = await env.camera(name=f"Gate {i}")
         flag = await s.record_flag(env.flag_msg(cam["id"], zone["id"]))
         ids.append((await s.confirm_flag(env.user("duty"), flag["id"]))[1]["id"])
     patrol = env.team("patrol")["id"]

@@ -101,7 +101,9 @@ async def test_reviewing_twice_is_already_reviewed(env: Env) -> None:
         await env.service.confirm_flag(duty, flag["id"])
     with pytest.raises(AlreadyReviewed):
         await env.service.dismiss_flag(duty, flag["id"], "changed my mind")
-    other = await env.service.record_flag(env.flag_msg(cam["id"], zone["id"]))
+    # another camera: a flag from the first zone would join its open case instead (test_review.py)
+    cam2, zone2 = await env.camera(name="Gate 4")
+    other = await env.service.record_flag(env.flag_msg(cam2["id"], zone2["id"]))
     await env.service.dismiss_flag(duty, other["id"], "a parked ambulance on call")
     with pytest.raises(AlreadyReviewed):
         await env.service.confirm_flag(duty, other["id"])
@@ -160,6 +162,18 @@ async def test_flags_are_scoped_to_regions_and_roles(env: Env) -> None:
 async def test_missing_evidence_file_is_not_found(env: Env) -> None:
     cam, zone = await env.camera()
     flag = await env.service.record_flag(env.flag_msg(cam["id"], zone["id"], evidence=False))
+    with pytest.raises(NotFound):
+        await env.service.flag_evidence_path(env.user("duty"), flag["id"])
+    _, case = await env.service.confirm_flag(env.user("duty"), flag["id"])
+    assert case["status"] == "filed" and case["attachments"] == []
+
+
+async def test_flag_whose_picture_could_not_be_written_still_reaches_the_queue(env: Env) -> None:
+    """Analytics sends an empty evidence path when writing the JPEG failed: the flag must not be lost."""
+    cam, zone = await env.camera()
+    msg = env.flag_msg(cam["id"], zone["id"], evidence=False).model_copy(update={"evidence_path": ""})
+    flag = await env.service.record_flag(msg)
+    assert flag["status"] == "pending"
     with pytest.raises(NotFound):
         await env.service.flag_evidence_path(env.user("duty"), flag["id"])
     _, case = await env.service.confirm_flag(env.user("duty"), flag["id"])

@@ -169,7 +169,8 @@ async def test_camera_to_closed_case(tmp_path: Path, model_data_dir: Path, caplo
             ]
             times = [e["at"] for e in full["timeline"]]
             assert times == sorted(times)
-            assert {a["kind"] for a in full["attachments"]} == {"evidence", "photo"}
+            # the flag's video clip joins too once recorded (clip_after_s after the flag): it may or may not be in yet
+        assert {"evidence", "photo"} <= {a["kind"] for a in full["attachments"]} <= {"evidence", "photo", "clip"}
 
         # everything survives a restart of the hub on the same data directory
         async with running_hub(config, seeded=False) as hub2:

@@ -14,16 +14,23 @@ from fusionhub.media.packets import EncodedPacket, PacketSink
 
 
 def make_h264_clip(
-    path: Path, *, width: int = 320, height: int = 240, fps: int = 30, seconds: float = 2.0, profile: str = "high"
+    path: Path,
+    *,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 30,
+    seconds: float = 2.0,
+    profile: str = "high",
+    gop_s: float = 1.0,
 ) -> Path:
-    """An MP4 like a camera's: libx264, no B-frames, a keyframe every second, a moving bar."""
+    """An MP4 like a camera's: libx264, no B-frames, a keyframe every `gop_s`, a moving bar."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {
             "preset": "veryfast",
             "profile": profile,
-            "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0:bframes=0",
+            "x264-params": f"keyint={round(fps * gop_s)}:min-keyint={round(fps * gop_s)}:scenecut=0:bframes=0",
         }
         for i in range(round(fps * seconds)):
             img = np.full((height, width, 3), 40, np.uint8)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fusionhub.media.democlip import BUS_BOX, make_scene_clip, bus_image
+from fusionhub.media.democlip import BUS_BOX, bus_image, make_scene_clip
 from fusionhub.media.filesource import FileLoopSource
 from fusionhub.media.ingest import CameraIngest, IngestOptions
 from fusionhub.media.packets import EncodedPacket

@@ -21,6 +21,7 @@ from fusionhub.media.gateway import MediaGateway
 from fusionhub.media.ice import host_addresses_pinned, rtc_configuration
 from fusionhub.media.packets import EncodedPacket
 from fusionhub.media.relay import PacketRelay
+from fusionhub.media.rtpsend import PassthroughEncoder, RtpFrame, sender_encoder
 from fusionhub.media.whep import InvalidOffer, RelayTrack, WhepSession
 
 from .rtc_helpers import PacketPlayer
@@ -123,11 +124,10 @@ async def test_viewer_decodes_relayed_h264_without_hub_transcoding(live_relay: P
         assert viewer.size == (320, 240)
         assert viewer.first_frame_at is not None
         print(f"aiortc viewer: first decoded frame {viewer.first_frame_at - posted:.3f} s after the offer")
-        # passthrough: the sender was handed packets, its H264Encoder only packetized them
+        # passthrough: the sender was handed ready RTP payloads and has no encoder of its own
         assert isinstance(session.track, RelayTrack) and session.track.packets_sent >= 15
         sender = session.peer_connection.getSenders()[0]
-        encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
-        assert isinstance(encoder, H264Encoder) and encoder.codec is None  # no libx264 context
+        assert isinstance(sender_encoder(sender), PassthroughEncoder) and not session.transcoding
         assert session.codec is not None and session.codec.startswith("H264")
         assert live_relay.subscriber_count == 1
     finally:
@@ -137,19 +137,27 @@ async def test_viewer_decodes_relayed_h264_without_hub_transcoding(live_relay: P
     assert session.connection_state == "closed"
 
 
-async def test_relay_track_hands_out_packets_rebased_from_a_keyframe(live_relay: PacketRelay) -> None:
+async def test_relay_track_hands_out_packets_rebased_from_a_keyframe(
+    live_relay: PacketRelay, h264_packets: list[EncodedPacket]
+) -> None:
     await asyncio.sleep(0.5)  # let the relay cache part of a GOP
-    track = RelayTrack(live_relay)
+    tracks = [RelayTrack(live_relay), RelayTrack(live_relay)]
     try:
-        got = [await asyncio.wait_for(track.recv(), 2) for _ in range(int(live_relay.cached_packets) + 3)]
+        n = int(live_relay.cached_packets) + 3
+        got = [await asyncio.wait_for(tracks[0].recv(), 2) for _ in range(n)]
+        other = await asyncio.wait_for(tracks[1].recv(), 2)
     finally:
-        track.stop()
-    assert all(isinstance(p, av.Packet) for p in got)
-    assert got[0].is_keyframe and got[0].pts == 0
-    assert len([p for p in got if p.pts is not None]) == len(got)
-    pts = [p.pts for p in got if p.pts is not None]
-    assert pts == sorted(set(pts))  # strictly increasing: distinct RTP timestamps
-    assert pts[-1] - pts[-2] == 3000  # live packets keep the source's 30 fps spacing
+        for track in tracks:
+            track.stop()
+    assert all(isinstance(f, RtpFrame) for f in got)
+    assert got[0].keyframe and got[0].timestamp == 0
+    stamps = [f.timestamp for f in got]
+    assert stamps == sorted(set(stamps))  # strictly increasing: distinct RTP timestamps
+    assert stamps[-1] - stamps[-2] == 3000  # live packets keep the source's 30 fps spacing
+    # the payloads are aiortc's own packetization of the access unit, cut once for all viewers
+    keys = [H264Encoder._packetize(H264Encoder._split_bitstream(p.data)) for p in h264_packets if p.is_keyframe]
+    assert got[0].payloads in keys
+    assert other.payloads is got[0].payloads
     assert live_relay.subscriber_count == 0
 
 

@@ -67,10 +67,11 @@ window.videoStats = async () => {
 </script></body></html>"""
 
 
-@pytest.fixture(params=["file", "rtsp"])
+@pytest.fixture(params=["file", "rtsp", "rtsp-sdp-only"])
 async def whep_server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, MediaGateway, str]]:
     """A tiny WHEP endpoint on 127.0.0.1 backed by a real MediaGateway whose camera is a looping
-    file or a real RTSP camera (GStreamer test server) serving the same clip."""
+    file or a real RTSP camera (GStreamer test server) serving the same clip, with SPS/PPS in
+    band or (rtsp-sdp-only) only in the SDP's sprop-parameter-sets, as many cameras send them."""
     clip = make_h264_clip(tmp_path / "cam.mp4", width=640, height=360, seconds=8, profile="high")
     gateway = MediaGateway(
         MediaConfig(ice_host_addresses=["127.0.0.1"]), on_sample=lambda *_: None, on_status=lambda _: None
@@ -106,8 +107,9 @@ async def whep_server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         stack.push_async_callback(gateway.stop)
         stack.push_async_callback(runner.cleanup)
         await site.start()
-        if request.param == "rtsp":
-            camera = await stack.enter_async_context(RtspServer(clip))
+        if request.param.startswith("rtsp"):
+            sdp_only = request.param == "rtsp-sdp-only"
+            camera = await stack.enter_async_context(RtspServer(clip, params_in_sdp_only=sdp_only))
             await gateway.add_camera(CAMERA_ID, camera.url)
         else:
             await gateway.add_file_camera(CAMERA_ID, clip)

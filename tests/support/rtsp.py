@@ -42,6 +42,8 @@ class RtspServer:
         user: str | None = None,
         password: str | None = None,
         params_in_sdp_only: bool = False,
+        audio: str = "none",
+        video: str = "h264",
         port: int | None = None,
     ) -> None:
         self.file = Path(file)
@@ -49,6 +51,8 @@ class RtspServer:
         self.user = user
         self.password = password
         self.params_in_sdp_only = params_in_sdp_only
+        self.audio = audio  # none, pcma, pcmu or aac: also serve the file's AAC track (G.711 transcoded)
+        self.video = video  # h264, h265 (the file must be H.265) or none (audio only)
         self.port = port or free_port()
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr = tempfile.TemporaryFile()
@@ -80,6 +84,10 @@ class RtspServer:
             args += ["--user", self.user, "--password", self.password or ""]
         if self.params_in_sdp_only:
             args.append("--params-in-sdp-only")
+        if self.audio != "none":
+            args += ["--audio", self.audio]
+        if self.video != "h264":
+            args += ["--video", self.video]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
         self._proc = await asyncio.create_subprocess_exec(
             SYSTEM_PYTHON,

@@ -14,6 +14,10 @@ tests deterministic. The stream ends (RTSP session ends) at the end of the file.
 --params-in-sdp-only imitates cameras that send SPS/PPS only in the SDP's
 sprop-parameter-sets: neither h264parse nor the payloader repeats them, and any SPS/PPS NAL
 units found in the stream are dropped before payloading.
+
+--audio pcma|pcmu|aac also serves the file's first audio track (AAC in the MP4), as a
+conference terminal would: G.711 (decoded by faad, resampled to 8 kHz mono, 20 ms packets)
+or the AAC as is (RFC 3640, rtpmp4gpay).
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 _PARAMETER_SET_TYPES = (7, 8)  # SPS, PPS
+_G711 = "aacparse ! faad ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! "
+_AUDIO = {
+    "none": "",
+    "pcma": _G711 + "alawenc ! rtppcmapay name=pay1 pt=8 min-ptime=20000000 max-ptime=20000000",
+    "pcmu": _G711 + "mulawenc ! rtppcmupay name=pay1 pt=0 min-ptime=20000000 max-ptime=20000000",
+    "aac": "aacparse ! rtpmp4gpay name=pay1 pt=97",
+}
 
 
 def _strip_parameter_sets_avc(data: bytes) -> bytes | None:
@@ -89,16 +100,34 @@ def main() -> int:
     ap.add_argument("--user", help="require HTTP basic auth with this user")
     ap.add_argument("--password", help="password for --user")
     ap.add_argument("--params-in-sdp-only", action="store_true")
+    ap.add_argument("--audio", choices=sorted(_AUDIO), default="none", help="also serve the audio track")
+    ap.add_argument(
+        "--video",
+        choices=["h264", "h265", "none"],
+        default="h264",
+        help="the file's video codec as served (h265: a camera we cannot relay); none: audio only",
+    )
     args = ap.parse_args()
 
     Gst.init(None)
     interval = 0 if args.params_in_sdp_only else -1  # -1: SPS/PPS before every IDR
     # Force avc (length-prefixed) output so the strip probe can walk NAL units by length.
-    launch = (
-        f'( filesrc location="{args.file}" ! qtdemux ! '
+    video = (
         f"h264parse name=parse config-interval={interval} ! video/x-h264,stream-format=avc ! "
-        f"rtph264pay name=pay0 pt=96 config-interval={interval} )"
+        f"rtph264pay name=pay0 pt=96 config-interval={interval}"
     )
+    if args.video == "h265":
+        video = "h265parse config-interval=-1 ! rtph265pay name=pay0 pt=96"
+    if args.video == "none":  # a "camera" with only a microphone: its audio payloader is pay0
+        audio = _AUDIO[args.audio].replace("name=pay1", "name=pay0")
+        launch = f'( filesrc location="{args.file}" ! qtdemux name=demux demux.audio_0 ! queue ! {audio} )'
+    elif args.audio == "none":
+        launch = f'( filesrc location="{args.file}" ! qtdemux ! {video} )'
+    else:
+        launch = (
+            f'( filesrc location="{args.file}" ! qtdemux name=demux '
+            f"demux.video_0 ! queue ! {video} demux.audio_0 ! queue ! {_AUDIO[args.audio]} )"
+        )
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))

@@ -2,18 +2,23 @@
 
 import { ApiError, HubSocket, errorText, getToken, logout, me, onUnauthorized } from "./api.js";
 import { CameraList } from "./cameras.js";
+import { CallDock } from "./call.js";
 import { CaseBoard } from "./cases.js";
-import { fill, h } from "./dom.js";
+import { fill, h, notifyError } from "./dom.js";
 import { hasStoredLang, setLang, setTimeZone, t, tr } from "./i18n.js";
+import { IntercomPanel } from "./intercom.js";
+import { LiveBoard } from "./livewall.js";
 import { applyStatic, setupLangSwitch, setupLoginForm, showConnection } from "./page.js";
 import { ReviewQueue } from "./review.js";
+import { StatsPanel } from "./stats.js";
+import { TaskingPanel } from "./tasking.js";
 import { VideoWall } from "./wall.js";
 
 // The tabs each role needs, in the order shown (the first opens by default).
 const ROLE_TABS = {
-  commander: ["wall", "review", "cases"],
-  duty: ["review", "cases", "wall"],
-  admin: ["wall", "cameras"],
+  commander: ["wall", "review", "cases", "intercom", "tasking", "stats", "live"],
+  duty: ["review", "cases", "wall", "intercom", "tasking", "stats", "live"],
+  admin: ["wall", "cameras", "stats"],
 };
 const TAB_KEY = "fh.tab";
 const NO_STATS = { framesDecoded: 0, frameWidth: 0, frameHeight: 0 };
@@ -73,6 +78,13 @@ function startSession(user) {
   }
   if (tabs.includes("cases")) modules.cases = new CaseBoard($("panel-cases"), { user });
   if (tabs.includes("cameras")) modules.cameras = new CameraList($("panel-cameras"));
+  if (tabs.includes("intercom")) modules.intercom = new IntercomPanel($("panel-intercom"), { user });
+  if (tabs.includes("tasking")) {
+    modules.tasking = new TaskingPanel($("panel-tasking"), { user, onCount: (n) => setTabCount("tasking", n) });
+  }
+  if (tabs.includes("stats")) modules.stats = new StatsPanel($("panel-stats"));
+  if (tabs.includes("live")) modules.live = new LiveBoard($("panel-live"));
+  if (["commander", "duty"].includes(user.role)) modules.calls = new CallDock({ user });
 
   const loadAll = () => Promise.all(Object.values(modules).map((m) => m.load()));
   const socket = new HubSocket({
@@ -101,8 +113,30 @@ function route(modules, topic, data) {
     case "dispatch.flag_reviewed":
       modules.review?.onReviewed(data);
       break;
+    case "calls.call_changed":
+      modules.calls?.onChanged(data);
+      break;
+    case "media.publisher_status":
+      modules.live?.onStatus(data);
+      break;
+    case "dispatch.flag_clip":
+      modules.review?.onClip(data);
+      if (modules.cases && data.case_id != null && Number(data.case_id) === modules.cases.openId) {
+        modules.cases.onChanged({ id: data.case_id });
+      }
+      break;
     case "dispatch.case_changed":
       modules.cases?.onChanged(data);
+      modules.stats?.onCaseChanged();
+      break;
+    case "dispatch.case_alert":
+      modules.cases?.onAlert(data);
+      break;
+    case "dispatch.instruction_changed":
+      modules.tasking?.onChanged(data);
+      break;
+    case "dispatch.instruction_escalated":
+      modules.tasking?.onEscalated(data);
       break;
     case "dispatch.task_changed":
       if (modules.cases && data.case_id !== undefined && Number(data.case_id) === modules.cases.openId) {
@@ -177,7 +211,7 @@ function selectTab(name) {
       button.tabIndex = tab === name ? 0 : -1;
     }
   }
-  for (const panel of ["wall", "review", "cases", "cameras"]) {
+  for (const panel of ["wall", "review", "cases", "cameras", "intercom", "tasking", "stats", "live"]) {
     if (!session.tabs.includes(panel)) $(`panel-${panel}`).hidden = true;
   }
 }
@@ -203,6 +237,12 @@ function boot() {
   });
   // end the viewing sessions when the page goes (the DELETEs outlive the page with keepalive)
   window.addEventListener("pagehide", () => stopSession(true));
+  // a commander's "case channel" button on the case board: form the channel, open it here
+  document.addEventListener("fh:case-channel", (ev) => {
+    if (!session || !session.modules.intercom) return;
+    selectTab("intercom");
+    session.modules.intercom.joinCase(ev.detail.caseId).catch((err) => notifyError(err));
+  });
   window.addEventListener("pageshow", (ev) => {
     if (ev.persisted && !session && getToken()) enter(); // back from the page cache: start again
   });
@@ -210,6 +250,9 @@ function boot() {
     videoStats: (cameraId) => (session && session.modules.wall ? session.modules.wall.stats(cameraId) : Promise.resolve(NO_STATS)),
     get user() {
       return session ? session.user : null;
+    },
+    get intercom() {
+      return session ? session.modules.intercom || null : null;
     },
     get lastSeq() {
       return session ? session.socket.lastSeq : null;

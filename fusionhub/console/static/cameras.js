@@ -1,8 +1,8 @@
 // The admin's camera list: name, region, URL (credentials never shown), live status, zones.
 
 import { api, errorText } from "./api.js";
-import { fill, h } from "./dom.js";
-import { t } from "./i18n.js";
+import { busy, fill, h, notify } from "./dom.js";
+import { formatTime, t } from "./i18n.js";
 import { statusText } from "./wall.js";
 
 /** A read-only table of the cameras the admin manages, with live status. */
@@ -50,7 +50,7 @@ export class CameraList {
         h("td", {}, h("span", { class: `badge state-${state}`, dataset: { testid: "camera-status" } }, statusText(c.status))),
         h("td", {}, t(c.enabled ? "yes" : "no")),
         h("td", {}, t(c.has_credentials ? "yes" : "no")),
-        h("td", {}, String((c.zones || []).length)),
+        h("td", {}, String((c.zones || []).length), this._bins(c)),
       );
     });
     fill(
@@ -58,6 +58,24 @@ export class CameraList {
       h("thead", {}, h("tr", {}, head.map((k) => h("th", { scope: "col" }, t(k))))),
       h("tbody", {}, rows),
     );
+  }
+
+  /** Bin zones with their reference picture: capture the normal state from the live camera. */
+  _bins(c) {
+    const bins = (c.zones || []).filter((z) => z.kind === "bin");
+    if (!bins.length) return null;
+    return h("ul", { class: "bin-zones" }, bins.map((z) => {
+      const when = z.reference_at ? t("bin.reference_at", { t: formatTime(z.reference_at) }) : t("bin.no_reference");
+      const button = h("button", { type: "button", class: "btn", dataset: { testid: "capture-reference", zoneId: String(z.id) } },
+        t("bin.capture"));
+      button.addEventListener("click", () => busy(button, async () => {
+        const zone = await api(`/api/v1/cameras/${c.id}/zones/${z.id}/reference`, { method: "POST", body: {} });
+        c.zones = c.zones.map((old) => (old.id === zone.id ? zone : old));
+        notify(t("bin.captured", { zone: zone.name }));
+        this.render();
+      }));
+      return h("li", { dataset: { testid: "bin-zone" } }, `${z.name} · `, h("span", { dataset: { testid: "bin-reference" } }, when), " ", button);
+    }));
   }
 
   close() {}

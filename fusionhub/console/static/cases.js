@@ -2,10 +2,15 @@
 // timeline, attachments, deadline and the workflow actions the user's role may take.
 
 import { api, errorText } from "./api.js";
-import { busy, fill, h, loadAuthImage, notify, releaseImages } from "./dom.js";
+import { busy, cue, fill, h, loadAuthImage, notify, releaseImages } from "./dom.js";
 import { formatDuration, formatTime, getLang, t, tr } from "./i18n.js";
+import { alertText, branchActions, clockText, exportButton, keepTyped, newCaseForm } from "./caseactions.js";
+import { burstPlayer } from "./intercom.js";
+import { clipPlayer, releaseClips } from "./clip.js";
 
-export const CASE_STATUSES = ["filed", "dispatched", "handling", "handled", "closed"];
+export const CASE_STATUSES = [
+  "reported", "filed", "dispatched", "handling", "handled", "closed", "evaluated", "returned", "suspended", "refused",
+];
 const WARN_BEFORE_S = 3600; // a deadline this close shows as "due soon"
 
 /** The deadline as text plus a state for styling: none, ok, soon, overdue, done. */
@@ -62,7 +67,7 @@ export class CaseBoard {
     fill(
       panel,
       h("div", { class: "case-board" },
-        h("div", { class: "case-side" }, this.filters, this.error, this.empty, this.list),
+        h("div", { class: "case-side" }, this.newCase = h("div"), this.filters, this.error, this.empty, this.list),
         this.detail),
     );
     this.ticker = setInterval(() => {
@@ -80,6 +85,10 @@ export class CaseBoard {
       ]);
       this.cases = new Map(cases.map((c) => [Number(c.id), c]));
       if (categories) this.categories = new Map(categories.map((c) => [c.code, c]));
+      if (["duty", "commander"].includes(this.user.role) && !this.newCase.firstChild && this.categories.size) {
+        const cats = [...this.categories.values()].map((c) => ({ code: c.code, label: getLang() === "en" ? c.name_en : c.name_zh }));
+        fill(this.newCase, newCaseForm(cats, (created) => this.onChanged(created)));
+      }
       if (teams) this.teams = teams;
       this.error.textContent = "";
       this.render();
@@ -94,6 +103,13 @@ export class CaseBoard {
     if (cat) return getLang() === "en" ? cat.name_en : cat.name_zh;
     if (getLang() === "en" && c.category_name_en) return c.category_name_en;
     return c.category_name || tr("category", c.category);
+  }
+
+  /** `dispatch.case_alert`: a deadline warning, supervision reminder or penalty, shown as a notice. */
+  onAlert(alert) {
+    notify(alertText(alert));
+    if (alert.kind !== "warning") cue();
+    if (Number(alert.case_id) === this.openId) this.onChanged({ id: alert.case_id });
   }
 
   /** `dispatch.case_changed`: update the row, and the open detail (its timeline grew). */
@@ -166,6 +182,7 @@ export class CaseBoard {
     this.actionError = null;
     this.detailCase = null;
     releaseImages(this.detail);
+    releaseClips(this.detail);
     fill(this.detail, h("p", { class: "muted" }, t("loading")));
     for (const row of this.list.querySelectorAll(".case-row")) row.removeAttribute("aria-current");
     this.list.querySelector(`[data-case-id="${this.openId}"] .case-row`)?.setAttribute("aria-current", "true");
@@ -191,11 +208,13 @@ export class CaseBoard {
     clearInterval(this.ticker);
     clearTimeout(this.refreshTimer);
     releaseImages(this.detail);
+    releaseClips(this.detail);
   }
 
   _renderDetail() {
     const c = this.detailCase;
     const typed = this.detail.querySelector("[data-testid=reject-note]")?.value || "";
+    const restoreTyped = keepTyped(this.detail);
     const images = new Map(
       [...this.detail.querySelectorAll("img[data-att-id]")].map((img) => [img.dataset.attId, img]),
     );
@@ -209,10 +228,26 @@ export class CaseBoard {
       ["case.created", formatTime(c.created_at)],
       ["case.updated", formatTime(c.updated_at)],
       ["case.deadline", deadlineEl(c, "case-deadline")],
+      ["case.supervision", h("span", { dataset: { testid: "case-clock" } }, clockText(c.clock))],
+      ...(c.description ? [["case.description", c.description]] : []),
+      ...(c.contact ? [["case.contact", c.contact]] : []),
+      ...(c.satisfaction ? [["case.satisfaction", `${c.satisfaction} / 5`]] : []),
     ];
     const detailChildren = [
       h("header", { class: "detail-head" },
         h("h2", {}, `#${c.id} ${c.title || ""}`),
+        this.user.role === "commander"
+          ? h("button", { type: "button", class: "btn", dataset: { testid: "case-channel" },
+              // the console opens its intercom tab on the case's channel (app.js listens)
+              onclick: () => document.dispatchEvent(new CustomEvent("fh:case-channel", { detail: { caseId: c.id } })) },
+            t("ptt.case_channel"))
+          : null,
+        this.user.role === "commander"
+          ? h("button", { type: "button", class: "btn", dataset: { testid: "case-call" },
+              // the call dock (call.js) picks whom to call among the teams and rings them
+              onclick: () => document.dispatchEvent(new CustomEvent("fh:case-call", { detail: { caseId: c.id, teams: this.teams } })) },
+            t("call.button"))
+          : null,
         h("button", { type: "button", class: "btn btn-ghost", "aria-label": t("close"), onclick: () => this._close() }, "×")),
       h("dl", { class: "fields" }, fields.flatMap(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)])),
       h("h3", {}, t("case.actions")),
@@ -229,13 +264,16 @@ export class CaseBoard {
         URL.revokeObjectURL(img.dataset.blob);
       }
     }
+    releaseClips(this.detail);
     fill(this.detail, detailChildren);
+    restoreTyped();
   }
 
   _close() {
     this.openId = null;
     this.detailCase = null;
     releaseImages(this.detail);
+    releaseClips(this.detail);
     this.render();
   }
 
@@ -247,6 +285,11 @@ export class CaseBoard {
       { class: "attachments" },
       atts.map((a) => {
         const key = String(a.id);
+        if (a.kind === "clip") {
+          return h("figure", { dataset: { testid: "case-attachment", kind: a.kind } },
+            clipPlayer(a.url || `/api/v1/cases/${c.id}/attachments/${a.id}`, { testid: "case-clip" }),
+            h("figcaption", {}, `${tr("att", a.kind)} · ${formatTime(a.created_at)}`));
+        }
         let img = images.get(key);
         if (!img) {
           img = h("img", { class: "attachment", dataset: { attId: key }, alt: "" });
@@ -278,6 +321,11 @@ export class CaseBoard {
           h("strong", { class: "what" }, tr("action", e.action)),
           move ? h("span", { class: "move" }, move) : null,
           e.note ? h("q", { class: "note" }, e.note) : null,
+          e.action === "still_present" && e.data && e.data.seen_at
+            ? h("span", { class: "note", dataset: { testid: "still-present" } },
+              t("timeline.still_present_at", { t: formatTime(e.data.seen_at, false).slice(0, 5) }))
+            : null,
+          e.action === "ptt_burst" && e.data && e.data.url ? burstPlayer(e.data) : null,
         );
       }),
     );
@@ -314,7 +362,8 @@ export class CaseBoard {
       await this._refreshDetail();
     };
     const box = h("div", { class: "actions" });
-    if (role === "commander" && c.status === "filed") {
+    const more = branchActions(c, this.user, act, error);
+    if (role === "commander" && (c.status === "filed" || c.status === "returned")) {
       const select = h(
         "select",
         { class: "input", dataset: { testid: "dispatch-team" }, "aria-label": t("case.dispatch_team") },
@@ -349,9 +398,9 @@ export class CaseBoard {
       };
       box.append(verify, h("div", { class: "row" }, note, reject));
     } else {
-      box.append(h("p", { class: "muted" }, t("case.no_actions")));
+      if (!more.length) box.append(h("p", { class: "muted" }, t("case.no_actions")));
     }
-    box.append(error);
+    box.append(...more, exportButton(c, error), error);
     return box;
   }
 }

@@ -3,10 +3,15 @@
 
 import { ApiError, HubSocket, api, errorText, getToken, logout, me, onUnauthorized } from "./api.js";
 import { deadlineState } from "./cases.js";
+import { alertText, fieldBranches, newCaseForm } from "./caseactions.js";
 import { busy, cue, fill, h, loadAuthImage, notify, releaseImages } from "./dom.js";
 import { getLang, hasStoredLang, setLang, setTimeZone, t, tr } from "./i18n.js";
+import { InstructionList } from "./instructions.js";
+import { IntercomPanel } from "./intercom.js";
 import { applyStatic, setupLangSwitch, setupLoginForm, showConnection } from "./page.js";
 import { downscalePhoto } from "./photo.js";
+import { LivePanel } from "./golive.js";
+import { CallDock } from "./call.js";
 
 const $ = (id) => document.getElementById(id);
 const TASK_ORDER = { pending: 0, acknowledged: 1, done: 2 };
@@ -73,6 +78,12 @@ class TaskCard {
   }
 
   _actions(task, c, error) {
+    const main = this._mainActions(task, c, error);
+    const more = fieldBranches(task, c, error, (id) => this.board.refresh(id));
+    return more ? h("div", {}, main, more) : main;
+  }
+
+  _mainActions(task, c, error) {
     const status = c.status || task.case_status;
     if (task.status === "pending" && (!status || status === "dispatched")) {
       const ack = h("button", { type: "button", class: "btn btn-primary btn-block btn-big", dataset: { testid: "task-ack" } }, t("field.ack"));
@@ -238,6 +249,13 @@ class TaskBoard {
     if (isNew && task.status === "pending") this._announce(task);
   }
 
+  /** `dispatch.case_alert`: a deadline warning or a supervision reminder for our team. */
+  async onAlert(alert) {
+    cue({ vibrate: alert.kind !== "warning" });
+    notify(alertText(alert));
+    await this.onCase({ id: alert.case_id, status: alert.status });
+  }
+
   /** `dispatch.case_changed`: the case of one of our tasks moved on. */
   async onCase(c) {
     const id = Number(c.id);
@@ -292,10 +310,14 @@ function showOnly(id) {
   $("logout").hidden = id === "login";
 }
 
-function stopSession() {
+function stopSession(keepalive = false) {
   if (!session) return;
   session.socket.close();
   session.board.close();
+  session.instructions.close();
+  session.intercom.close(keepalive);
+  session.live.close(keepalive);
+  session.call.close(keepalive);
   session = null;
 }
 
@@ -324,20 +346,38 @@ async function enter() {
   }
   showOnly("tasks-panel");
   const board = new TaskBoard($("tasks"));
+  const instructions = new InstructionList($("instructions"), { user, error: $("tasks-error") });
   const socket = new HubSocket({
     onEvent: (topic, data) => {
       if (topic === "dispatch.task_changed") board.onTask(data);
       else if (topic === "dispatch.case_changed") board.onCase(data);
+      else if (topic === "dispatch.case_alert") board.onAlert(data);
+      else if (topic === "dispatch.instruction_changed") instructions.onChanged(data);
+      else if (topic === "calls.call_changed") session?.call.onChanged(data);
     },
-    onSync: () => board.load(),
+    onSync: () => Promise.all([board.load(), instructions.load(), session?.call.load()]),
     onState: (state) => {
       connState = state;
       showConnection($("conn"), state);
     },
   });
-  session = { user, board, socket, teamName: "" };
+  const intercom = new IntercomPanel($("intercom-panel"), { user });
+  const live = new LivePanel($("live-panel"), { user });
+  const call = new CallDock({ user });
+  session = { user, board, socket, intercom, live, instructions, call, teamName: "" };
+  call.load();
   renderTeam();
   board.load();
+  instructions.load();
+  api("/api/v1/categories")
+    .then((cats) => {
+      const list = cats.map((c) => ({ code: c.code, label: getLang() === "en" ? c.name_en : c.name_zh }));
+      fill($("patrol-panel"), newCaseForm(list, () => {}, ["patrol"]));
+    })
+    .catch((err) => {
+      $("tasks-error").textContent = errorText(err);
+    });
+  intercom.load();
   socket.start();
   api("/api/v1/teams")
     .then((teams) => {
@@ -363,6 +403,9 @@ function boot() {
     if (session) {
       showConnection($("conn"), connState);
       session.board.render(true);
+      session.instructions.render(true);
+      session.intercom.render(true);
+      session.live.render();
     }
   });
   setupLoginForm($("login-form"), $("login-error"), enter);
@@ -371,7 +414,15 @@ function boot() {
     logout();
     showLogin();
   });
-  window.addEventListener("pagehide", stopSession);
+  window.addEventListener("pagehide", () => stopSession(true));
+  window.fh = {
+    get intercom() {
+      return session ? session.intercom : null;
+    },
+    get live() {
+      return session ? session.live : null;
+    },
+  };
   window.addEventListener("pageshow", (ev) => {
     if (ev.persisted && !session && getToken()) enter();
   });

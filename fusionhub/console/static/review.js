@@ -3,6 +3,7 @@
 import { api, errorText } from "./api.js";
 import { busy, cue, fill, h, loadAuthImage, notify } from "./dom.js";
 import { formatPercent, formatTime, t, tr } from "./i18n.js";
+import { flagClip, releaseClips } from "./clip.js";
 
 function flagTitle(flag) {
   return `${tr("rule", flag.rule)} · ${tr("label", flag.label)}`;
@@ -22,11 +23,39 @@ export class ReviewQueue {
     this.error = h("p", { class: "error", role: "alert" });
     this.empty = h("p", { class: "empty", dataset: { testid: "review-empty" } });
     this.list = h("ul", { class: "flag-list", "aria-live": "polite" });
-    fill(panel, this.note, this.error, this.empty, this.list);
+    // per-rule precision from reviews: what review teaches about the analytics
+    this.precision = h("p", { class: "precision muted", dataset: { testid: "precision" } });
+    this.precisionRows = null;
+    this.precisionTimer = null;
+    fill(panel, this.note, this.precision, this.error, this.empty, this.list);
     this.render();
   }
 
+  async loadPrecision() {
+    try {
+      const reply = await api("/api/v1/analytics/precision");
+      this.precisionRows = reply.rules;
+    } catch {
+      this.precisionRows = null; // the queue works without it
+    }
+    this._renderPrecision();
+  }
+
+  _renderPrecision() {
+    const rows = this.precisionRows;
+    this.precision.hidden = rows === null;
+    if (rows === null) return;
+    const parts = rows
+      .filter((r) => r.reviewed > 0)
+      .map((r) => t("review.precision_rule", {
+        rule: tr("rule", r.rule), pct: formatPercent(r.precision), confirmed: r.confirmed, reviewed: r.reviewed,
+      }));
+    this.precision.title = t("review.precision_title");
+    this.precision.textContent = `${t("review.precision")}${t("colon")}${parts.length ? parts.join(" · ") : t("review.precision_none")}`;
+  }
+
   async load() {
+    this.loadPrecision();
     try {
       const flags = await api("/api/v1/flags?status=pending");
       this.flags = new Map(flags.map((f) => [String(f.id), f]));
@@ -60,9 +89,26 @@ export class ReviewQueue {
     this.render();
   }
 
+  /** `dispatch.flag_clip`: the flag's clip is ready (or missing); its item shows it. */
+  onClip(flag) {
+    const id = String(flag.id);
+    if (!this.flags.has(id)) return;
+    this.flags.set(id, { ...this.flags.get(id), ...flag });
+    const li = this.items.get(id);
+    if (li) {
+      releaseClips(li);
+      li.remove();
+      this.items.delete(id);
+    }
+    this.render();
+  }
+
   /** `dispatch.flag_reviewed`: someone confirmed or dismissed it; it leaves the queue. */
   onReviewed(flag) {
     this._remove(String(flag.id));
+    // a burst of reviews refreshes the figures once
+    clearTimeout(this.precisionTimer);
+    this.precisionTimer = setTimeout(() => this.loadPrecision(), 500);
   }
 
   _remove(id) {
@@ -92,7 +138,7 @@ export class ReviewQueue {
       h("dt", {}, t("flag.confidence")), h("dd", {}, formatPercent(flag.confidence)),
       h("dt", {}, t("flag.time")), h("dd", {}, h("time", {}, formatTime(flag.raised_at))),
     );
-    const body = h("div", { class: "flag-body" }, h("h3", {}, flagTitle(flag)), fields);
+    const body = h("div", { class: "flag-body" }, h("h3", {}, flagTitle(flag)), fields, flagClip(flag));
     if (this.canReview) body.append(this._actions(id));
     return h(
       "li",
@@ -148,6 +194,7 @@ export class ReviewQueue {
 
   /** Sync the list with the flags; `full` rebuilds every item (language change). */
   render(full = false) {
+    if (full) this._renderPrecision();
     this.note.textContent = this.canReview ? "" : t("review.readonly");
     this.note.hidden = this.canReview;
     this.empty.textContent = t("review.empty");
@@ -179,6 +226,7 @@ export class ReviewQueue {
   }
 
   close() {
+    clearTimeout(this.precisionTimer);
     for (const img of this.images.values()) if (img.dataset.blob) URL.revokeObjectURL(img.dataset.blob);
     this.images.clear();
   }

@@ -10,7 +10,7 @@ const RETRY_MAX_S = 30;
 const DISCONNECTED_GRACE_MS = 5000;
 
 /** Resolve once ICE gathering is complete (or after a timeout: host candidates come first). */
-function iceGathered(pc) {
+export function iceGathered(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(done, ICE_GATHER_TIMEOUT_MS);

@@ -1,0 +1,316 @@
+"""How many cameras one small box analyses: FusionHub's pipeline against the naive one, same run.
+
+    .venv/bin/python bench/analytics_capacity.py [--budget-s 330]
+
+Every simulated camera is a real H.264 stream (bench/capacity_clip.py: 720p, 25 fps, keyframe
+every 2 s, made from real photos, panning so that no two samples look alike) played in real
+time by the real ingest code (MediaGateway + FileLoopSource: demux, Annex-B, relay, packet
+history, sampler) into the real AnalyticsHub and its real worker processes (ZeroMQ, YOLO26n).
+
+Two set-ups, each ramped up (x1.5 a step, then one bisection) until it no longer sustains:
+  fusionhub  keyframes only, 640x360 samples scaled in one swscale pass, motion gate, the
+             dynamic-shape model at 320 (rectangular 320x192 input), OpenVINO
+  naive      decode every frame and hand every one, full size, to the detector (latest wins,
+             which is kind to it), the model at 640 (what `model.predict` does), ONNX Runtime
+Both get the same two worker processes of one inference thread each.
+
+"Sustained" at N cameras: over a measuring window every camera had analysed samples at least
+0.5 a second (mean spacing of its analysed samples <= 2 s, 2 % allowed for clock jitter) and
+the sample age (decoded -> rules done) p99 <= 2 s. CPU per analysed frame is process CPU time
+(the bench process, where ingest and the hub run, plus the workers) split into decode / resize
+(sample scaling, letterbox, gate thumbnail) / inference / post-processing / rules / other
+(packet ingest, relay, ZeroMQ, event loop). The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from capacity_clip import make_clip  # noqa: E402
+
+from fusionhub.analytics.config import AnalyticsConfig  # noqa: E402
+from fusionhub.analytics.hub import AnalyticsHub  # noqa: E402
+from fusionhub.analytics.models import fetch_model  # noqa: E402
+from fusionhub.analytics.rules import ZoneSpec  # noqa: E402
+from fusionhub.media.config import MediaConfig  # noqa: E402
+from fusionhub.media.gateway import MediaGateway  # noqa: E402
+from fusionhub.media.sampling import SamplingOptions  # noqa: E402
+from fusionhub.signaling.messages import FlagRaised  # noqa: E402
+
+RATE = 0.5  # analysed samples per second each camera must get
+AGE_P99_S = 2.0
+JITTER = 1.02
+TICK = os.sysconf("SC_CLK_TCK")
+ROAD = [(0.0, 0.55), (1.0, 0.55), (1.0, 1.0), (0.0, 1.0)]
+
+
+def loadavg(full: bool = False) -> str:
+    text = Path("/proc/loadavg").read_text().strip()
+    return text if full else text.split(" ")[0]
+
+
+def cpu_s(pid: int) -> float:
+    """user+system CPU seconds of a process (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+@dataclass
+class Setup:
+    name: str
+    analytics: dict[str, Any]
+    sampling: SamplingOptions | None
+    sample_max_side: int
+
+
+@dataclass
+class Step:
+    cameras: int
+    ok: bool
+    worst_rate: float
+    age_p99_s: float
+    analysed: int
+    inferred: int
+    gated: int
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # per analysed frame
+    cpu_cores: float = 0.0
+    load: str = ""
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("inf")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Rig:
+    """One set-up running: a media gateway and an analytics hub, cameras added step by step."""
+
+    def __init__(self, setup: Setup, clip: Path, data_dir: Path, models: Path, workers: int) -> None:
+        self.setup = setup
+        self.clip = clip
+        self.flags = 0
+        cfg = AnalyticsConfig.model_validate(
+            {"model_dir": models, "local_workers": workers, "worker_threads": 1, **setup.analytics}
+        )
+        self.hub = AnalyticsHub(cfg, data_dir=data_dir, on_flag=self._on_flag)
+        media = MediaConfig.model_validate({"ingest": {"sample_max_side": setup.sample_max_side}})
+        self.gateway = MediaGateway(media, on_sample=self.hub.submit, on_status=lambda _status: None)
+        self.cameras = 0
+
+    async def _on_flag(self, _flag: FlagRaised) -> None:
+        self.flags += 1
+
+    async def start(self) -> None:
+        await self.hub.start()
+        await self.gateway.start()
+        deadline = time.monotonic() + 90
+        while sum(w["ready"] for w in self.hub.workers()) < len(self.hub.local_pids()):
+            if time.monotonic() > deadline:
+                raise SystemExit("workers did not get ready in 90 s")
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        await self.gateway.stop()
+        await self.hub.stop()
+
+    async def grow(self, n: int) -> None:
+        """Add cameras up to n, their starts spread over one GOP (real cameras are not in step)."""
+        new = n - self.cameras
+        for i in range(self.cameras + 1, n + 1):
+            self.hub.set_zones(i, [ZoneSpec(id=i, name=f"road {i}", polygon=ROAD, dwell_s=60.0)])
+            await self.gateway.add_file_camera(i, self.clip, sampling=self.setup.sampling)
+            await asyncio.sleep(2.0 / max(1, new))
+        self.cameras = n
+
+    def _cpu(self) -> dict[str, float]:
+        ingest = self.gateway.ingest_stats().values()
+        stats = self.hub.stats
+        mean = stats.mean_ms()
+        inferred = stats.frames_inferred
+        return {
+            "total": cpu_s(os.getpid()) + sum(cpu_s(p) for p in self.hub.local_pids()),
+            "workers": sum(cpu_s(p) for p in self.hub.local_pids()),
+            "decode": sum(s.decode_cpu_s for s in ingest),
+            "resize": sum(s.resize_cpu_s for s in ingest) + mean["letterbox_cpu_ms"] * inferred / 1e3,
+            "letterbox": mean["letterbox_cpu_ms"] * inferred / 1e3,
+            "inference": mean["inference_cpu_ms"] * inferred / 1e3,
+            "postprocess": mean["postprocess_cpu_ms"] * inferred / 1e3,
+            "rules": mean["rules_ms"] * stats.frames_analysed / 1e3,
+            "analysed": float(stats.frames_analysed),
+            "inferred": float(inferred),
+            "gated": float(stats.frames_gated),
+        }
+
+    async def measure(self, n: int, warmup_s: float, window_s: float) -> Step:
+        await self.grow(n)
+        await asyncio.sleep(warmup_s)
+        before, t0, wall0 = self._cpu(), time.time(), time.monotonic()
+        await asyncio.sleep(window_s)
+        after, t1, wall = self._cpu(), time.time(), time.monotonic() - wall0
+        seen: dict[int, list[float]] = {}
+        ages: list[float] = []
+        for camera_id, ts, age in self.hub.stats.recent:
+            if t0 <= ts < t1 - AGE_P99_S:  # samples taken in the window (the last ones may still be in flight)
+                seen.setdefault(camera_id, []).append(ts)
+                ages.append(age)
+        rates = []
+        for camera_id in range(1, n + 1):
+            ts = sorted(seen.get(camera_id, []))
+            rates.append((len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) >= 2 and ts[-1] > ts[0] else 0.0)
+        d = {k: after[k] - before[k] for k in after}
+        analysed = max(1.0, d["analysed"])
+        parts = {k: d[k] / analysed * 1e3 for k in ("decode", "resize", "inference", "postprocess", "rules")}
+        parts["other"] = d["total"] / analysed * 1e3 - sum(parts.values())
+        parts["total"] = d["total"] / analysed * 1e3
+        # what the workers spent outside the detector (receiving frames, answering): part of "other"
+        parts["worker_other"] = (d["workers"] - d["letterbox"] - d["inference"] - d["postprocess"]) / analysed * 1e3
+        worst = min(rates) if rates else 0.0
+        p99 = percentile(ages, 0.99)
+        return Step(
+            n, worst * JITTER >= RATE and p99 <= AGE_P99_S, worst, p99, int(d["analysed"]), int(d["inferred"]),
+            int(d["gated"]), parts, d["total"] / wall, loadavg(),
+        )
+
+
+def show(name: str, step: Step) -> None:
+    c = step.cpu_ms
+    print(
+        f"  {name:9s} {step.cameras:4d} cams  {'OK ' if step.ok else 'NO '} worst {step.worst_rate:.2f}/s  "
+        f"age p99 {step.age_p99_s:5.2f} s  analysed {step.analysed:5d} (inferred {step.inferred}, gated {step.gated})  "
+        f"CPU {step.cpu_cores:.2f} cores, per frame ms: decode {c['decode']:.2f} resize {c['resize']:.2f} "
+        f"inference {c['inference']:.2f} post {c['postprocess']:.2f} rules {c['rules']:.3f} other {c['other']:.2f} "
+        f"= {c['total']:.2f} (workers outside the detector {c['worker_other']:.2f})  load {step.load}",
+        flush=True,
+    )
+
+
+async def ramp(rig: Rig, start: int, deadline: float, args: argparse.Namespace) -> tuple[Step | None, list[Step]]:
+    """Grow ×growth while it holds, then bisect once between the last pass and the first failure."""
+    steps: list[Step] = []
+    best: Step | None = None
+    n, failed_at = start, None
+    step_cost = args.warmup_s + args.window_s + 3
+    while time.monotonic() + step_cost < deadline:
+        if failed_at is not None or (steps and not steps[-1].ok):
+            break
+        step = await rig.measure(n, args.warmup_s, args.window_s)
+        steps.append(step)
+        show(rig.setup.name, step)
+        if step.ok:
+            best = step
+            n = max(n + 1, round(n * args.growth))
+        else:
+            failed_at = n
+    if failed_at is not None and best is not None and failed_at - best.cameras > 2:
+        mid = (best.cameras + failed_at) // 2
+        if time.monotonic() + step_cost < deadline:
+            # fewer cameras than now: start the rig again (sources cannot be taken away cleanly mid-run)
+            await rig.stop()
+            fresh = Rig(rig.setup, rig.clip, rig.hub.data_dir, args.models, args.workers)
+            await fresh.start()
+            try:
+                step = await fresh.measure(mid, args.warmup_s, args.window_s)
+            finally:
+                await fresh.stop()
+            steps.append(step)
+            show(rig.setup.name, step)
+            if step.ok:
+                best = step
+            return best, steps
+    await rig.stop()
+    return best, steps
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    clip = make_clip(args.data_dir / "bench" / "capacity-720p25-gop2s.mp4")
+    for size in {args.imgsz, 640}:
+        await asyncio.to_thread(fetch_model, args.data_dir, imgsz=size, progress=lambda _m: None)
+    args.models = args.data_dir / "models"
+    setups = [
+        Setup(
+            "fusionhub",
+            {"imgsz": args.imgsz, "providers": [args.runtime, "cpu"], "motion_gate": True},
+            None,  # the default: keyframes only, at most one a second
+            640,
+        ),
+        Setup(
+            "naive",
+            {"imgsz": 640, "providers": ["cpu"], "motion_gate": False},
+            SamplingOptions(mode="fps", fps=25),  # every frame decoded and handed over
+            4096,  # full size
+        ),
+    ]
+    print(f"load average at start: {loadavg(full=True)}; {os.cpu_count()} CPUs", flush=True)
+    results: dict[str, tuple[Step | None, list[Step]]] = {}
+    started = time.monotonic()
+    shares = {"fusionhub": 0.6, "naive": 0.4}
+    for setup in [s for s in setups if s.name in args.setups.split(",")]:
+        start_n = args.start if setup.name == "fusionhub" else args.baseline_start
+        deadline = started + args.budget_s * (shares["fusionhub"] if setup.name == "fusionhub" else 1.0)
+        with tempfile.TemporaryDirectory(prefix="fhcap-") as tmp:
+            rig = Rig(setup, clip, Path(tmp), args.models, args.workers)
+            await rig.start()
+            results[setup.name] = await ramp(rig, start_n, deadline, args)
+    best, naive = results.get("fusionhub", (None, []))[0], results.get("naive", (None, []))[0]
+    print(f"load average at end: {loadavg(full=True)}")
+    print("\nsummary (CPU ms per analysed frame)")
+    print("  set-up     cameras  age p99  decode  resize  inference  post  rules  other  total")
+    for name, step in (("fusionhub", best), ("naive", naive)):
+        if step is None:
+            print(f"  {name:9s}  none sustained (first step: see above)")
+            continue
+        c = step.cpu_ms
+        print(
+            f"  {name:9s}  {step.cameras:7d}  {step.age_p99_s:6.2f}s  {c['decode']:6.2f}  {c['resize']:6.2f}  "
+            f"{c['inference']:9.2f}  {c['postprocess']:4.2f}  {c['rules']:5.3f}  {c['other']:5.2f}  {c['total']:5.2f}"
+        )
+    cams = best.cameras if best else 0
+    ratio = cams / naive.cameras if best and naive and naive.cameras else float("nan")
+    pre = (best.cpu_ms["decode"] + best.cpu_ms["resize"]) if best else float("nan")
+    print(f"ratio fusionhub / naive cameras sustained: {ratio:.1f}x; pre-inference (decode + resize) {pre:.2f} ms/frame")
+    return {
+        "cameras": cams,
+        "sample_age_p99_s": round(best.age_p99_s, 3) if best else None,
+        "pre_inference_ms": round(pre, 2),
+        "ratio_vs_naive": round(ratio, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget-s", type=float, default=330.0, help="stop ramping after this long (both set-ups)")
+    parser.add_argument("--warmup-s", type=float, default=6.0)
+    parser.add_argument("--window-s", type=float, default=20.0)
+    parser.add_argument("--start", type=int, default=100, help="first step of the fusionhub set-up")
+    parser.add_argument("--baseline-start", type=int, default=8, help="first step of the naive set-up")
+    parser.add_argument("--growth", type=float, default=1.5)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (one inference thread each)")
+    parser.add_argument("--runtime", choices=("openvino", "cpu", "cuda"), default="openvino")
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--data-dir", type=Path, default=REPO / "var")
+    parser.add_argument("--setups", default="fusionhub,naive", help="which set-ups to run (comma-separated)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()

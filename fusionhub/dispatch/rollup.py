@@ -1,0 +1,184 @@
+"""The statistics rollup: daily counters kept in the same transaction as every timeline entry.
+
+Every case transition appends a `CaseEvent`; an `after_flush` hook on the dispatch service's write
+sessions turns the new entries into counter deltas (`event_deltas`, pure) and upserts them into
+`case_stats` with the entry, so the counters can never disagree with the timelines. Statistics
+over months then read a few thousand rollup rows instead of millions of cases.
+
+Counters, by the day (hub time zone) a case *first* reached a stage, for each flow dimension
+(source, category, team): filed, dispatched, handled (`handled_late`: after its deadline), closed
+(`on_time`: its last handling report came by the deadline, or it had none). The status dimension
+keeps, by the day a case was filed, how many of them are in each status now (`current`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any
+
+from sqlalchemy import Connection, event, inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from fusionhub.dispatch.models import Case, CaseEvent, CaseStat
+
+FILED, DISPATCHED, HANDLED, CLOSED = "filed", "dispatched", "handled", "closed"
+DIM_SOURCE, DIM_CATEGORY, DIM_TEAM, DIM_STATUS = "source", "category", "team", "status"
+FLOW_DIMS = (DIM_SOURCE, DIM_CATEGORY, DIM_TEAM)
+METRICS = ("filed", "dispatched", "handled", "handled_late", "closed", "on_time", "current")
+NO_TEAM = "-"
+TZ_KEY = "fusionhub.tz"
+# PostgreSQL takes at most 32767 bound parameters per statement: 11 per row
+UPSERT_CHUNK = 2000
+
+RowKey = tuple[str, date, str, str]  # (dim, day, region, key)
+Deltas = dict[RowKey, list[int]]  # counters in METRICS order
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """What the rollup needs of a case at the moment of a transition."""
+
+    region: str
+    source: str
+    category: str
+    team_id: int | None
+    created_at: datetime
+    deadline_at: datetime | None
+
+
+def local_day(at: datetime, tz: tzinfo) -> date:
+    """The calendar day of an instant in the hub's time zone."""
+    return at.astimezone(tz).date()
+
+
+def event_deltas(
+    facts: CaseFacts,
+    *,
+    at: datetime,
+    from_status: str | None,
+    to_status: str,
+    prior: Sequence[tuple[str, datetime]],
+    tz: tzinfo,
+    into: Deltas | None = None,
+) -> Deltas:
+    """The counter changes one timeline entry makes; `prior` is the case's earlier entries as
+    (to_status, at), oldest first. Adds into `into` when given (for batches)."""
+    out: Deltas = into if into is not None else defaultdict(lambda: [0] * len(METRICS))
+    reached = {status for status, _ in prior}
+    flows = [0] * len(METRICS)
+    if to_status not in reached:  # only the first time a case reaches a stage counts
+        if to_status == FILED:
+            flows[0] = 1
+        elif to_status == DISPATCHED:
+            flows[1] = 1
+        elif to_status == HANDLED:
+            flows[2] = 1
+            flows[3] = int(facts.deadline_at is not None and at > facts.deadline_at)
+        elif to_status == CLOSED:
+            flows[4] = 1
+            handled_at = next((when for status, when in reversed(prior) if status == HANDLED), None)
+            on_time = facts.deadline_at is None or (handled_at is not None and handled_at <= facts.deadline_at)
+            flows[5] = int(on_time)
+    if any(flows):
+        day = local_day(at, tz)
+        team = str(facts.team_id) if facts.team_id is not None else NO_TEAM
+        for dim, key in ((DIM_SOURCE, facts.source), (DIM_CATEGORY, facts.category), (DIM_TEAM, team)):
+            row = out[(dim, day, facts.region, key)]
+            for i, n in enumerate(flows):
+                row[i] += n
+    if from_status != to_status:
+        cohort = local_day(facts.created_at, tz)
+        if from_status is not None:
+            out[(DIM_STATUS, cohort, facts.region, from_status)][6] -= 1
+        out[(DIM_STATUS, cohort, facts.region, to_status)][6] += 1
+    return out
+
+
+def _insert_for(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return pg_insert
+    if dialect == "sqlite":
+        return sqlite_insert
+    raise ValueError(f"the statistics rollup does not support {dialect}")
+
+
+def upsert_statements(dialect: str, deltas: Mapping[RowKey, Sequence[int]]) -> Iterable[Any]:
+    """INSERT … ON CONFLICT DO UPDATE adding the deltas, in key order (so that concurrent
+    transactions lock shared rows in the same order and cannot deadlock), chunked."""
+    rows = [
+        {"dim": k[0], "day": k[1], "region": k[2], "key": k[3], **dict(zip(METRICS, v, strict=True))}
+        for k, v in sorted(deltas.items())
+        if any(v)
+    ]
+    insert = _insert_for(dialect)
+    table = CaseStat.__table__
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        stmt = insert(table).values(rows[start : start + UPSERT_CHUNK])
+        yield stmt.on_conflict_do_update(
+            index_elements=[table.c.dim, table.c.day, table.c.region, table.c.key],
+            set_={m: table.c[m] + stmt.excluded[m] for m in METRICS},
+        )
+
+
+def _team_id_now(case: Case) -> int | None:
+    """The case's team as the flush is about to write it (a relationship set but not yet synced
+    to the column wins; a column set directly wins over an untouched relationship)."""
+    state = inspect(case)
+    team_hist = state.attrs.team.history
+    if team_hist.added:
+        team = team_hist.added[0]
+        return None if team is None else team.id
+    return case.team_id
+
+
+def _facts(case: Case) -> CaseFacts:
+    return CaseFacts(
+        region=case.region,
+        source=case.source,
+        category=case.category,
+        team_id=_team_id_now(case),
+        created_at=case.created_at,
+        deadline_at=case.deadline_at,
+    )
+
+
+def _after_flush(session: Session, _context: Any) -> None:
+    # after the flush's own statements (session.new still lists what it inserted): the shared
+    # rollup rows are locked last, so concurrent transactions hold them only until COMMIT
+    entries = [obj for obj in session.new if isinstance(obj, CaseEvent)]
+    if not entries:
+        return
+    tz = session.info.get(TZ_KEY, UTC)
+    deltas: Deltas = defaultdict(lambda: [0] * len(METRICS))
+    for entry in sorted(entries, key=lambda e: (e.case_id or 0, e.seq)):
+        case = entry.case if entry.case is not None else session.get(Case, entry.case_id)
+        if case is None:
+            continue  # the foreign key will refuse the entry anyway
+        prior = [(e.to_status, e.at) for e in case.events if e is not entry and e.seq < entry.seq]
+        event_deltas(
+            _facts(case),
+            at=entry.at,
+            from_status=entry.from_status,
+            to_status=entry.to_status,
+            prior=prior,
+            tz=tz,
+            into=deltas,
+        )
+    conn: Connection = session.connection()
+    for stmt in upsert_statements(conn.dialect.name, deltas):
+        conn.execute(stmt)
+
+
+def recording_sessions(tz: tzinfo) -> sessionmaker[Session]:
+    """The sync session factory for write sessions: keeps the rollup with every timeline entry.
+
+    Pass it as `sync_session_class` to an `async_sessionmaker`.
+    """
+    factory: sessionmaker[Session] = sessionmaker(info={TZ_KEY: tz})
+    event.listen(factory, "after_flush", _after_flush)
+    return factory

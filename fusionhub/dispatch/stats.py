@@ -1,0 +1,214 @@
+"""Statistics over a range of days: filed, dispatched, handled, closed, on-time and closure rates,
+overdue counts, grouped by source, category, status, region or team; and the top recurring problems.
+
+The counters come from the daily rollup (rollup.py), so a month of a city's cases is a few
+thousand rows; only `overdue_open` (cases whose clock runs past their deadline now) is read live
+from the cases, through the partial index that holds only cases whose clock runs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, case, func, select
+
+from fusionhub.dispatch.access import Viewer, region_filter, require_role
+from fusionhub.dispatch.core import ServiceCore
+from fusionhub.dispatch.errors import Invalid
+from fusionhub.dispatch.models import CLOCK_RUNNING, Case, CaseStat, Team, literal_in
+from fusionhub.dispatch.rollup import DIM_CATEGORY, DIM_SOURCE, DIM_STATUS, DIM_TEAM, NO_TEAM
+
+GROUPS: tuple[str, ...] = ("category", "source", "status", "region", "team")
+MAX_DAYS = 731
+FLOWS = ("filed", "dispatched", "handled", "handled_late", "closed", "on_time")
+# the rollup dimension each grouping reads (region and status totals come from the source rows:
+# each flow is counted once per dimension, so any flow dimension sums to the same totals)
+_FLOW_DIM = {"category": DIM_CATEGORY, "source": DIM_SOURCE, "team": DIM_TEAM, "region": DIM_SOURCE, "status": DIM_SOURCE}
+_CASE_COLUMN = {"category": Case.category, "source": Case.source, "region": Case.region, "status": Case.status}
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(part / whole, 4)
+
+
+def _metrics(flows: list[int], overdue_open: int) -> dict[str, Any]:
+    out: dict[str, Any] = dict(zip(FLOWS, flows, strict=True))
+    out["overdue_open"] = overdue_open
+    out["overdue"] = out["handled_late"] + overdue_open
+    out["closure_rate"] = _rate(out["closed"], out["filed"])
+    out["on_time_rate"] = _rate(out["on_time"], out["closed"])
+    return out
+
+
+def parse_day(text: str, field: str) -> date:
+    """A YYYY-MM-DD date; Invalid(field) otherwise."""
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError) as exc:
+        raise Invalid(field, "a date YYYY-MM-DD") from exc
+
+
+class StatsService(ServiceCore):
+    """Statistics for commanders, duty officers and admins, scoped to their region."""
+
+    def _tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def _range(self, start: date | None, end: date | None) -> tuple[date, date]:
+        today = self.now().astimezone(self._tz()).date()
+        end = end or today
+        start = start or end - timedelta(days=29)
+        if start > end:
+            raise Invalid("from", "must not be after `to`")
+        if (end - start).days + 1 > MAX_DAYS:
+            raise Invalid("from", f"a range of at most {MAX_DAYS} days")
+        return start, end
+
+    def _instants(self, start: date, end: date) -> tuple[datetime, datetime]:
+        """The first instant of `start` and of the day after `end`, in the hub's time zone, as UTC."""
+        tz = self._tz()
+        return (
+            datetime.combine(start, time(0), tz).astimezone(UTC),
+            datetime.combine(end + timedelta(days=1), time(0), tz).astimezone(UTC),
+        )
+
+    async def case_stats(
+        self, viewer: Viewer, *, start: date | None = None, end: date | None = None, group_by: str = "category"
+    ) -> dict[str, Any]:
+        """Counters for the cases of the viewer's region over the days `start`..`end` (inclusive,
+        hub time zone; default the last 30 days), per group and in total, with a daily series."""
+        require_role(viewer, "admin", "commander", "duty")
+        if group_by not in GROUPS:
+            raise Invalid("group_by", f"one of {', '.join(GROUPS)}")
+        start, end = self._range(start, end)
+        dim = _FLOW_DIM[group_by]
+        key_col = CaseStat.region if group_by == "region" else CaseStat.key
+        in_scope: list[ColumnElement[bool]] = [
+            CaseStat.day >= start, CaseStat.day <= end, region_filter(CaseStat.region, viewer)
+        ]
+        flows_q = (
+            select(CaseStat.day, key_col, *(func.sum(getattr(CaseStat, m)) for m in FLOWS))
+            .where(CaseStat.dim == dim, *in_scope)
+            .group_by(CaseStat.day, key_col)
+        )
+        status_q = (
+            select(CaseStat.key, func.sum(CaseStat.current))
+            .where(CaseStat.dim == DIM_STATUS, *in_scope)
+            .group_by(CaseStat.key)
+        )
+        lo, hi = self._instants(start, end)
+        now = self.now()
+        group_col = Case.team_id if group_by == "team" else _CASE_COLUMN[group_by]
+        overdue_q = (
+            select(group_col, func.count())
+            .where(
+                literal_in(Case.status, CLOCK_RUNNING),
+                Case.deadline_at < min(now, hi),
+                Case.deadline_at >= lo,
+                region_filter(Case.region, viewer),
+            )
+            .group_by(group_col)
+        )
+        async with self.read_session() as session:
+            flow_rows = (await session.execute(flows_q)).all()
+            status_rows = (await session.execute(status_q)).all()
+            overdue_rows = (await session.execute(overdue_q)).all()
+            team_names: dict[int, str] = {}
+            if group_by == "team":
+                team_names = dict((await session.execute(select(Team.id, Team.name))).all())
+
+        def key_of(value: Any) -> str:
+            if group_by == "team":
+                return NO_TEAM if value is None else str(value)
+            return str(value)
+
+        per_group: dict[str, list[int]] = defaultdict(lambda: [0] * len(FLOWS))
+        per_day: dict[date, list[int]] = defaultdict(lambda: [0] * len(FLOWS))
+        for day, key, *counts in flow_rows:
+            group, on_day = per_group[key_of(key)], per_day[day]
+            for i, n in enumerate(counts):
+                group[i] += int(n or 0)
+                on_day[i] += int(n or 0)
+        overdue = {key_of(k): int(n) for k, n in overdue_rows}
+        by_status = {str(k): int(n or 0) for k, n in status_rows if int(n or 0) != 0}
+        totals = [sum(g[i] for g in per_group.values()) for i in range(len(FLOWS))]
+
+        groups: list[dict[str, Any]]
+        if group_by == "status":
+            groups = [{"key": k, "name": k, "cases": n, "overdue_open": overdue.get(k, 0)} for k, n in by_status.items()]
+            groups.sort(key=lambda g: -int(g["cases"]))
+        else:
+            groups = []
+            for key in set(per_group) | set(overdue):
+                item: dict[str, Any] = {"key": key, "name": key, **_metrics(per_group[key], overdue.get(key, 0))}
+                if group_by == "team":
+                    item["name"] = team_names.get(int(key), key) if key != NO_TEAM else None
+                groups.append(item)
+            groups.sort(key=lambda g: (-int(g["filed"]), -int(g["closed"]), str(g["key"])))
+        daily: list[dict[str, Any]] = []
+        for i in range((end - start).days + 1):
+            day = start + timedelta(days=i)
+            counts = per_day.get(day, [0] * len(FLOWS))
+            daily.append({"day": day.isoformat(), **dict(zip(FLOWS, counts, strict=True))})
+        return {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "group_by": group_by,
+            "timezone": self.timezone,
+            "region": viewer["region"],
+            "totals": _metrics(totals, sum(overdue.values())),
+            "by_status": by_status,
+            "groups": groups,
+            "daily": daily,
+        }
+
+    async def top_problems(
+        self, viewer: Viewer, *, start: date | None = None, end: date | None = None, limit: int = 10
+    ) -> dict[str, Any]:
+        """The problems that keep coming back: cases filed in the range grouped by category and
+        place (the camera, or the written location when no camera saw it), at least twice."""
+        require_role(viewer, "admin", "commander", "duty")
+        if not 1 <= limit <= 100:
+            raise Invalid("limit", "between 1 and 100")
+        start, end = self._range(start, end)
+        lo, hi = self._instants(start, end)
+        place = case((Case.camera_id.is_(None), Case.location), else_=None)
+        count = func.count()
+        query = (
+            select(
+                Case.category,
+                Case.camera_id,
+                place,
+                count,
+                func.sum(case((Case.status == "closed", 0), else_=1)),
+                func.max(Case.created_at),
+                func.min(Case.location),
+                func.max(Case.id),
+            )
+            .where(Case.created_at >= lo, Case.created_at < hi, region_filter(Case.region, viewer))
+            .group_by(Case.category, Case.camera_id, place)
+            .having(count >= 2)
+            .order_by(count.desc(), func.max(Case.created_at).desc())
+            .limit(limit)
+        )
+        async with self.read_session() as session:
+            rows = (await session.execute(query)).all()
+        return {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "problems": [
+                {
+                    "category": category,
+                    "camera_id": camera_id,
+                    "location": location,
+                    "cases": int(n),
+                    "open": int(still_open or 0),
+                    "last_at": last.timestamp() if last is not None else None,
+                    "last_case_id": last_id,
+                }
+                for category, camera_id, _place, n, still_open, last, location, last_id in rows
+            ],
+        }

@@ -1,0 +1,175 @@
+"""Scaling analytics with the real model and real worker processes: the motion gate keeps a parked
+bus flagged while it skips inference, many cameras share few workers fairly, and a remote worker
+pool killed with kill -9 loses no flag and is replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fusionhub.analytics.config import CameraAnalysis
+from fusionhub.analytics.rules import ZoneSpec
+from tests.analytics.test_hub import LANE, Flags, _free_port, config, feed, running
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def _noisy(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The frame as a camera would send it twice: the same scene, fresh sensor noise."""
+    return np.clip(frame.astype(np.int16) + rng.integers(-3, 4, frame.shape), 0, 255).astype(np.uint8)
+
+
+async def test_motion_gate_skips_a_parked_bus_and_still_flags_it_once(
+    tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray, empty_frame: np.ndarray
+) -> None:
+    flags = Flags()
+    rng = np.random.default_rng(3)
+    dwell = 3.0
+    async with running(config(model_data_dir, motion_gate=True), tmp_path, flags, ready=1) as hub:
+        hub.set_zones(5, [ZoneSpec(id=11, name="bus lane", polygon=LANE, dwell_s=dwell)])
+        for _ in range(6):  # the empty road, then the bus arrives and stays; every frame freshly noisy
+            hub.submit(5, time.time(), _noisy(empty_frame, rng))
+            await asyncio.sleep(0.25)
+        arrived = time.time()
+        before = (hub.stats.frames_inferred, hub.stats.frames_gated)
+        while time.time() - arrived < dwell + 3.0:
+            hub.submit(5, time.time(), _noisy(bus_frame, rng))
+            await asyncio.sleep(0.25)
+        inferred = hub.stats.frames_inferred - before[0]
+        gated = hub.stats.frames_gated - before[1]
+        for _ in range(4):  # it leaves: the change is analysed, the road is empty again
+            hub.submit(5, time.time(), _noisy(empty_frame, rng))
+            await asyncio.sleep(0.25)
+        latest = hub.latest(5)
+        total_inferred = hub.stats.frames_inferred
+
+    assert gated >= 15 and inferred <= 2, (inferred, gated)  # only the arrival went to the detector
+    assert len(flags.got) == 1
+    flag = flags.got[0][1]
+    assert flag.label == "bus" and flag.first_seen_at >= arrived - 0.3
+    assert flag.raised_at - flag.first_seen_at >= dwell
+    assert flags.got[0][0] - arrived < dwell + 1.5  # the dwell ran on skipped frames, not on refreshes
+    assert total_inferred >= 3  # the bus leaving was looked at
+    assert latest is not None and not [d for d in latest.detections if d.label == "bus"]
+
+
+async def test_camera_without_gate_is_analysed_every_time(
+    tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray
+) -> None:
+    async with running(config(model_data_dir, motion_gate=True), tmp_path, Flags(), ready=1) as hub:
+        hub.configure_camera(6, CameraAnalysis(motion_gate=False, imgsz=320))
+        hub.set_zones(6, [ZoneSpec(id=1, name="z", polygon=LANE, dwell_s=600)])
+        await feed(hub, 6, bus_frame, 2.0)
+        assert hub.stats.frames_gated == 0 and hub.stats.frames_inferred >= 3
+        latest = hub.latest(6)
+        assert latest is not None and any(d.label == "bus" for d in latest.detections)  # at 320 px too
+
+
+async def test_many_cameras_few_workers_no_camera_starves(
+    tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray, empty_frame: np.ndarray
+) -> None:
+    cameras, seconds = 48, 8.0
+    cfg = config(model_data_dir, worker_threads=1)  # one worker, one thread: far fewer jobs than frames
+    async with running(cfg, tmp_path, Flags(), ready=1) as hub:
+        for cam in range(1, cameras + 1):
+            hub.set_zones(cam, [ZoneSpec(id=cam, name=f"lane {cam}", polygon=LANE, dwell_s=600)])
+        started = time.time()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:  # every camera offers a frame 4 times a second
+            for cam in range(1, cameras + 1):
+                hub.submit(cam, time.time(), bus_frame if cam % 2 else empty_frame)
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(1.0)
+        stats = hub.stats
+        seen: dict[int, list[float]] = {}
+        for cam, ts, _age in stats.recent:
+            seen.setdefault(cam, []).append(ts)
+
+    rate = stats.frames_analysed / seconds
+    # in turn: each camera waits at most about one pass over all the others
+    bound = 2.0 * cameras / rate + 1.0
+    gaps = {cam: max(b - a for a, b in zip([started, *ts], [*ts, started + seconds], strict=True)) for cam, ts in seen.items()}
+    counts = sorted(len(ts) for ts in seen.values())
+    print(f"\n{stats.frames_analysed} analysed ({rate:.1f}/s) of {stats.frames_submitted}; per camera {counts[0]}..{counts[-1]}; "
+          f"longest wait {max(gaps.values()):.2f} s (bound {bound:.2f} s)")
+    assert stats.frames_dropped > stats.frames_analysed  # overloaded: most frames are superseded
+    assert len(seen) == cameras
+    assert counts[-1] - counts[0] <= 2  # shared evenly
+    assert max(gaps.values()) <= bound
+
+
+def _worker_pool(endpoint: str, processes: int) -> subprocess.Popen[str]:
+    """`fusionhub worker --connect ... --processes N`, as an operator starts it on another machine."""
+    cmd = [sys.executable, "-m", "fusionhub.console.cli", "worker", "--connect", endpoint,
+           "--processes", str(processes), "--threads", "1", "--runtime", "openvino,cpu"]
+    return subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+async def test_remote_worker_killed_mid_stream_loses_no_flag_and_is_replaced(
+    tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray
+) -> None:
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    flags = Flags()
+    cfg = config(model_data_dir, local_workers=0, bind=endpoint, track_grace_s=10.0, job_timeout_min_s=1.0)
+    proc = _worker_pool(endpoint, 2)
+    try:
+        async with running(cfg, tmp_path, flags, ready=2) as hub:
+            hub.set_zones(5, [ZoneSpec(id=11, name="bus lane", polygon=LANE, dwell_s=4.0)])
+            hub.set_zones(6, [ZoneSpec(id=12, name="other lane", polygon=LANE, dwell_s=600)])
+            pids = {w["pid"] for w in hub.workers()}
+            rng = np.random.default_rng(5)
+            end = time.monotonic() + 30.0
+
+            def warm() -> bool:  # the bus is being tracked and both workers answer (their own timeouts apply)
+                by_worker = hub.stats.by_worker
+                return hub.stats.by_camera[5] >= 2 and len(by_worker) == 2 and min(by_worker.values()) >= 3
+
+            while time.monotonic() < end and not warm():
+                for cam in (5, 6):
+                    hub.submit(cam, time.time(), _noisy(bus_frame, rng))
+                await asyncio.sleep(0.05)
+            assert warm(), dict(hub.stats.by_worker)
+            busy = [w["pid"] for w in hub.workers() if w["busy"]]
+            victim = busy[0] if busy else min(pids)
+            killed_at = time.time()
+            os.kill(victim, signal.SIGKILL)  # mid-stream, most likely mid-job
+            end = time.monotonic() + 12.0
+            while time.monotonic() < end and not (
+                flags.got and {w["pid"] for w in hub.workers() if w["ready"]} - pids and len(hub.workers()) == 2
+            ):
+                for cam in (5, 6):
+                    hub.submit(cam, time.time(), _noisy(bus_frame, rng))
+                await asyncio.sleep(0.1)
+            await feed(hub, 5, bus_frame, 2.0)  # it stays: still one flag
+            workers = hub.workers()
+            stats = hub.stats
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, 20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        err = proc.stderr.read() if proc.stderr else ""
+        if proc.stderr:
+            proc.stderr.close()
+
+    assert len(flags.got) == 1, [f for _, f in flags.got]
+    assert flags.got[0][1].first_seen_at < killed_at  # the stay was counted across the worker's death
+    replacement = {w["pid"] for w in workers} - pids
+    assert victim not in {w["pid"] for w in workers} and len(replacement) == 1, (workers, err[-2000:])
+    assert all(w["ready"] for w in workers)
+    with pytest.raises(ProcessLookupError):
+        os.kill(victim, 0)
+    print(f"\nkilled {victim}; replaced by {replacement}; retried {stats.jobs_retried}, lost {stats.jobs_lost}; "
+          f"per worker {dict(stats.by_worker)}")

@@ -1,0 +1,169 @@
+"""The cheap parts of scaling analytics, on real pictures and a real H.264 clip: sampling modes,
+the motion gate's decisions, and the choice of inference runtime with its fallback."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from fusionhub.analytics import runtime
+from fusionhub.analytics.detector import Detector
+from fusionhub.analytics.models import ModelFiles
+from fusionhub.analytics.motion import GateSettings, MotionGate
+from fusionhub.media.democlip import bus_image, make_scene_clip
+from fusionhub.media.options import IngestOptions
+from fusionhub.media.pipeline import IngestStats, PacketPipeline
+from fusionhub.media.sampling import SamplingOptions
+
+CLIP_S, CLIP_FPS, GOP_S = 10, 25, 2.0
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 s of the real street photo, 25 fps, a keyframe every 2 s (a common camera default)."""
+    out = tmp_path_factory.mktemp("clip") / "street.mp4"
+    return make_scene_clip(
+        out, image=bus_image(), seconds_empty=4, seconds_present=CLIP_S - 4, fps=CLIP_FPS, width=320, gop_s=GOP_S
+    )
+
+
+def _sample(clip: Path, sampling: SamplingOptions | None) -> tuple[list[np.ndarray], IngestStats]:
+    """Push every packet of the clip through the real pipeline (as fast as it goes, not paced)."""
+    frames: list[np.ndarray] = []
+    stats = IngestStats()
+    pipeline = PacketPipeline(
+        1, options=IngestOptions(sampling=sampling), stats=stats, on_sample=lambda _ts, f: frames.append(f)
+    )
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        pipeline.begin(stream)
+        for packet in container.demux(stream):
+            if packet.size:
+                pipeline.push(packet)
+    return frames, stats
+
+
+@pytest.mark.parametrize("fps", [1.0, 4.0, 12.5])
+def test_fps_mode_samples_at_the_requested_rate(clip: Path, fps: float) -> None:
+    frames, stats = _sample(clip, SamplingOptions(mode="fps", fps=fps))
+    assert abs(len(frames) - CLIP_S * fps) <= 1, len(frames)
+    assert stats.decoded == CLIP_S * CLIP_FPS  # every frame decoded: a P-frame needs its references
+    assert stats.samples == len(frames) and stats.sample_errors == 0
+    assert frames[0].shape[1] == 320 and all(f.shape == frames[0].shape and f.dtype == np.uint8 for f in frames)
+    # the samples follow the clip: the empty road first, then the bus (not one frame repeated)
+    assert not np.array_equal(frames[0], frames[-1])
+
+
+def test_keyframe_mode_decodes_keyframes_only(clip: Path) -> None:
+    frames, stats = _sample(clip, None)  # the default: keyframes, at most one a second
+    keyframes = round(CLIP_S / GOP_S)
+    assert len(frames) == keyframes and stats.decoded == keyframes == stats.keyframes
+    fewer, fewer_stats = _sample(clip, SamplingOptions(mode="keyframes", fps=0.25))  # one every 4 s at most
+    assert len(fewer) == 3 and fewer_stats.decoded == 3
+    assert stats.decode_cpu_s > 0 and stats.resize_cpu_s >= 0
+
+
+def _street(rng: np.random.Generator) -> np.ndarray:
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    frame[200:, :] = 60  # road
+    frame[:120, 40:600] = 150  # buildings
+    return frame
+
+
+def _noisy(frame: np.ndarray, rng: np.random.Generator, sigma: float = 3.0) -> np.ndarray:
+    noise = rng.normal(0, sigma, frame.shape)
+    return np.clip(frame.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def test_motion_gate_skips_noise_but_not_a_small_car() -> None:
+    rng = np.random.default_rng(7)
+    street = _street(rng)
+    gate = MotionGate(GateSettings())
+    still, thumb = gate.still(0.0, street)
+    assert not still  # nothing analysed yet
+    gate.analysed(0.0, street, thumb)
+    for t in range(1, 6):  # sensor noise only
+        assert gate.still(float(t), _noisy(street, rng))[0]
+    car = street.copy()
+    car[250:290, 300:360] = (30, 30, 200)  # a 60x40 car: 1 % of the picture
+    assert not gate.still(6.0, _noisy(car, rng))[0]
+    darker = (street * 0.75).astype(np.uint8)  # a cloud: everything changes, so it is looked at again
+    assert not gate.still(7.0, darker)[0]
+    assert not gate.still(31.0, street)[0]  # refresh_s (30 s) passed: analysed however still
+    assert not gate.still(8.0, street[:, :320].copy())[0]  # another frame size: never compared
+
+
+def test_motion_gate_reference_is_the_last_analysed_frame() -> None:
+    """A slow creep adds up: each step is small, but against the analysed reference it shows."""
+    street = _street(np.random.default_rng(1))
+    gate = MotionGate(GateSettings())
+    gate.analysed(0.0, street, None)
+    creeping = street.copy()
+    skipped = 0
+    for step in range(1, 40):
+        creeping[250:290, 300 : 300 + 4 * step] = (30, 30, 200)  # a car 4 pixels further in each time
+        still, thumb = gate.still(float(step), creeping)
+        if not still:
+            break
+        skipped += 1
+    assert 0 < skipped < 10
+
+
+def test_disabled_gate_never_skips() -> None:
+    street = _street(np.random.default_rng(2))
+    gate = MotionGate(GateSettings(enabled=False))
+    gate.analysed(0.0, street, None)
+    assert gate.still(1.0, street) == (False, None)
+
+
+def test_missing_runtime_falls_back_to_cpu_with_a_warning(
+    model_files: ModelFiles, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="fusionhub.analytics.runtime")
+    have = runtime.available_runtimes()
+    assert "cpu" in have
+    if "cuda" not in have:
+        backend = runtime.load_backend(model_files.onnx, wanted=["cuda"], threads=1)
+        assert backend.name == "onnxruntime/CPUExecutionProvider"
+        assert "cuda (not installed here)" in caplog.text and "falling back to onnxruntime/CPU" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(runtime, "_openvino_installed", lambda: False)
+    backend = runtime.load_backend(model_files.onnx, wanted=["openvino", "cpu"], threads=1)
+    assert backend.name == "onnxruntime/CPUExecutionProvider"
+    assert "openvino (not installed here)" in caplog.text
+
+
+def test_cpu_runtime_asked_for_says_nothing(model_files: ModelFiles, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="fusionhub.analytics.runtime")
+    assert runtime.load_backend(model_files.onnx, wanted=["cpu"], threads=1).dynamic
+    assert caplog.text == ""
+
+
+@pytest.mark.skipif("openvino" not in runtime.available_runtimes(), reason="openvino is not installed")
+@pytest.mark.parametrize("precision", ["auto", "f32"])
+def test_openvino_finds_what_onnxruntime_finds(model_files: ModelFiles, bus_jpg: np.ndarray, precision: str) -> None:
+    ort = Detector(model_files.onnx, threads=1, providers=["cpu"])
+    ov = Detector(model_files.onnx, threads=1, providers=["openvino"], precision=precision)
+    assert ov.providers[0].startswith("openvino/CPU/")
+    for size in (640, 320):
+        a, _ = ort.detect_timed(bus_jpg, size)
+        b, t = ov.detect_timed(bus_jpg, size)
+        bus_a = next(d for d in a if d.label == "bus")
+        bus_b = next(d for d in b if d.label == "bus")
+        assert abs(bus_a.confidence - bus_b.confidence) < 0.05
+        assert max(abs(bus_a.x1 - bus_b.x1), abs(bus_a.y2 - bus_b.y2)) < 12
+        assert t.inference_cpu_ms > 0
+
+
+def test_dynamic_model_runs_at_a_camera_size_with_a_rectangular_input(model_files: ModelFiles, bus_jpg: np.ndarray) -> None:
+    det = Detector(model_files.onnx, threads=1)
+    assert det.dynamic
+    dets, _ = det.detect_timed(bus_jpg, 320)
+    bus = next(d for d in dets if d.label == "bus")
+    assert bus.x1 < 40 and bus.x2 > 770  # boxes in the frame's own pixels, whatever the input size
+    with pytest.raises(Exception, match="multiple of 32"):
+        det.detect_timed(bus_jpg, 300)

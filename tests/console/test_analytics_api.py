@@ -1,0 +1,143 @@
+"""Zone rules, bin references, attachment to open cases and per-rule precision over HTTP, on a real hub
+(SQLite, in-process bus, real analytics hub with a real worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from fusionhub.console.keys import ANALYTICS, CONFIG
+from tests.analytics.scenes import asset
+from tests.console.hubrunner import RunningHub, hub_config, raise_flag, running_hub
+
+pytestmark = pytest.mark.slow
+
+LANE = [[0, 0.5], [1, 0.5], [1, 1], [0, 1]]
+BIN = [[0.45, 0.8], [0.8, 0.8], [0.8, 0.98], [0.45, 0.98]]
+
+
+@pytest.fixture(scope="module")
+def bus_frame() -> np.ndarray:
+    return cv2.resize(asset("bus.jpg"), (405, 540), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, model_data_dir: Path) -> AsyncIterator[RunningHub]:
+    async with running_hub(hub_config(tmp_path / "var", model_data_dir)) as running:
+        for name in ("admin", "commander", "duty", "field1", "outsider"):
+            await running.login(name)
+        yield running
+
+
+async def camera(hub: RunningHub) -> int:
+    status, cam = await hub.call(
+        "POST", "/api/v1/cameras", "admin", json={"name": "Stop 7", "url": "rtsp://127.0.0.1:9/s", "region": "city"}
+    )
+    assert status == 201, cam
+    return int(cam["id"])
+
+
+async def zone(hub: RunningHub, camera_id: int, **body: Any) -> tuple[int, Any]:
+    return await hub.call("POST", f"/api/v1/cameras/{camera_id}/zones", "admin", json={"name": "z", "polygon": LANE, **body})
+
+
+async def test_zone_rules_over_http(hub: RunningHub) -> None:
+    cam = await camera(hub)
+    status, road = await zone(hub, cam, windows=["07:00-19:00"], min_count=2, realert_s=3600, dwell_s=120)
+    assert status == 201, road
+    assert (road["kind"], road["rule"], road["windows"], road["min_count"], road["realert_s"]) == (
+        "road", "occupied_road", ["07:00-19:00"], 2, 3600.0)
+    status, stall = await zone(hub, cam, rule="street_stall", classes=["umbrella", "dining table"])
+    assert status == 201 and stall["rule"] == "street_stall"
+    for body in (
+        {"windows": ["7 to 19"]},
+        {"windows": ["07:00-07:00"]},
+        {"kind": "bin", "rule": "occupied_road"},
+        {"rule": "overflowing_bin"},
+        {"threshold": 0.3},  # road zones have none
+        {"kind": "lake"},
+        {"min_count": 0},
+        {"classes": ["unicorn"]},  # not a class of the configured model
+    ):
+        status, err = await zone(hub, cam, **body)
+        assert status == 422, (body, err)
+        assert err["error"]["code"] == "invalid_input"
+    status, changed = await hub.call(
+        "PATCH", f"/api/v1/cameras/{cam}/zones/{road['id']}", "admin", json={"windows": [], "dwell_s": 60}
+    )
+    assert status == 200 and changed["windows"] == [] and changed["dwell_s"] == 60 and changed["min_count"] == 2
+    assert (await hub.call("PATCH", f"/api/v1/cameras/{cam}/zones/{road['id']}", "duty", json={"dwell_s": 9}))[0] == 403
+    assert (await hub.call("PATCH", f"/api/v1/cameras/{cam}/zones/{road['id']}", "admin", json={"dwell_s": None}))[0] == 422
+    assert (await hub.call("GET", f"/api/v1/cameras/{cam}/zones/{road['id']}", "outsider"))[0] == 404
+    status, got = await hub.call("GET", f"/api/v1/cameras/{cam}/zones/{road['id']}", "duty")
+    assert status == 200 and got == changed
+    status, listed = await hub.call("GET", f"/api/v1/cameras/{cam}", "admin")
+    assert [z["id"] for z in listed["zones"]] == [road["id"], stall["id"]]
+
+
+async def test_bin_reference_is_captured_from_the_live_picture(hub: RunningHub, bus_frame: np.ndarray) -> None:
+    cam = await camera(hub)
+    status, bin_zone = await zone(hub, cam, kind="bin", polygon=BIN, dwell_s=300, threshold=0.35)
+    assert status == 201 and bin_zone["rule"] == "overflowing_bin" and bin_zone["reference_url"] is None
+    _, road = await zone(hub, cam)
+    ref_path = f"/api/v1/cameras/{cam}/zones/{bin_zone['id']}/reference"
+    status, err = await hub.call("POST", ref_path, "admin")
+    assert status == 503 and err["error"]["code"] == "no_frame"  # nothing analysed yet
+    assert (await hub.call("GET", ref_path + ".png", "duty"))[0] == 404
+    analytics = hub.app[ANALYTICS]
+    deadline = time.monotonic() + 60
+    while analytics.latest(cam) is None:
+        assert time.monotonic() < deadline, "the worker never analysed the picture"
+        analytics.submit(cam, time.time(), bus_frame)
+        await asyncio.sleep(0.3)
+    assert (await hub.call("POST", ref_path, "duty"))[0] == 403
+    assert (await hub.call("POST", f"/api/v1/cameras/{cam}/zones/{road['id']}/reference", "admin"))[0] == 422
+    status, captured = await hub.call("POST", ref_path, "admin")
+    assert status == 201, captured
+    assert captured["reference_url"] == ref_path + ".png" and captured["reference_at"] is not None
+    status, png = await hub.call("GET", ref_path + ".png", "duty")
+    assert status == 200
+    picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert picture is not None and np.array_equal(picture, bus_frame)  # lossless: what analytics saw
+    spec = analytics._cameras[cam].rules.zones[bin_zone["id"]]
+    assert analytics.rule_env.reference(cam, spec) is not None  # the rules have it without a restart
+    # a second capture replaces the first file
+    status, again = await hub.call("POST", ref_path, "admin")
+    assert status == 201 and again["reference_at"] >= captured["reference_at"]
+    assert len(list((hub.app[CONFIG].data_dir / "references").iterdir())) == 1
+
+async def test_open_case_attaches_and_precision_counts_reviews(hub: RunningHub) -> None:
+    cam = await camera(hub)
+    _, lane = await zone(hub, cam, dwell_s=5)
+    first = await raise_flag(hub, cam, lane["id"])
+    second = await raise_flag(hub, cam, lane["id"])
+    status, reply = await hub.call("POST", f"/api/v1/flags/{first}/confirm", "duty", json={})
+    assert status == 201, reply
+    case_id = reply["case"]["id"]
+    status, _ = await hub.call("POST", f"/api/v1/flags/{second}/dismiss", "duty", json={"reason": "same car"})
+    assert status == 200
+    third = await raise_flag(hub, cam, lane["id"])  # the car is still there: the case is open
+    status, flag = await hub.call("GET", f"/api/v1/flags/{third}", "duty")
+    assert flag["status"] == "attached" and flag["case_id"] == case_id
+    _, pending = await hub.call("GET", "/api/v1/flags?status=pending", "duty")
+    assert pending == []
+    _, case = await hub.call("GET", f"/api/v1/cases/{case_id}", "duty")
+    assert [e["action"] for e in case["timeline"]][-1] == "still_present"
+    status, body = await hub.call("GET", "/api/v1/analytics/precision", "commander")
+    assert status == 200
+    (road,) = body["rules"]
+    assert (road["rule"], road["confirmed"], road["dismissed"], road["attached"], road["precision"]) == (
+        "occupied_road", 1, 1, 1, 0.5)
+    _, mine = await hub.call("GET", f"/api/v1/analytics/precision?camera_id={cam + 1}", "duty")
+    assert mine["rules"] == []
+    assert (await hub.call("GET", "/api/v1/analytics/precision", "outsider"))[1]["rules"] == []
+    assert (await hub.call("GET", "/api/v1/analytics/precision", "field1"))[0] == 403
+    assert (await hub.call("GET", "/api/v1/analytics/precision?since=yesterday", "duty"))[0] == 422
+    assert (await hub.call("GET", "/api/v1/analytics/precision"))[0] == 401

@@ -1,0 +1,207 @@
+"""A real RTSP camera behind the gateway, watched by real aiortc viewers: it dies and comes back,
+nobody watches it, analytics needs it. What a console would notice is asserted."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from fusionhub.media.config import MediaConfig
+from fusionhub.media.gateway import MediaGateway
+from fusionhub.media.options import IngestOptions
+from fusionhub.signaling.messages import CameraStatus
+from tests.support.avclip import make_av_clip
+from tests.support.rtsp import RtspServer, free_port
+
+from .viewers import DecodingViewer
+
+pytestmark = pytest.mark.slow
+
+CAM = 3
+FAST_RECONNECT = IngestOptions(reconnect_min_s=0.2, reconnect_max_s=1.0, timeout_s=2.0)
+
+
+class Statuses(list[CameraStatus]):
+    """Every status the gateway published, with a wait helper."""
+
+    def last(self) -> CameraStatus | None:
+        return self[-1] if self else None
+
+    async def wait(self, what: Callable[[CameraStatus], bool], timeout: float) -> float:
+        start = time.monotonic()
+        async with asyncio.timeout(timeout):
+            while not (self and what(self[-1])):
+                await asyncio.sleep(0.02)
+        return time.monotonic() - start
+
+
+async def _gateway(config: MediaConfig, statuses: Statuses) -> MediaGateway:
+    gateway = MediaGateway(config, on_sample=lambda *_: None, on_status=statuses.append)
+    await gateway.start()
+    return gateway
+
+
+@pytest.fixture
+async def watched(scene_clip: Path) -> AsyncIterator[tuple[RtspServer, MediaGateway, Statuses]]:
+    statuses = Statuses()
+    config = MediaConfig(ice_host_addresses=["127.0.0.1"], ingest=FAST_RECONNECT)
+    async with RtspServer(scene_clip) as camera:
+        gateway = await _gateway(config, statuses)
+        try:
+            await gateway.add_camera(CAM, camera.url)
+            yield camera, gateway, statuses
+        finally:
+            await gateway.stop()
+
+
+async def _watch(gateway: MediaGateway) -> tuple[DecodingViewer, str]:
+    viewer = DecodingViewer()
+    answer, sid = await gateway.whep_offer(CAM, await viewer.offer())
+    await viewer.accept(answer)
+    return viewer, sid
+
+
+async def test_camera_dies_goes_offline_and_the_same_viewers_resume(
+    watched: tuple[RtspServer, MediaGateway, Statuses],
+) -> None:
+    camera, gateway, statuses = watched
+    viewers = [await _watch(gateway) for _ in range(2)]
+    try:
+        for viewer, _ in viewers:
+            await viewer.wait_frames(10)
+        await statuses.wait(lambda s: s.state == "online", 10)
+        pcs = [gateway.session(sid).peer_connection for _, sid in viewers]
+
+        await camera.stop()  # SIGKILL mid-stream: the camera loses power
+        took = await statuses.wait(lambda s: s.state == "offline", 10)
+        offline = statuses.last()
+        assert offline is not None and offline.reason, "offline always says why"
+        print(f"offline ({offline.reason}) {took:.2f} s after the camera died")
+        assert gateway.status(CAM).state == "offline"
+
+        frozen = [v.frames for v, _ in viewers]
+        await camera.restart()
+        back = await statuses.wait(lambda s: s.state == "online", 15)
+        print(f"online again {back:.2f} s after the camera restarted")
+        async with asyncio.timeout(10):  # the same sessions decode again: nobody reconnected
+            while any(v.frames < f + 20 for (v, _), f in zip(viewers, frozen, strict=True)):
+                await asyncio.sleep(0.05)
+        assert sorted(gateway.session_ids(CAM)) == sorted(sid for _, sid in viewers)
+        assert [gateway.session(sid).peer_connection for _, sid in viewers] == pcs
+        assert all(pc.connectionState == "connected" for pc in pcs)
+        t0 = time.monotonic()
+        await asyncio.sleep(2)
+        assert all(v.fps(t0, time.monotonic()) >= 8 for v, _ in viewers)  # the camera sends 10 fps
+    finally:
+        for viewer, _ in viewers:
+            await viewer.close()
+
+
+async def test_idle_camera_stops_being_pulled_and_resumes_on_demand(scene_clip: Path) -> None:
+    statuses = Statuses()
+    config = MediaConfig(ice_host_addresses=["127.0.0.1"], idle_grace_s=1.0)
+    async with RtspServer(scene_clip) as camera:
+        gateway = await _gateway(config, statuses)
+        try:
+            await gateway.add_camera(CAM, camera.url)
+            relay = gateway._cameras[CAM].relay
+            await statuses.wait(lambda s: s.state == "online", 10)
+            # nobody watches it and analytics does not need it: idle once the grace period is over
+            took = await statuses.wait(lambda s: s.state == "idle", 5)
+            assert 0.5 < took < 4
+            assert gateway.status(CAM).state == "idle" and gateway.stats()["idle_cameras"] == [CAM]
+            pulled = relay.packets_in
+            await asyncio.sleep(1.0)
+            assert relay.packets_in == pulled, "an idle camera is not pulled"
+
+            # a viewer arrives: the camera is pulled again and the viewer gets pictures
+            posted = time.monotonic()
+            viewer, sid = await _watch(gateway)
+            try:
+                await viewer.wait_frames(5, timeout=10)
+                print(f"idle camera: first frame {viewer.frame_times[0] - posted:.2f} s after the offer")
+                assert gateway.status(CAM).state == "online"
+                await asyncio.sleep(2.0)  # longer than the grace: a watched camera stays pulled
+                assert gateway.stats()["idle_cameras"] == []
+            finally:
+                await gateway.whep_delete(sid)
+                await viewer.close()
+            await statuses.wait(lambda s: s.state == "idle", 5)
+
+            # analytics needs it (a zone was drawn): pulled again, and kept past the grace period
+            gateway.set_analytics_need(CAM, True)
+            await statuses.wait(lambda s: s.state == "online", 10)
+            await asyncio.sleep(2.0)
+            assert gateway.status(CAM).state == "online"
+            gateway.set_analytics_need(CAM, False)
+            await statuses.wait(lambda s: s.state == "idle", 5)
+            assert [s.state for s in statuses].count("stopped") == 0  # idling is not reported as stopped
+        finally:
+            await gateway.stop()
+
+
+def _h265_clip(path: Path) -> Path:
+    """A camera we cannot relay: H.265."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx265", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"x265-params": "log-level=error"}
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), i * 8 % 255, np.uint8), format="bgr24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+async def test_offline_reasons_tell_what_is_wrong(scene_clip: Path, tmp_path: Path) -> None:
+    """Each way a camera can be unusable is reported with its own reason, pushed as a status."""
+    statuses = Statuses()
+    gateway = await _gateway(MediaConfig(ice_host_addresses=["127.0.0.1"]), statuses)
+    try:
+        async with (
+            RtspServer(_h265_clip(tmp_path / "h265.mp4"), video="h265") as hevc,
+            RtspServer(make_av_clip(tmp_path / "av.mp4", seconds=4), video="none", audio="pcma") as mic_only,
+            RtspServer(scene_clip, user="cam", password="right-pass") as locked,
+        ):
+            cases = {
+                11: (hevc.url, "unsupported_codec"),
+                12: (mic_only.url, "no_video"),
+                13: (locked.url_for("cam", "wrong-pass"), "auth_refused"),
+                14: (f"rtsp://127.0.0.1:{free_port()}/cam", "unreachable"),
+            }
+            for camera_id, (url, _) in cases.items():
+                await gateway.add_camera(camera_id, url)
+            async with asyncio.timeout(15):
+                while any(gateway.status(cid).state != "offline" for cid in cases):
+                    await asyncio.sleep(0.05)
+            for camera_id, (_, reason) in cases.items():
+                assert gateway.status(camera_id).reason == reason
+                pushed = [s for s in statuses if s.camera_id == camera_id and s.state == "offline"]
+                assert pushed and pushed[0].reason == reason
+    finally:
+        await gateway.stop()
+
+
+async def test_a_flapping_camera_warns_once_then_logs_at_debug(
+    watched: tuple[RtspServer, MediaGateway, Statuses], caplog: pytest.LogCaptureFixture
+) -> None:
+    camera, gateway, statuses = watched
+    caplog.set_level(logging.DEBUG, logger="fusionhub.media")
+    for _ in range(3):  # online, dies, comes back: three times
+        await statuses.wait(lambda s: s.state == "online", 15)
+        await camera.stop()
+        await statuses.wait(lambda s: s.state == "offline", 10)
+        await camera.restart()
+    await statuses.wait(lambda s: s.state == "online", 15)
+    offline = [r for r in caplog.records if r.name.startswith("fusionhub.media") and " offline (" in r.getMessage()]
+    assert len(offline) >= 3
+    assert [r.levelno for r in offline] == [logging.WARNING] + [logging.DEBUG] * (len(offline) - 1)
+    assert sum(1 for s in statuses if s.state == "offline") >= 3  # every outage still reaches consoles
