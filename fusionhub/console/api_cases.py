@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-from pathlib import Path
-
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from fusionhub.console.auth import require_role
 from fusionhub.console.errors import ApiError
-from fusionhub.console.http import bool_query, int_param, int_query, json_reply, read_body, user_of
+from fusionhub.console.http import (
+    bool_query,
+    decode_photo,
+    file_reply,
+    int_param,
+    int_query,
+    json_reply,
+    read_body,
+    user_of,
+)
 from fusionhub.console.keys import DISPATCH
 
 routes = web.RouteTableDef()
 
-MAX_PHOTO_BYTES = 5 * 1024 * 1024
-_DATA_URL = re.compile(r"^data:(image/(?:jpeg|png));base64,(.+)$", re.DOTALL)
 
 
 class ConfirmBody(BaseModel):
@@ -54,23 +56,6 @@ class ReportBody(BaseModel):
     photo: str | None = Field(None, max_length=8 * 1024 * 1024, description="data URL, JPEG or PNG")
 
 
-def _file_reply(path: Path, content_type: str) -> web.FileResponse:
-    return web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "private, max-age=3600"})
-
-
-def _decode_photo(data_url: str) -> tuple[bytes, str]:
-    match = _DATA_URL.match(data_url)
-    if match is None:
-        raise ApiError(422, "invalid_input", "photo: must be a JPEG or PNG data URL")
-    try:
-        raw = base64.b64decode(match.group(2), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ApiError(422, "invalid_input", "photo: the base64 data is damaged") from exc
-    if len(raw) > MAX_PHOTO_BYTES:
-        raise ApiError(413, "too_large", "photo: larger than 5 MB")
-    return raw, match.group(1)
-
-
 # -- flags ------------------------------------------------------------------------------------
 
 @routes.get("/api/v1/flags")
@@ -95,7 +80,7 @@ async def flag_evidence(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     require_role(user, ["duty", "commander", "admin"])
     path = await request.app[DISPATCH].flag_evidence_path(user, request.match_info["flag_id"])
-    return _file_reply(path, "image/jpeg")
+    return file_reply(path, "image/jpeg")
 
 
 @routes.post("/api/v1/flags/{flag_id}/confirm")
@@ -166,7 +151,7 @@ async def report_case(request: web.Request) -> web.Response:
     user = user_of(request)
     require_role(user, ["field"])
     body = await read_body(request, ReportBody)
-    photo, photo_type = _decode_photo(body.photo) if body.photo else (None, None)
+    photo, photo_type = decode_photo(body.photo) if body.photo else (None, None)
     return json_reply(
         await request.app[DISPATCH].report_handled(
             user, int_param(request, "case_id"), body.note, photo=photo, photo_type=photo_type
@@ -196,7 +181,7 @@ async def case_attachment(request: web.Request) -> web.StreamResponse:
     path, content_type = await request.app[DISPATCH].attachment_path(
         user, int_param(request, "case_id"), int_param(request, "att_id")
     )
-    return _file_reply(path, content_type)
+    return file_reply(path, content_type)
 
 
 # -- tasks and categories ----------------------------------------------------------------------

@@ -5,9 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from fusionhub.console.api_cases import _decode_photo, _file_reply
 from fusionhub.console.auth import require_role
-from fusionhub.console.http import bool_query, int_param, int_query, json_reply, read_body, user_of
+from fusionhub.console.http import (
+    bool_query,
+    decode_photo,
+    file_reply,
+    int_param,
+    int_query,
+    json_reply,
+    read_body,
+    user_of,
+)
 from fusionhub.console.keys import DISPATCH
 
 routes = web.RouteTableDef()
@@ -90,7 +98,7 @@ async def report_instruction(request: web.Request) -> web.Response:
     user = user_of(request)
     require_role(user, ["field"])
     body = await read_body(request, AnswerBody)
-    photo, photo_type = _decode_photo(body.photo) if body.photo else (None, None)
+    photo, photo_type = decode_photo(body.photo) if body.photo else (None, None)
     return json_reply(
         await request.app[DISPATCH].report_instruction(
             user, int_param(request, "instruction_id"), body.note, photo=photo, photo_type=photo_type
@@ -112,4 +120,4 @@ async def recipient_photo(request: web.Request) -> web.StreamResponse:
     path, content_type = await request.app[DISPATCH].instruction_photo_path(
         user, int_param(request, "instruction_id"), int_param(request, "recipient_id")
     )
-    return _file_reply(path, content_type)
+    return file_reply(path, content_type)

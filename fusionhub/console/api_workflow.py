@@ -9,10 +9,9 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from fusionhub.console.api_cases import _decode_photo
 from fusionhub.console.auth import require_role
 from fusionhub.console.errors import ApiError
-from fusionhub.console.http import int_param, json_reply, read_body, user_of
+from fusionhub.console.http import decode_photo, int_param, json_reply, read_body, user_of
 from fusionhub.console.keys import DISPATCH
 from fusionhub.dispatch.calendar import parse_day
 from fusionhub.dispatch.worktime import Limit, LimitType
@@ -80,7 +79,7 @@ async def create_case(request: web.Request) -> web.Response:
     user = user_of(request)
     require_role(user, ["duty", "commander", "field"])
     body = await read_body(request, CreateCaseBody)
-    photo, photo_type = _decode_photo(body.photo) if body.photo else (None, None)
+    photo, photo_type = decode_photo(body.photo) if body.photo else (None, None)
     case = await request.app[DISPATCH].create_case(
         user,
         source=body.source,

@@ -31,6 +31,7 @@ from fusionhub.console import (
     ws,
 )
 from fusionhub.console.auth import TokenSigner, bearer_token, load_or_create_secret
+from fusionhub.console.busintake import BusIntake
 from fusionhub.console.config import HubConfig
 from fusionhub.console.errors import ApiError, error_middleware
 from fusionhub.console.http import USER_KEY
@@ -50,12 +51,12 @@ from fusionhub.console.keys import (
 from fusionhub.console.mediawiring import evidence_ctx
 from fusionhub.console.supervision import supervision_ctx
 from fusionhub.console.tasking import tasking_ctx
-from fusionhub.console.wiring import CameraWiring, FlagIntake, StatusRelay
+from fusionhub.console.wiring import CameraWiring, StatusRelay
 from fusionhub.dispatch.db import create_engine, upgrade
 from fusionhub.dispatch.service import DispatchService
 from fusionhub.media.gateway import MediaGateway
 from fusionhub.signaling.bus import create_bus
-from fusionhub.signaling.messages import Topic
+from fusionhub.signaling.messages import FlagRaised, Topic
 from fusionhub.signaling.ws import WsBridge, WsHub
 
 log = logging.getLogger(__name__)
@@ -218,14 +219,15 @@ async def _media_and_analytics(app: web.Application) -> AsyncIterator[None]:
     relay = StatusRelay(bus)
     media = MediaGateway(config.media, on_sample=analytics.submit, on_status=relay.on_status)
     wiring = CameraWiring(app[DISPATCH], media, analytics, demo_dir=config.data_dir / "demo")
-    intake = FlagIntake(bus, app[DISPATCH])
+    # every raised flag stored once; acknowledged only after it is stored
+    intake = BusIntake(bus, Topic.FLAG_RAISED, "dispatch", FlagRaised, app[DISPATCH].record_flag)
     app[ANALYTICS] = analytics
     app[MEDIA] = media
     app[WIRING] = wiring
     relay.start()
     await analytics.start()
     await media.start()
-    intake.start()
+    await intake.start()
     try:
         await wiring.sync_all()
         yield

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -12,6 +16,9 @@ from fusionhub.console.auth import User
 from fusionhub.console.errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
+
+MAX_PHOTO_BYTES = 5 * 1024 * 1024
+_DATA_URL = re.compile(r"^data:(image/(?:jpeg|png));base64,(.+)$", re.DOTALL)
 
 USER_KEY: web.RequestKey[User] = web.RequestKey("user")
 
@@ -73,3 +80,22 @@ def bool_query(request: web.Request, name: str) -> bool:
     if raw not in ("0", "1", "true", "false"):
         raise ApiError(422, "invalid_input", f"{name}: 1 or 0")
     return raw in ("1", "true")
+
+
+def file_reply(path: Path, content_type: str) -> web.FileResponse:
+    """A stored file (evidence, photo) for a logged-in user: private caching only."""
+    return web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "private, max-age=3600"})
+
+
+def decode_photo(data_url: str) -> tuple[bytes, str]:
+    """A photo sent as a data URL: (bytes, content type); 422/413 for anything else."""
+    match = _DATA_URL.match(data_url)
+    if match is None:
+        raise ApiError(422, "invalid_input", "photo: must be a JPEG or PNG data URL")
+    try:
+        raw = base64.b64decode(match.group(2), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(422, "invalid_input", "photo: the base64 data is damaged") from exc
+    if len(raw) > MAX_PHOTO_BYTES:
+        raise ApiError(413, "too_large", "photo: larger than 5 MB")
+    return raw, match.group(1)

@@ -16,8 +16,8 @@ from fusionhub.analytics.rules import ZoneSpec
 from fusionhub.dispatch.service import DispatchService
 from fusionhub.media.gateway import MediaGateway
 from fusionhub.media.sampling import SamplingOptions
-from fusionhub.signaling.bus import Bus, Subscription
-from fusionhub.signaling.messages import CameraStatus, FlagRaised, PublisherStatus, Topic, payload
+from fusionhub.signaling.bus import Bus
+from fusionhub.signaling.messages import CameraStatus, PublisherStatus, Topic, payload
 
 log = logging.getLogger(__name__)
 
@@ -158,48 +158,3 @@ class StatusRelay:
             except asyncio.CancelledError:
                 pass
             self._task = None
-
-
-class FlagIntake:
-    """Bus → dispatch: every raised flag is stored once, acknowledged only after it is stored."""
-
-    def __init__(self, bus: Bus, dispatch: DispatchService) -> None:
-        self._bus = bus
-        self._dispatch = dispatch
-        self._sub: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._sub = self._bus.subscribe([Topic.FLAG_RAISED], group="dispatch")
-        self._task = asyncio.create_task(self._run(self._sub), name="flag-intake")
-
-    async def _run(self, sub: Subscription) -> None:
-        async for event in sub:
-            delay = 0.5
-            while True:
-                try:
-                    await self._dispatch.record_flag(FlagRaised.model_validate(event.data))
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except ValueError:
-                    log.error("dropping malformed flag event %s", event.id)
-                    break
-                except Exception:
-                    # the database is away: keep the event (unacknowledged) and retry
-                    log.exception("could not store flag %s; retrying", event.data.get("flag_id"))
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-            await sub.ack(event)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        if self._sub is not None:
-            await self._sub.close()
-            self._sub = None
