@@ -7,7 +7,7 @@
 - POST /api/v1/terminals/{id}/hangup → Terminal (state idle);
 - POST /whep/terminals/{id} (staff): view the terminal; DELETE /whep/sessions/{sid} ends viewing;
 - GET /api/v1/sip (staff): the hub's own SIP URI, which registered terminals may call: the hub
-  accepts a call whose From names a registered terminal's host:port, and refuses others (403).
+  accepts a call sent from a registered terminal's host:port, and refuses others (403).
 A dialled terminal is a publisher named `terminal-{id}` (GET /api/v1/publishers lists it).
 """
 
@@ -29,7 +29,7 @@ from fusionhub.console.http import int_param, json_reply, read_body, user_of
 from fusionhub.console.keys import DISPATCH, MEDIA, WHEP_OWNERS
 from fusionhub.console.whip import _offer, _sdp_reply
 from fusionhub.media.publishers import PublisherRegistry, UnknownPublisher
-from fusionhub.media.sip import SipError, SipSession, parse_sip_uri
+from fusionhub.media.sip import SipError, SipSession
 from fusionhub.media.sipagent import SipAgent
 
 log = logging.getLogger(__name__)
@@ -157,11 +157,8 @@ class _Incoming:
         task.add_done_callback(self._tasks.discard)
 
     async def _take(self, call: IncomingCall) -> None:
-        try:
-            host, port = parse_sip_uri(call.caller)
-        except SipError:
-            call.reject(403, "Forbidden")
-            return
+        # the packet's source address, not the From header (anyone can write any From)
+        host, port = call.source_addr
         terminal = await self._app[DISPATCH].find_terminal(host, port)
         if terminal is None:
             log.info("SIP call from an unregistered terminal refused")

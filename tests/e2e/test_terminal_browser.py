@@ -109,6 +109,10 @@ async def test_a_registered_terminal_calling_the_hub_is_accepted_and_relayed(hub
     assert status == 201, term
     status, agent = await hub.call("GET", "/api/v1/sip", "duty")
     assert status == 200 and agent["sip_uri"].startswith("sip:fusionhub@127.0.0.1:"), agent
+    # a terminal the hub does not know is refused: no publisher appears
+    async with baresip.baresip_terminal("pcmu", dial=agent["sip_uri"]):
+        await asyncio.sleep(3)
+        assert not hub.app[MEDIA].publishers.list()
     async with baresip.baresip_terminal("pcmu", port=port, dial=agent["sip_uri"]):
         async with asyncio.timeout(15):
             while True:
