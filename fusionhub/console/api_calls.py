@@ -12,6 +12,8 @@ Routes (all need a login; parties only, except placing a call):
   as a JPEG "snapshot" attachment of the case, with a `call_snapshot` timeline entry;
 - POST /api/v1/calls/{call_id}/feeds {camera_id | terminal_id}: show a camera or a conference
   terminal beside the call (the console views it over WHEP).
+Each party's publisher is recorded as relayed (console/callrecording.py): when it ends, its MP4
+becomes a "recording" attachment of the case with a `call_recording` timeline entry.
 Each change is a `CallChanged` on the bus: the ring reaches the callees over the websocket,
 dispatch writes `call_started` / `call_ended` into the case timeline (a BusIntake, in calls_ctx).
 """
@@ -28,9 +30,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fusionhub.console.auth import User, region_visible, require_role
 from fusionhub.console.busintake import BusIntake
+from fusionhub.console.callrecording import CallRecording
 from fusionhub.console.errors import ApiError
 from fusionhub.console.http import int_param, json_reply, read_body, user_of
-from fusionhub.console.keys import BUS, CALLS, DISPATCH, MEDIA, WHEP_OWNERS, WHIP_OWNERS
+from fusionhub.console.keys import BUS, CALL_RECORDING, CALLS, CONFIG, DISPATCH, MEDIA, WHEP_OWNERS, WHIP_OWNERS
 from fusionhub.console.whip import _offer, _sdp_reply
 from fusionhub.dispatch.service import DispatchService
 from fusionhub.media.publishers import UnknownPublisher
@@ -145,7 +148,19 @@ async def answer_call(request: web.Request) -> web.Response:
         call = await request.app[CALLS].answer(request.match_info["call_id"], _party(user))
     except CallError as exc:
         raise _call_error(exc) from None
+    _record(request.app, call, call.caller.user_id)  # the caller's camera may be live since the ring
     return json_reply(call.public())
+
+
+def _record(app: web.Application, call: Call, user_id: int) -> None:
+    """Record a party's publisher as relayed, from the answer on (one MP4 per party, attached to
+    the case when the publisher ends); nothing when the party is not publishing yet."""
+    name = publisher_name(call.call_id, user_id)
+    try:
+        outputs = app[MEDIA].publishers.get(name).outputs
+    except UnknownPublisher:
+        return
+    app[CALL_RECORDING].record(call, user_id, name, outputs)
 
 
 @routes.post("/api/v1/calls/{call_id}/decline")
@@ -182,6 +197,8 @@ async def publish(request: web.Request) -> web.Response:
         await request.app[MEDIA].whip_delete(session_id)
         raise ApiError(404, "not_found", "the call has ended")
     request.app[WHIP_OWNERS][session_id] = uid
+    if call.state == "active":
+        _record(request.app, call, uid)
     return _sdp_reply(answer, f"/whip/sessions/{session_id}")
 
 
@@ -289,6 +306,9 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             task.add_done_callback(ending.discard)
 
     media.publishers.add_listener(publisher_changed)
+    recording = CallRecording(bus, app[DISPATCH], app[CONFIG].data_dir, app[CONFIG].media.call_recording)
+    await recording.start()
+    app[CALL_RECORDING] = recording
     intake = BusIntake(bus, Topic.CALL_CHANGED, "dispatch-calls", CallChanged, app[DISPATCH].record_call)
     await intake.start()
     app[CALLS] = registry
@@ -300,6 +320,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         except Exception:
             log.exception("error while ending the calls")
         await asyncio.gather(*ending, return_exceptions=True)
+        await recording.stop()  # after the publishers went: each file is finished and reported
         await intake.stop()
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from fusionhub.analytics.hub import AnalyticsHub
     from fusionhub.console.auth import TokenSigner
+    from fusionhub.console.callrecording import CallRecording
     from fusionhub.console.config import HubConfig
     from fusionhub.console.wiring import CameraWiring
     from fusionhub.dispatch.escalation import Escalator
@@ -32,6 +33,8 @@ WIRING: web.AppKey[CameraWiring] = web.AppKey("wiring")
 INTERCOM: web.AppKey[Intercom] = web.AppKey("intercom")
 # the live video calls from cases (console/api_calls.py)
 CALLS: web.AppKey[CallRegistry] = web.AppKey("calls")
+# each call party's publisher recorded into the case (console/callrecording.py)
+CALL_RECORDING: web.AppKey[CallRecording] = web.AppKey("call_recording")
 # WHEP session id -> user id, so only the viewer who opened a session (or an admin) ends it
 WHEP_OWNERS: web.AppKey[dict[str, int]] = web.AppKey("whep_owners")
 # WHIP session id -> user id: only the publisher (or an admin) ends a publishing session

@@ -3,14 +3,17 @@
 The live call (ringing, answered, media) belongs to the console and media; dispatch keeps what
 must survive: `call_started` / `call_ended` timeline entries (written from `CallChanged` events
 on the bus, idempotently: a redelivered event adds nothing) and snapshots of the field video
-stored as case attachments of kind "snapshot" with a `call_snapshot` timeline entry.
+stored as case attachments of kind "snapshot" with a `call_snapshot` timeline entry; each
+party's recording (an MP4 written by media, announced as `CallRecorded`) as an attachment of
+kind "recording" with a `call_recording` timeline entry carrying its sha256.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
@@ -21,12 +24,27 @@ from fusionhub.dispatch.errors import Invalid, NotFound
 from fusionhub.dispatch.models import Attachment, Case, User, to_datetime
 from fusionhub.dispatch.timeline import append_event
 from fusionhub.dispatch.views import case_dict
-from fusionhub.signaling.messages import CallChanged, Topic
+from fusionhub.signaling.messages import CallChanged, CallRecorded, Topic
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 CALL_STARTED, CALL_ENDED, CALL_SNAPSHOT = "call_started", "call_ended", "call_snapshot"
+CALL_RECORDING, RECORDING_KIND = "call_recording", "recording"
 MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024
+
+
+async def _retrying(store: Callable[[], Awaitable[T]]) -> T:
+    """Run a timeline write, again (up to 3 times) when a concurrent append took the same seq."""
+    for attempt in range(3):
+        try:
+            return await store()
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class CallRecordService(CaseService):
@@ -41,15 +59,7 @@ class CallRecordService(CaseService):
             action = CALL_ENDED
         else:
             return False
-        for attempt in range(3):
-            try:
-                return await self._store_call_entry(msg, action)
-            except IntegrityError:
-                # a concurrent timeline append took the same seq: read again and retry
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
-        return False
+        return await _retrying(lambda: self._store_call_entry(msg, action))
 
     async def _store_call_entry(self, msg: CallChanged, action: str) -> bool:
         async with self.write_session() as session, session.begin():
@@ -91,14 +101,7 @@ class CallRecordService(CaseService):
             raise Invalid("snapshot", "not a JPEG picture of at most 8 MB")
         stored = await asyncio.to_thread(files.store_photo, self.data_dir, jpeg, ".jpg")
         try:
-            for attempt in range(3):
-                try:
-                    return await self._store_snapshot(viewer, case_id, call_id, stored, len(jpeg), source)
-                except IntegrityError:
-                    if attempt == 2:
-                        raise
-                    await asyncio.sleep(0.05 * (attempt + 1))
-            raise Invalid("snapshot", "could not be stored; try again")
+            return await _retrying(lambda: self._store_snapshot(viewer, case_id, call_id, stored, len(jpeg), source))
         except BaseException:
             await asyncio.to_thread(files.remove_quietly, self.data_dir, stored[0])
             raise
@@ -125,3 +128,40 @@ class CallRecordService(CaseService):
             )
         await self.emit([(Topic.CASE_CHANGED, case_dict(case, timeline=False))])
         return {"attachment_id": att.id, "sha256": stored[1], "url": url}
+
+    async def record_call_recording(self, msg: CallRecorded) -> bool:
+        """Attach one party's call recording to the case with a `call_recording` timeline entry,
+        once (a redelivered event adds nothing). Invalid (a ValueError) when the path leaves the
+        data directory; False when the case is gone or it was stored already."""
+        if not files.is_safe_relative(msg.path) or not msg.path.endswith(".mp4"):
+            raise Invalid("path", "a recording must be an .mp4 inside the data directory")
+        return await _retrying(lambda: self._store_recording(msg))
+
+    async def _store_recording(self, msg: CallRecorded) -> bool:
+        async with self.write_session() as session, session.begin():
+            case = await session.get(Case, msg.case_id, options=_case_options())
+            if case is None:
+                log.warning("call %s: case %s is gone; recording %s not attached", msg.call_id, msg.case_id, msg.path)
+                return False
+            if any(a.path == msg.path for a in case.attachments):
+                return False
+            party = await session.get(User, msg.user_id)
+            att = Attachment(
+                kind=RECORDING_KIND, path=msg.path, sha256=msg.sha256, size=msg.size, content_type="video/mp4",
+                created_at=to_datetime(msg.ended_at), created_by=party.id if party is not None else None,
+            )
+            case.attachments.append(att)
+            await session.flush()
+            url = f"/api/v1/cases/{case.id}/attachments/{att.id}"
+            append_event(
+                case, actor=party, action=CALL_RECORDING, from_status=case.status, to_status=case.status,
+                at=to_datetime(msg.ended_at),
+                data={
+                    "call_id": msg.call_id, "attachment_id": att.id, "user_id": msg.user_id, "name": msg.name,
+                    "started_at": msg.started_at, "ended_at": msg.ended_at, "duration_s": msg.duration_s,
+                    "has_audio": msg.has_audio, "truncated": msg.truncated, "sha256": msg.sha256, "size": msg.size,
+                    "url": url,
+                },
+            )
+        await self.emit([(Topic.CASE_CHANGED, case_dict(case, timeline=False))])
+        return True

@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.interfaces import ORMOption
 
-from fusionhub.dispatch import clock, files, workflow
+from fusionhub.dispatch import board, clock, files, workflow
 from fusionhub.dispatch.access import Viewer, region_filter, region_visible, require_role
 from fusionhub.dispatch.calendar import CalendarService
 from fusionhub.dispatch.categories import FALLBACK, Category
@@ -66,19 +66,6 @@ def _case_options(timeline: bool = True) -> list[ORMOption]:
     if timeline:
         opts.append(selectinload(Case.events).selectinload(CaseEvent.actor))
     return opts
-
-
-def _list_options() -> list[ORMOption]:
-    """What a list of cases shows (`case_dict` without timeline), in as few round trips as the
-    board needs at city scale: the team and clock joined in, collections by IN. (Not for
-    SELECT … FOR UPDATE: PostgreSQL refuses to lock the nullable side of an outer join.)"""
-    return [
-        joinedload(Case.team),
-        joinedload(Case.clock),
-        selectinload(Case.attachments),
-        selectinload(Case.tasks).joinedload(Task.team),
-        selectinload(Case.extensions),
-    ]
 
 
 def _note(note: str | None, *, required: bool) -> str | None:
@@ -138,7 +125,7 @@ class CaseService(RuleService, CalendarService):
             raise Invalid("status", f"one of {', '.join(workflow.STATUSES)}")
         if not 1 <= limit <= MAX_LIST:
             raise Invalid("limit", f"between 1 and {MAX_LIST}")
-        query = select(Case).where(region_filter(Case.region, viewer)).options(*_list_options())
+        query = board.case_query().where(region_filter(Case.region, viewer))
         if status is not None:
             query = query.where(Case.status == status)
         order: tuple[Any, ...] = (Case.created_at.desc(), Case.id.desc())
@@ -152,8 +139,7 @@ class CaseService(RuleService, CalendarService):
                 | (Case.reported_by == viewer.get("id"))
             )
         async with self.read_session() as session:
-            cases = await session.scalars(query.order_by(*order).limit(limit))
-            return [case_dict(c, timeline=False) for c in cases]
+            return await board.case_list(session, query.order_by(*order).limit(limit))
 
     async def get_case(self, viewer: Viewer, case_id: int) -> dict[str, Any]:
         """One case with timeline, tasks and attachments; NotFound if the viewer may not see it."""
@@ -165,19 +151,13 @@ class CaseService(RuleService, CalendarService):
         `limit`; `open_only`: pending or acknowledged ones (a team's inbox)."""
         if not 1 <= limit <= MAX_LIST:
             raise Invalid("limit", f"between 1 and {MAX_LIST}")
-        query = (
-            select(Task, Case)
-            .join(Case, Task.case_id == Case.id)
-            .where(region_filter(Case.region, viewer))
-            .options(joinedload(Task.team))
-        )
+        query = board.task_query().where(region_filter(Case.region, viewer))
         if viewer["role"] == "field":
             query = query.where(Task.team_id == viewer.get("team_id"))
         if open_only:
             query = query.where(literal_in(Task.status, TASK_OPEN))  # the partial index's predicate
         async with self.read_session() as session:
-            rows = await session.execute(query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit))
-            return [task_dict(task, case) for task, case in rows]
+            return await board.task_list(session, query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit))
 
     async def attachment_path(self, viewer: Viewer, case_id: int, att_id: int) -> tuple[Path, str]:
         """The file of an attachment and its content type; NotFound if not the viewer's or missing."""

@@ -170,13 +170,18 @@ def attachment_dict(att: Attachment) -> dict[str, Any]:
 
 def task_dict(task: Task, case: Case) -> dict[str, Any]:
     """`Task` of the API, plus `region` so websocket fan-out can filter (`team` must be loaded)."""
+    return task_fields(task, task.team.name, case.title, case.status, case.region)
+
+
+def task_fields(task: Any, team_name: str, case_title: str, case_status: str, region: str) -> dict[str, Any]:
+    """`Task` of the API from anything with a task's attributes (an ORM Task or a Core row)."""
     return {
         "id": task.id,
         "case_id": task.case_id,
-        "case_title": case.title,
-        "case_status": case.status,
+        "case_title": case_title,
+        "case_status": case_status,
         "team_id": task.team_id,
-        "team_name": task.team.name,
+        "team_name": team_name,
         "status": task.status,
         "deadline_at": to_epoch(task.deadline_at),
         "created_at": to_epoch(task.created_at),
@@ -184,7 +189,7 @@ def task_dict(task: Task, case: Case) -> dict[str, Any]:
         "acknowledged_by": task.acknowledged_by,
         "done_at": to_epoch(task.done_at),
         "assignee_id": task.assignee_id,
-        "region": case.region,
+        "region": region,
     }
 
 
@@ -208,19 +213,24 @@ def extension_dict(ext: CaseExtension) -> dict[str, Any]:
 def workflow_fields(case: Case) -> dict[str, Any]:
     """The intake, clock, extension and return-visit fields of a case (revision 0002). The clock and
     extensions appear when they were loaded (every case service query loads them)."""
-    out: dict[str, Any] = {
-        "description": case.description,
-        "contact": case.contact,
-        "reported_by": case.reported_by,
-        "suspended_from": case.suspended_from,
-        "satisfaction": case.satisfaction,
-    }
+    out = intake_fields(case)
     unloaded = inspect(case).unloaded
     if "clock" not in unloaded:
         out["clock"] = clock_dict(case.clock)
     if "extensions" not in unloaded:
         out["extensions"] = [extension_dict(e) for e in case.extensions]
     return out
+
+
+def intake_fields(case: Any) -> dict[str, Any]:
+    """The intake and return-visit fields of a case (an ORM Case or a Core row)."""
+    return {
+        "description": case.description,
+        "contact": case.contact,
+        "reported_by": case.reported_by,
+        "suspended_from": case.suspended_from,
+        "satisfaction": case.satisfaction,
+    }
 
 
 def _category_names(code: str) -> tuple[str, str]:
@@ -234,8 +244,20 @@ def _category_names(code: str) -> tuple[str, str]:
 def case_dict(case: Case, *, timeline: bool = True) -> dict[str, Any]:
     """`Case` of the API; team, attachments, tasks (with team) and, with `timeline`, events
     (with actor) must be loaded."""
+    out = case_fields(case, case.team.name if case.team is not None else None)
+    out["attachments"] = [attachment_dict(a) for a in case.attachments]
+    out["tasks"] = [task_dict(t, case) for t in case.tasks]
+    out.update(workflow_fields(case))
+    if timeline:
+        out["timeline"] = [event_dict(e) for e in case.events]
+    return out
+
+
+def case_fields(case: Any, team_name: str | None) -> dict[str, Any]:
+    """The case's own columns as the API shows them (an ORM Case or a Core row), in API order;
+    `case_dict` and the board lists (board.py) add attachments, tasks and the workflow fields."""
     name_zh, name_en = _category_names(case.category)
-    out: dict[str, Any] = {
+    return {
         "id": case.id,
         "title": case.title,
         "status": case.status,
@@ -249,14 +271,8 @@ def case_dict(case: Case, *, timeline: bool = True) -> dict[str, Any]:
         "location": case.location,
         "flag_id": case.flag_id,
         "team_id": case.team_id,
-        "team_name": case.team.name if case.team is not None else None,
+        "team_name": team_name,
         "deadline_at": to_epoch(case.deadline_at),
         "created_at": to_epoch(case.created_at),
         "updated_at": to_epoch(case.updated_at),
-        "attachments": [attachment_dict(a) for a in case.attachments],
-        "tasks": [task_dict(t, case) for t in case.tasks],
-        **workflow_fields(case),
     }
-    if timeline:
-        out["timeline"] = [event_dict(e) for e in case.events]
-    return out

@@ -11,8 +11,10 @@ first picture:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -136,6 +138,122 @@ class _AudioOut:
         return self.stream
 
 
+class Mp4Writer:
+    """Mux H.264 access units and audio packets into an MP4 as they arrive (blocking: one thread at a time).
+
+    The file is opened at the first keyframe (earlier pictures and audio are skipped: nothing
+    decodes before it) and appears under `path` only when `close()` completes (written as a
+    hidden .part, then renamed); `abort()` removes the partial file. Flag clips feed it a ring
+    window at once (`write_clip`); call recordings feed it live, batch by batch.
+    """
+
+    def __init__(self, path: Path, audio_format: AudioFormat | None) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.part")
+        self._audio_format = audio_format
+        self._container: av.container.OutputContainer | None = None
+        self._vstream: av.stream.Stream | None = None
+        self._aout: _AudioOut | None = None
+        self._origin: tuple[float, int] | None = None  # arrival and pts of the first picture
+        self._last_video: tuple[float, int] | None = None
+        self._audio_shift: int | None = None
+        self._audio_last = -1
+        self._audio_stopped = False
+        self.bytes = 0  # packet bytes muxed so far
+        self.has_audio = False
+
+    @property
+    def started(self) -> bool:
+        """Whether the first keyframe arrived (the file is open)."""
+        return self._container is not None
+
+    def add_video(self, at: float, vp: EncodedPacket) -> None:
+        """One access unit that arrived at epoch `at`; raises ClipError (disk full, write failed)."""
+        with self._errors():
+            if self._container is None:
+                if not vp.is_keyframe:
+                    return
+                width, height = _picture_size(vp.data)
+                self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+                self._vstream = self._container.add_mux_stream("h264", width=width, height=height)
+                self._vstream.time_base = VIDEO_TB
+                if self._audio_format is not None:
+                    self._aout = _AudioOut(self._container, self._audio_format)
+                self._origin = (at, vp.pts)
+            assert self._origin is not None and self._vstream is not None
+            packet = av.Packet(vp.data)
+            packet.pts = packet.dts = vp.pts - self._origin[1]
+            packet.time_base = VIDEO_TB
+            packet.is_keyframe = vp.is_keyframe
+            packet.stream = self._vstream
+            self._container.mux(packet)
+            self._last_video = (at, vp.pts)
+            self.bytes += len(vp.data)
+
+    def add_audio(self, at: float, ap: AudioPacket) -> None:
+        """One audio packet, placed by its arrival offset from the first picture, then on its own clock."""
+        aout, container = self._aout, self._container
+        if aout is None or container is None or self._origin is None or self._audio_stopped:
+            return
+        if ap.format != aout.format:
+            self._audio_stopped = True  # the source changed its audio midway: keep the part that matches
+            return
+        rate = aout.format.sample_rate
+        if self._audio_shift is None:
+            self._audio_shift = round((at - self._origin[0]) * rate) - ap.pts
+        scale = aout.time_base * rate  # source clock -> stream time base (Opus streams tick at 48 kHz)
+        pts = round((ap.pts + self._audio_shift) / scale)
+        if pts < 0 or pts <= self._audio_last:
+            return  # before the first picture, or out of order
+        self._audio_last = pts
+        with self._errors():
+            for packet in aout.packets(ap, pts):
+                container.mux(packet)
+        self.bytes += len(ap.data)
+        self.has_audio = True
+
+    def close(self) -> ClipInfo:
+        """Finish the file and move it to `path`: what was written (ClipError "no_video" if nothing)."""
+        container = self._container
+        if container is None or self._origin is None or self._last_video is None:
+            raise ClipError("no_video", "no pictures were received for this clip's time span")
+        try:
+            with self._errors():
+                if self._aout is not None:
+                    for packet in self._aout.flush():
+                        container.mux(packet)
+                container.close()
+                self._container = None
+                info = _describe(self._tmp, self._origin, self._last_video[1], self.has_audio)
+                os.replace(self._tmp, self.path)
+        except ClipError:
+            self.abort()
+            raise
+        return info
+
+    def abort(self) -> None:
+        """Give up: close and remove the partial file (idempotent)."""
+        container, self._container = self._container, None
+        if container is not None:
+            try:
+                container.close()
+            except (OSError, av.error.FFmpegError):
+                pass
+        _unlink(self._tmp)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except ClipError:
+            raise
+        except (OSError, av.error.FFmpegError) as exc:
+            errno = getattr(exc, "errno", None)
+            if errno == 28 or "No space left" in str(exc):
+                raise ClipError("disk_full", "the disk is full") from exc
+            raise ClipError("write_failed", f"the clip could not be written: {exc.strerror or exc}") from exc
+
+
 def write_clip(path: Path, entries: list[RingEntry]) -> ClipInfo:
     """Write `entries` (from PacketRing.window) to `path` atomically; raises ClipError.
 
@@ -146,67 +264,27 @@ def write_clip(path: Path, entries: list[RingEntry]) -> ClipInfo:
     if not video or not video[0][1].is_keyframe:
         raise ClipError("no_video", "no pictures were received for this clip's time span")
     audio = [(e.at, e.packet) for e in entries if isinstance(e.packet, AudioPacket)]
-    width, height = _picture_size(video[0][1].data)
-    tmp = path.with_name(f".{path.name}.part")
+    writer = Mp4Writer(path, audio[0][1].format if audio else None)
     try:
-        with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-            vstream = container.add_mux_stream("h264", width=width, height=height)
-            vstream.time_base = VIDEO_TB
-            aout = _AudioOut(container, audio[0][1].format) if audio else None
-            origin_at, origin_pts = video[0][0], video[0][1].pts
-            for _, vp in video:
-                packet = av.Packet(vp.data)
-                packet.pts = packet.dts = vp.pts - origin_pts
-                packet.time_base = VIDEO_TB
-                packet.is_keyframe = vp.is_keyframe
-                packet.stream = vstream
-                container.mux(packet)
-            if aout is not None:
-                _mux_audio(container, aout, audio, origin_at)
-        info = _describe(tmp, video, bool(audio))
-        os.replace(tmp, path)
-        return info
-    except ClipError:
-        _unlink(tmp)
+        for at, vp in video:
+            writer.add_video(at, vp)
+        for at, ap in audio:
+            writer.add_audio(at, ap)
+        return writer.close()
+    except BaseException:
+        writer.abort()
         raise
-    except (OSError, av.error.FFmpegError) as exc:
-        _unlink(tmp)
-        errno = getattr(exc, "errno", None)
-        if errno == 28 or "No space left" in str(exc):
-            raise ClipError("disk_full", "the disk is full") from exc
-        raise ClipError("write_failed", f"the clip could not be written: {exc.strerror or exc}") from exc
 
 
-def _mux_audio(
-    container: av.container.OutputContainer, aout: _AudioOut, audio: list[tuple[float, AudioPacket]], origin_at: float
-) -> None:
-    rate = aout.format.sample_rate
-    first_at, first = audio[0]
-    shift = round((first_at - origin_at) * rate) - first.pts  # audio placed by arrival, on its own clock
-    scale = aout.time_base * rate  # source clock -> stream time base (Opus streams tick at 48 kHz)
-    last = -1
-    for _, ap in audio:
-        if ap.format != aout.format:
-            break  # the source changed its audio mid-clip: keep the part that matches
-        pts = round((ap.pts + shift) / scale)
-        if pts < 0 or pts <= last:
-            continue  # before the first picture, or out of order
-        last = pts
-        for packet in aout.packets(ap, pts):
-            container.mux(packet)
-    for packet in aout.flush():
-        container.mux(packet)
-
-
-def _describe(tmp: Path, video: list[tuple[float, EncodedPacket]], has_audio: bool) -> ClipInfo:
+def _describe(tmp: Path, origin: tuple[float, int], last_pts: int, has_audio: bool) -> ClipInfo:
     digest = hashlib.sha256()
     size = 0
     with open(tmp, "rb") as fh:
         while chunk := fh.read(1 << 16):
             digest.update(chunk)
             size += len(chunk)
-    start_at = video[0][0]
-    end_at = start_at + (video[-1][1].pts - video[0][1].pts) / 90_000
+    start_at = origin[0]
+    end_at = start_at + (last_pts - origin[1]) / 90_000
     return ClipInfo(start=start_at, end=end_at, size=size, sha256=digest.hexdigest(), has_audio=has_audio)
 
 

@@ -8,7 +8,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fusionhub.media.options import IngestOptions
-from fusionhub.media.recording import RecordingConfig, WhipConfig
+from fusionhub.media.recording import CallRecordingConfig, RecordingConfig, WhipConfig
 
 ICE_URL_PATTERN = r"^(stun|stuns|turn|turns):[A-Za-z0-9.\-\[\]:]{1,253}(\?transport=(udp|tcp))?$"
 
@@ -101,6 +101,9 @@ class MediaConfig(BaseModel):
         default_factory=RecordingConfig, description="packet history per source, flag clips, disk budgets"
     )
     whip: WhipConfig = Field(default_factory=WhipConfig, description="WHIP publishers (field phones, terminals)")
+    call_recording: CallRecordingConfig = Field(
+        default_factory=CallRecordingConfig, description="video calls recorded into their case"
+    )
 
     @field_validator("ice_servers")
     @classmethod

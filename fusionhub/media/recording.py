@@ -67,3 +67,32 @@ class WhipConfig(BaseModel):
     idle_timeout_s: float = Field(
         default=10.0, ge=1.0, le=300.0, description="a publisher that sends nothing this long is ended"
     )
+
+
+class CallRecordingConfig(BaseModel):
+    """Video calls recorded into their case: each party's H.264 + audio remuxed into an MP4, never re-encoded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="record every answered call (one file per party)")
+    subdir: str = Field(
+        default="recordings/calls",
+        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+        max_length=128,
+        description="folder under the data directory for call recordings",
+    )
+    max_bytes: int = Field(
+        default=1024**3,
+        ge=1024**2,
+        le=2 * GIB - 1,
+        description="one party's recording stops (and is kept, marked truncated) at this many bytes",
+    )
+    flush_interval_s: float = Field(
+        default=0.5, ge=0.05, le=10.0, description="packets are handed to the writer thread this often"
+    )
+    max_pending_packets: int = Field(
+        default=2000,
+        ge=100,
+        le=100_000,
+        description="packets waiting for the writer at most; beyond, video skips to the next keyframe and audio drops",
+    )

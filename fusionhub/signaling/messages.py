@@ -34,6 +34,7 @@ class Topic(StrEnum):
     FLAG_CLIP = "dispatch.flag_clip"  # dispatch -> consoles: a flag's clip is ready or missing (Flag)
     # console -> callees/consoles (the ring) and dispatch (the case timeline): a video call changed (CallChanged)
     CALL_CHANGED = "calls.call_changed"
+    CALL_RECORDED = "media.call_recorded"  # media -> dispatch: one party of a call was recorded (CallRecorded)
 
 
 class WsType(StrEnum):
@@ -190,6 +191,24 @@ class CallChanged(_Msg):
     )
     started_at: float | None = Field(default=None, description="epoch seconds the call was answered")
     at: float = Field(description="epoch seconds of this change")
+
+
+class CallRecorded(_Msg):
+    """One party's side of a video call, remuxed (not re-encoded) into an MP4; a record: never dropped."""
+
+    recording_id: str = Field(max_length=64, description="UUID chosen by media; dispatch stores it once")
+    call_id: str = Field(max_length=64)
+    case_id: int
+    user_id: int = Field(description="the party whose camera and microphone this is")
+    name: str = Field(max_length=64, description="the party's display name")
+    started_at: float = Field(description="epoch seconds of the first picture")
+    ended_at: float = Field(description="epoch seconds of the last picture")
+    duration_s: float = Field(ge=0)
+    has_audio: bool
+    truncated: bool = Field(default=False, description="the size limit cut the recording short")
+    path: str = Field(max_length=512, description="the MP4, relative to the data directory")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=1)
 
 
 class CaseAlert(_Msg):

@@ -4,13 +4,15 @@ case timeline; the media itself is covered by tests/e2e/test_call_browser.py."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fusionhub.console.keys import CALLS
+from fusionhub.console.keys import BUS, CALLS, CONFIG
+from fusionhub.signaling.messages import CallRecorded, Topic, payload
 from tests.console.hubrunner import RunningHub, hub_config, running_hub
 
 
@@ -105,3 +107,35 @@ async def test_ring_decline_and_answer_hang_up_reach_the_timeline(hub: RunningHu
     assert [e["data"]["end_reason"] for e in ended] == ["declined", "hangup"]
     _, case = await hub.call("GET", f"/api/v1/cases/{case_id}", "commander")
     assert not [a for a in case["attachments"] if a["kind"] == "snapshot"]
+
+
+async def test_a_call_recording_is_attached_once_and_a_path_outside_the_data_dir_never(hub: RunningHub) -> None:
+    case_id = await _case(hub)
+    field_id = int(hub.users["field1"]["id"])
+    rel = "recordings/calls/20260101/abc.mp4"
+    body = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8  # served as stored; the hash is what counts
+    (hub.app[CONFIG].data_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+    (hub.app[CONFIG].data_dir / rel).write_bytes(body)
+    base = {
+        "recording_id": "r1", "call_id": "c1", "case_id": case_id, "user_id": field_id, "name": "Field 1",
+        "started_at": 1_000.0, "ended_at": 1_012.5, "duration_s": 12.5, "has_audio": True,
+        "sha256": hashlib.sha256(body).hexdigest(), "size": len(body),
+    }
+    bad = CallRecorded.model_validate({**base, "recording_id": "r0", "path": "../../etc/passwd.mp4"})
+    await hub.app[BUS].publish(Topic.CALL_RECORDED, payload(bad))  # dropped: dispatch refuses the path
+    msg = CallRecorded.model_validate({**base, "path": rel})
+    for _ in range(2):  # redelivered: stored once
+        await hub.app[BUS].publish(Topic.CALL_RECORDED, payload(msg))
+    entries = await _actions(hub, case_id, "call_recording")
+    await asyncio.sleep(0.5)
+    _, case = await hub.call("GET", f"/api/v1/cases/{case_id}", "commander")
+    assert len([e for e in case["timeline"] if e["action"] == "call_recording"]) == 1
+    recordings = [a for a in case["attachments"] if a["kind"] == "recording"]
+    assert len(recordings) == 1 and recordings[0]["content_type"] == "video/mp4"
+    data = entries[0]["data"]
+    assert data["sha256"] == base["sha256"] and data["user_id"] == field_id and data["duration_s"] == 12.5
+    assert data["attachment_id"] == recordings[0]["id"]
+    async with hub.http.get(hub.url + recordings[0]["url"], headers=hub.auth("commander")) as resp:
+        assert resp.status == 200 and await resp.read() == body
+    async with hub.http.get(hub.url + recordings[0]["url"], headers=hub.auth("outsider")) as resp:
+        assert resp.status in (403, 404)

@@ -1,14 +1,17 @@
 """A commander calls a field member from a case: two Chromium pages (fake camera + mic) see and
 hear each other through the hub; the commander's snapshot of the field video lands in the case;
-the call's start and end are in the case timeline."""
+the call's start and end are in the case timeline, and each side's recording is attached to it."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 from playwright.async_api import Page
 
@@ -121,6 +124,40 @@ async def test_commander_calls_the_field_from_a_case_sees_hears_and_snapshots(hu
         async with asyncio.timeout(10):
             while any(n.startswith("call-") for n in hub.app[MEDIA].stats()["publishers"]):
                 await asyncio.sleep(0.2)
+        await _check_recordings(hub, case_id, ended[0]["data"]["duration_s"], {field_id, int(hub.users["commander"]["id"])})
+        await desk.locator("[data-testid=case-attachment][data-kind=recording]").first.wait_for(timeout=10_000)
+
+
+async def _check_recordings(hub: RunningHub, case_id: int, call_s: float, parties: set[int]) -> None:
+    """Each party's side was recorded as relayed: two MP4 attachments (H.264 + Opus, no re-encode),
+    as long as the call, each with the sha256 of what the attachment route serves."""
+    async with asyncio.timeout(20):
+        while len(entries := await _timeline(hub, case_id, "call_recording")) < 2:
+            await asyncio.sleep(0.2)
+    assert {e["data"]["user_id"] for e in entries} == parties
+    _, full = await hub.call("GET", f"/api/v1/cases/{case_id}", "commander")
+    recordings = {a["id"]: a for a in full["attachments"] if a["kind"] == "recording"}
+    assert len(recordings) == 2
+    for entry in entries:
+        att = recordings[entry["data"]["attachment_id"]]
+        assert att["content_type"] == "video/mp4"
+        async with hub.http.get(hub.url + att["url"], headers=hub.auth("commander")) as resp:
+            assert resp.status == 200
+            body = await resp.read()
+        assert hashlib.sha256(body).hexdigest() == entry["data"]["sha256"]
+        with av.open(io.BytesIO(body), mode="r") as container:
+            video, audio = container.streams.video[0], container.streams.audio[0]
+            assert video.codec_context.name == "h264" and audio.codec_context.name == "opus"
+            assert container.duration is not None
+            duration = container.duration / 1_000_000
+            frames = sum(1 for _ in container.decode(video=0))
+        with av.open(io.BytesIO(body), mode="r") as container:
+            audio_packets = sum(1 for p in container.demux(audio=0) if p.size)
+        # from the answer (or the keyframe just before) to the hang-up
+        assert call_s - 2 <= duration <= call_s + 1.5, (duration, call_s)
+        assert entry["data"]["has_audio"] and not entry["data"]["truncated"]
+        assert frames > 10 * call_s * 0.5, frames
+        assert audio_packets > 25 * call_s, audio_packets  # 20 ms Opus packets, all along
 
 
 async def _add_terminal_feed(hub: RunningHub, desk: Page) -> None:

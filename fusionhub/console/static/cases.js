@@ -285,7 +285,7 @@ export class CaseBoard {
       { class: "attachments" },
       atts.map((a) => {
         const key = String(a.id);
-        if (a.kind === "clip") {
+        if (a.kind === "clip" || a.kind === "recording") {
           return h("figure", { dataset: { testid: "case-attachment", kind: a.kind } },
             clipPlayer(a.url || `/api/v1/cases/${c.id}/attachments/${a.id}`, { testid: "case-clip" }),
             h("figcaption", {}, `${tr("att", a.kind)} · ${formatTime(a.created_at)}`));
@@ -326,6 +326,10 @@ export class CaseBoard {
               t("timeline.still_present_at", { t: formatTime(e.data.seen_at, false).slice(0, 5) }))
             : null,
           e.action === "ptt_burst" && e.data && e.data.url ? burstPlayer(e.data) : null,
+          e.action === "call_recording" && e.data
+            ? h("span", { class: "note", dataset: { testid: "call-recording" } },
+              t("timeline.call_recording", { name: e.data.name || "", s: Math.round(e.data.duration_s || 0), sha: String(e.data.sha256 || "").slice(0, 12) }))
+            : null,
         );
       }),
     );

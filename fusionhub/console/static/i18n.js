@@ -173,6 +173,7 @@ const TABLE = {
   "att.photo": ["现场照片", "photo"],
   "att.clip": ["证据视频", "evidence clip"],
   "att.snapshot": ["通话截图", "call snapshot"],
+  "att.recording": ["通话录像", "call recording"],
   "source.flag": ["视频智能分析", "video analytics"],
   "source.analytics": ["视频智能分析", "video analytics"],
   "source.manual": ["人工上报", "manual report"],
@@ -212,6 +213,7 @@ const TABLE = {
   "action.attached": ["添加附件", "attachment added"],
   "action.still_present": ["仍在现场", "still present"],
   "timeline.still_present_at": ["{t} 时仍在现场（视频分析）", "still present at {t} (video analytics)"],
+  "timeline.call_recording": ["{name} · {s} 秒 · SHA-256 {sha}…", "{name} · {s} s · SHA-256 {sha}…"],
 
   // field page
   "field.tasks": ["我的任务", "My tasks"],
@@ -373,6 +375,7 @@ const TABLE = {
   "action.call_started": ["视频通话开始", "video call started"],
   "action.call_ended": ["视频通话结束", "video call ended"],
   "action.call_snapshot": ["通话截图", "call snapshot"],
+  "action.call_recording": ["通话录像", "call recorded"],
   "call.button": ["视频通话", "Call"],
   "call.title_case": ["案件 #{id} 视频通话", "Call for case #{id}"],
   "call.callee": ["呼叫对象", "Call"],
