@@ -208,7 +208,7 @@ class ThreadedSource(ABC):
 
     def _pump(self, stream: av.VideoStream, packets: Iterator[av.Packet]) -> None:
         self._pipeline.begin(stream)
-        last_key = time.monotonic()
+        last_key = last_video = time.monotonic()
         try:
             for packet in packets:
                 if self._stop_event.is_set():
@@ -217,7 +217,13 @@ class ThreadedSource(ABC):
                     continue  # PyAV's flush packet at end of stream
                 if packet.stream.type == "audio":
                     self._post_audio(packet)
+                    # Audio keeps the read from timing out: a camera whose video died while its
+                    # microphone goes on must not stay "online" with a frozen picture.
+                    silent = time.monotonic() - last_video
+                    if silent > self._options.keyframe_timeout_s:
+                        raise SourceFailure("no_video", f"audio but no video for {silent:.0f} s")
                     continue
+                last_video = time.monotonic()
                 for encoded in self._pipeline.push(packet):
                     if self._realtime:
                         self._pace(encoded.pts)

@@ -91,3 +91,48 @@ async def _state(tile: Any, wanted: str) -> bool:
 
 async def _at_least(frames: Any, n: int) -> bool:
     return bool(await frames() >= n)
+
+
+# A browser whose WebRTC cannot take H.264 (its video transceivers offer every other codec).
+NO_H264 = """(() => {
+  const add = RTCPeerConnection.prototype.addTransceiver;
+  RTCPeerConnection.prototype.addTransceiver = function (...args) {
+    const transceiver = add.apply(this, args);
+    if (transceiver.receiver.track.kind === 'video') {
+      const codecs = RTCRtpReceiver.getCapabilities('video').codecs;
+      transceiver.setCodecPreferences(codecs.filter((c) => !/h264/i.test(c.mimeType)));
+    }
+    return transceiver;
+  };
+})();"""
+
+
+@pytest.mark.timeout(120)
+async def test_a_browser_without_h264_is_told_so_on_the_tile_not_left_black(
+    scene_clip: Path, tmp_path: Path, model_data_dir: Path
+) -> None:
+    async with RtspServer(scene_clip) as camera, running_hub(hub_config(tmp_path, model_data_dir)) as hub:
+        await hub.login("admin")
+        status, cam = await hub.call(
+            "POST", "/api/v1/cameras", "admin", json={"name": "Gate 4", "url": camera.url, "region": "city"}
+        )
+        assert status == 201, cam
+        cam_id = int(cam["id"])
+        async with chromium() as browser:
+            page = await browser.new_page()
+            await page.add_init_script(NO_H264)
+            offers: list[int] = []
+            page.on("response", lambda r: offers.append(r.status) if r.url.endswith(f"/whep/cameras/{cam_id}") else None)
+            await _console(page, hub, "commander")
+            tile = page.locator(f"[data-testid=video-tile][data-camera-id='{cam_id}']")
+            await _poll(lambda: _video_phase(tile, "error"), 20, "the tile to give up with a reason")
+            text = await tile.locator(".tile-overlay").inner_text()
+            assert "H.264" in text, text
+            await asyncio.sleep(4)  # a retrying tile would have asked again by now (backoff 1 s, 2 s)
+            assert offers == [406], offers
+            assert await tile.get_attribute("data-video") == "error"
+            assert hub.app[MEDIA].session_ids(cam_id) == []  # nothing was set up for it on the hub
+
+
+async def _video_phase(tile: Any, wanted: str) -> bool:
+    return bool(await tile.get_attribute("data-video") == wanted)

@@ -190,6 +190,26 @@ async def test_offline_reasons_tell_what_is_wrong(scene_clip: Path, tmp_path: Pa
         await gateway.stop()
 
 
+async def test_video_that_stops_while_the_audio_goes_on_is_not_online(tmp_path: Path) -> None:
+    """A terminal whose encoder hangs but whose microphone still streams: the reads never time
+    out, yet the console must learn the picture is gone, and a reconnect brings it back."""
+    statuses = Statuses()
+    options = IngestOptions(reconnect_min_s=0.2, reconnect_max_s=1.0, timeout_s=2.0, keyframe_timeout_s=2.0)
+    gateway = await _gateway(MediaConfig(ice_host_addresses=["127.0.0.1"], ingest=options), statuses)
+    clip = make_av_clip(tmp_path / "av.mp4", seconds=20)
+    try:
+        async with RtspServer(clip, audio="pcma", video_stops_after=2.0) as terminal:
+            await gateway.add_camera(CAM, terminal.url)
+            await statuses.wait(lambda s: s.state == "online", 15)
+            took = await statuses.wait(lambda s: s.state == "offline", 10)
+            assert statuses[-1].reason == "no_video", statuses[-1]
+            assert took < 10
+            # the server gives every new session the stream from the start: the picture is back
+            await statuses.wait(lambda s: s.state == "online", 15)
+    finally:
+        await gateway.stop()
+
+
 async def test_a_flapping_camera_warns_once_then_logs_at_debug(
     watched: tuple[RtspServer, MediaGateway, Statuses], caplog: pytest.LogCaptureFixture
 ) -> None:

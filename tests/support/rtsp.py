@@ -44,6 +44,7 @@ class RtspServer:
         params_in_sdp_only: bool = False,
         audio: str = "none",
         video: str = "h264",
+        video_stops_after: float | None = None,
         port: int | None = None,
     ) -> None:
         self.file = Path(file)
@@ -53,6 +54,7 @@ class RtspServer:
         self.params_in_sdp_only = params_in_sdp_only
         self.audio = audio  # none, pcma, pcmu or aac: also serve the file's AAC track (G.711 transcoded)
         self.video = video  # h264, h265 (the file must be H.265) or none (audio only)
+        self.video_stops_after = video_stops_after  # seconds: then only the audio goes on
         self.port = port or free_port()
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr = tempfile.TemporaryFile()
@@ -88,6 +90,8 @@ class RtspServer:
             args += ["--audio", self.audio]
         if self.video != "h264":
             args += ["--video", self.video]
+        if self.video_stops_after is not None:
+            args += ["--video-stops-after", str(self.video_stops_after)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
         self._proc = await asyncio.create_subprocess_exec(
             SYSTEM_PYTHON,

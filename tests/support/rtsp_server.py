@@ -15,6 +15,9 @@ tests deterministic. The stream ends (RTSP session ends) at the end of the file.
 sprop-parameter-sets: neither h264parse nor the payloader repeats them, and any SPS/PPS NAL
 units found in the stream are dropped before payloading.
 
+--video-stops-after S drops every video buffer past S seconds while the audio goes on: a camera
+whose encoder hung but whose microphone still streams.
+
 --audio pcma|pcmu|aac also serves the file's first audio track (AAC in the MP4), as a
 conference terminal would: G.711 (decoded by faad, resampled to 8 kHz mono, 20 ms packets)
 or the AAC as is (RFC 3640, rtpmp4gpay).
@@ -77,19 +80,32 @@ def _strip_probe(pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
     return Gst.PadProbeReturn.DROP
 
 
+def _stop_probe(after_ns: int) -> object:
+    def probe(pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        pts = info.get_buffer().pts
+        if pts != Gst.CLOCK_TIME_NONE and pts > after_ns:
+            return Gst.PadProbeReturn.DROP
+        return Gst.PadProbeReturn.OK
+
+    return probe
+
+
 class _Factory(GstRtspServer.RTSPMediaFactory):
-    def __init__(self, launch: str, strip: bool) -> None:
+    def __init__(self, launch: str, strip: bool, video_stops_after: float | None = None) -> None:
         super().__init__()
         self._launch = launch
         self._strip = strip
+        self._video_stops_after = video_stops_after
         self.set_launch(launch)
         self.set_shared(False)
 
     def do_configure(self, media: GstRtspServer.RTSPMedia) -> None:
-        if not self._strip:
-            return
         parse = media.get_element().get_by_name("parse")
-        parse.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, _strip_probe)
+        if self._strip:
+            parse.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, _strip_probe)
+        if self._video_stops_after is not None:
+            probe = _stop_probe(int(self._video_stops_after * Gst.SECOND))
+            parse.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, probe)
 
 
 def main() -> int:
@@ -107,6 +123,7 @@ def main() -> int:
         default="h264",
         help="the file's video codec as served (h265: a camera we cannot relay); none: audio only",
     )
+    ap.add_argument("--video-stops-after", type=float, help="drop the video past this many seconds")
     args = ap.parse_args()
 
     Gst.init(None)
@@ -131,7 +148,7 @@ def main() -> int:
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
-    factory = _Factory(launch, strip=args.params_in_sdp_only)
+    factory = _Factory(launch, strip=args.params_in_sdp_only, video_stops_after=args.video_stops_after)
     if args.user:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()

@@ -16,6 +16,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = code;
     this.serverMessage = message || ""; // the hub's own sentence (English), may be empty
+    this.retryAfter = null; // seconds, from a 503's Retry-After
   }
 }
 
@@ -61,7 +62,10 @@ async function errorFrom(response) {
   } catch {
     // not JSON (a proxy's error page): keep the generic message
   }
-  return new ApiError(response.status, code, message);
+  const err = new ApiError(response.status, code, message);
+  const retryAfter = Number(response.headers.get("Retry-After"));
+  if (retryAfter > 0) err.retryAfter = retryAfter;
+  return err;
 }
 
 /**

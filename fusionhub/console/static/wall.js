@@ -1,6 +1,6 @@
 // The video wall: one tile per camera, live H.264 over WHEP, status badges from the websocket.
 
-import { api, errorText } from "./api.js";
+import { ApiError, api, errorText } from "./api.js";
 import { fill, h } from "./dom.js";
 import { formatTime, t, tr } from "./i18n.js";
 
@@ -136,8 +136,21 @@ class Tile {
     } catch (err) {
       if (generation !== this.generation) return;
       console.warn("WHEP for camera", this.id, "failed:", err);
-      this._fail(errorText(err));
+      if (err instanceof ApiError && err.code === "codec_unsupported") {
+        this._stop(errorText(err)); // retrying cannot help: say so on the tile
+      } else {
+        // a full hub says when to come back (503 Retry-After)
+        this._fail(errorText(err), err instanceof ApiError ? err.retryAfter : null);
+      }
     }
+  }
+
+  /** A failure retrying cannot mend: the reason stays on the tile. */
+  _stop(message) {
+    this._clearTimers();
+    this._teardown(false);
+    this.overlay.title = message;
+    this._setPhase("error", { message });
   }
 
   _onConnectionState(pc, generation) {
@@ -156,9 +169,10 @@ class Tile {
     }
   }
 
-  _fail(message) {
+  _fail(message, retryAfter = null) {
     if (this.closed) return;
-    const delay = Math.min(RETRY_MAX_S, RETRY_MIN_S * 2 ** this.attempt);
+    const backoff = Math.min(RETRY_MAX_S, RETRY_MIN_S * 2 ** this.attempt);
+    const delay = retryAfter ? Math.max(backoff, Math.min(RETRY_MAX_S, retryAfter)) : backoff;
     this.attempt += 1;
     this._teardown(false);
     let left = delay;
