@@ -1,6 +1,6 @@
 """How many cameras one small box analyses: FusionHub's pipeline against the naive one, same run.
 
-    .venv/bin/python bench/analytics_capacity.py [--budget-s 330]
+    python -m bench.analytics_capacity [--budget-s 330]
 
 Every simulated camera is a real H.264 stream (bench/capacity_clip.py: 720p, 25 fps, keyframe
 every 2 s, made from real photos, panning so that no two samples look alike) played in real
@@ -39,7 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from capacity_clip import make_clip  # noqa: E402
+from bench.capacity_clip import make_clip  # noqa: E402
 
 from fusionhub.analytics.config import AnalyticsConfig  # noqa: E402
 from fusionhub.analytics.hub import AnalyticsHub  # noqa: E402
@@ -173,8 +173,8 @@ class Rig:
                 ages.append(age)
         rates = []
         for camera_id in range(1, n + 1):
-            ts = sorted(seen.get(camera_id, []))
-            rates.append((len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) >= 2 and ts[-1] > ts[0] else 0.0)
+            times = sorted(seen.get(camera_id, []))
+            rates.append((len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 and times[-1] > times[0] else 0.0)
         d = {k: after[k] - before[k] for k in after}
         analysed = max(1.0, d["analysed"])
         parts = {k: d[k] / analysed * 1e3 for k in ("decode", "resize", "inference", "postprocess", "rules")}
@@ -202,40 +202,50 @@ def show(name: str, step: Step) -> None:
     )
 
 
+async def measure_fresh(rig: Rig, n: int, args: argparse.Namespace) -> Step:
+    """Measure n cameras on a rig started anew (sources cannot be taken away cleanly mid-run)."""
+    fresh = Rig(rig.setup, rig.clip, rig.hub.data_dir, args.models, args.workers)
+    await fresh.start()
+    try:
+        step = await fresh.measure(n, args.warmup_s, args.window_s)
+    finally:
+        await fresh.stop()
+    show(rig.setup.name, step)
+    return step
+
+
 async def ramp(rig: Rig, start: int, deadline: float, args: argparse.Namespace) -> tuple[Step | None, list[Step]]:
-    """Grow ×growth while it holds, then bisect once between the last pass and the first failure."""
+    """Grow ×growth while it holds, then bisect once between the last pass and the first failure;
+    when even the first step fails, halve until one holds (or time runs out)."""
     steps: list[Step] = []
     best: Step | None = None
     n, failed_at = start, None
     step_cost = args.warmup_s + args.window_s + 3
-    while time.monotonic() + step_cost < deadline:
-        if failed_at is not None or (steps and not steps[-1].ok):
-            break
-        step = await rig.measure(n, args.warmup_s, args.window_s)
-        steps.append(step)
-        show(rig.setup.name, step)
-        if step.ok:
-            best = step
-            n = max(n + 1, round(n * args.growth))
-        else:
-            failed_at = n
-    if failed_at is not None and best is not None and failed_at - best.cameras > 2:
-        mid = (best.cameras + failed_at) // 2
-        if time.monotonic() + step_cost < deadline:
-            # fewer cameras than now: start the rig again (sources cannot be taken away cleanly mid-run)
-            await rig.stop()
-            fresh = Rig(rig.setup, rig.clip, rig.hub.data_dir, args.models, args.workers)
-            await fresh.start()
-            try:
-                step = await fresh.measure(mid, args.warmup_s, args.window_s)
-            finally:
-                await fresh.stop()
+    try:
+        while failed_at is None and time.monotonic() + step_cost < deadline:
+            step = await rig.measure(n, args.warmup_s, args.window_s)
             steps.append(step)
             show(rig.setup.name, step)
             if step.ok:
                 best = step
-            return best, steps
-    await rig.stop()
+                n = max(n + 1, round(n * args.growth))
+            else:
+                failed_at = n
+    finally:
+        await rig.stop()
+    while best is None and failed_at is not None and failed_at > 1 and time.monotonic() + step_cost < deadline:
+        step = await measure_fresh(rig, failed_at // 2, args)
+        steps.append(step)
+        if step.ok:
+            best = step
+        else:
+            failed_at = step.cameras
+    if failed_at is not None and best is not None and failed_at - best.cameras > 2:
+        if time.monotonic() + step_cost < deadline:
+            step = await measure_fresh(rig, (best.cameras + failed_at) // 2, args)
+            steps.append(step)
+            if step.ok:
+                best = step
     return best, steps
 
 
@@ -283,14 +293,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{c['inference']:9.2f}  {c['postprocess']:4.2f}  {c['rules']:5.3f}  {c['other']:5.2f}  {c['total']:5.2f}"
         )
     cams = best.cameras if best else 0
-    ratio = cams / naive.cameras if best and naive and naive.cameras else float("nan")
-    pre = (best.cpu_ms["decode"] + best.cpu_ms["resize"]) if best else float("nan")
-    print(f"ratio fusionhub / naive cameras sustained: {ratio:.1f}x; pre-inference (decode + resize) {pre:.2f} ms/frame")
+    # JSON null (never NaN) for a figure a set-up that sustained nothing cannot give
+    ratio = round(cams / naive.cameras, 2) if best and naive and naive.cameras else None
+    pre = round(best.cpu_ms["decode"] + best.cpu_ms["resize"], 2) if best else None
+    print(f"ratio fusionhub / naive cameras sustained: {ratio}x; pre-inference (decode + resize) {pre} ms/frame")
     return {
         "cameras": cams,
         "sample_age_p99_s": round(best.age_p99_s, 3) if best else None,
-        "pre_inference_ms": round(pre, 2),
-        "ratio_vs_naive": round(ratio, 2),
+        "pre_inference_ms": pre,
+        "ratio_vs_naive": ratio,
     }
 
 

@@ -157,6 +157,7 @@ class BinWatch:
         self.over_since: float | None = None
         self.last_over: float | None = None
         self.flagged_at: float | None = None
+        self.reported_at: float | None = None  # the last flag or sighting of this overflow
         self.repeats = 0
 
     def threshold(self, cfg: RulesConfig, base: float | None) -> float:
@@ -203,17 +204,17 @@ class BinWatch:
         self.last_over = ts
         if self.flagged_at is None:
             if ts - self.over_since >= dwell_s:
-                self.flagged_at = ts
+                self.flagged_at = self.reported_at = ts
                 return True
         elif realert_s is not None and ts - self.flagged_at >= realert_s:
-            self.flagged_at = ts
+            self.flagged_at = self.reported_at = ts
             self.repeats += 1
             return True
         return False
 
     def reset(self) -> None:
         """Forget the current overflow (window closed, zone changed, back to normal)."""
-        self.over_since = self.last_over = self.flagged_at = None
+        self.over_since = self.last_over = self.flagged_at = self.reported_at = None
         self.repeats = 0
 
     def _learn(self, score: float, cfg: RulesConfig) -> None:

@@ -18,9 +18,9 @@ import numpy as np
 
 from fusionhub.analytics.errors import EvidenceError
 from fusionhub.analytics.evidence import Marked, write_clean_frame, write_evidence
-from fusionhub.analytics.rules import RuleFlag
+from fusionhub.analytics.rules import RuleFlag, RuleSighting
 from fusionhub.analytics.stats import HubStats
-from fusionhub.signaling.messages import Box, FlagRaised
+from fusionhub.signaling.messages import Box, FlagRaised, ZoneSighting
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,20 @@ class FlagWork:
     flag: RuleFlag
     frame: np.ndarray
     flag_id: str
+
+
+def build_sighting(seen: RuleSighting) -> ZoneSighting:
+    """The bus message for a flagged stay that goes on."""
+    return ZoneSighting(
+        camera_id=seen.camera_id,
+        zone_id=seen.zone.id,
+        rule=seen.zone.rule,
+        label=seen.detection.label,
+        confidence=min(1.0, max(0.0, seen.detection.confidence)),
+        first_seen_at=seen.first_seen_at,
+        flagged_at=seen.flagged_at,
+        seen_at=seen.ts,
+    )
 
 
 def build_flag(work: FlagWork, evidence_path: str, frame_path: str | None = None) -> FlagRaised:

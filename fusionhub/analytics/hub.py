@@ -30,14 +30,14 @@ from fusionhub.analytics import protocol as p
 from fusionhub.analytics.config import AnalyticsConfig, CameraAnalysis, WorkerConfig
 from fusionhub.analytics.detection import Detection
 from fusionhub.analytics.errors import AnalyticsError, ModelMismatchError, WorkerProtocolError
-from fusionhub.analytics.flags import FlagEmitter, FlagWork
+from fusionhub.analytics.flags import FlagEmitter, FlagWork, build_sighting
 from fusionhub.analytics.models import read_model_info
 from fusionhub.analytics.motion import GateSettings, MotionGate
 from fusionhub.analytics.pool import LocalWorkers, WorkerConfigFactory
 from fusionhub.analytics.rules import CameraRules, ZoneSpec
 from fusionhub.analytics.ruleset import RuleEnv, model_classes
 from fusionhub.analytics.stats import HubStats
-from fusionhub.signaling.messages import FlagRaised
+from fusionhub.signaling.messages import FlagRaised, ZoneSighting
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,11 @@ class AnalyticsHub:
         *,
         data_dir: Path,
         on_flag: Callable[[FlagRaised], Awaitable[None]],
+        on_sighting: Callable[[ZoneSighting], Awaitable[None]] | None = None,
         timezone: str = "UTC",
     ) -> None:
         self.config = config
+        self._on_sighting = on_sighting
         self.data_dir = Path(data_dir)
         # rule context shared by every camera: class map, the hub's time zone, bin references
         self.rule_env = RuleEnv(config.rules, timezone=timezone)
@@ -495,6 +497,16 @@ class AnalyticsHub:
                 flag.track_id, flag.zone.name, flag.ts - flag.first_seen_at,
             )
             await self._emitter.put(FlagWork(flag, frame, str(uuid.uuid4())))
+        for seen in cam.rules.sightings:
+            self.stats.sightings += 1
+            if self._on_sighting is None:
+                continue
+            try:
+                await self._on_sighting(build_sighting(seen))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a sighting is a note, not a record: the next one comes in sighting_s
+                log.warning("camera %d: sighting in zone %r not delivered", camera_id, seen.zone.name, exc_info=True)
 
     # -- supervision ------------------------------------------------------------------------
 

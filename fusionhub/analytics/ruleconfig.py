@@ -84,6 +84,13 @@ class RulesConfig(BaseModel):
         le=7 * 86400.0,
         description="re-alert an unresolved stay after this many seconds (zones may set their own); None: never",
     )
+    sighting_s: float | None = Field(
+        default=600.0,
+        ge=30.0,
+        le=86400.0,
+        description="while a flagged object stays, report it this often (no new flag): a zone's open case "
+        "gets 'still present at HH:MM' in its timeline; None: never",
+    )
     stall_people_ratio: float = Field(
         default=0.3,
         ge=0.0,

@@ -24,6 +24,7 @@ __all__ = [
     "MIN_ZONE_AREA",
     "CameraRules",
     "RuleFlag",
+    "RuleSighting",
     "Track",
     "ZoneSpec",
     "iou",
@@ -44,6 +45,7 @@ class _Presence:
     last_inside: float
     anchor: Detection  # where it was when the stay began (stalls must not move)
     flagged_at: float | None = None
+    reported_at: float | None = None  # the last flag or sighting of this stay
     repeats: int = 0
     samples: int = 0
     with_people: int = 0
@@ -74,6 +76,19 @@ class RuleFlag:
     repeat: int = 0
 
 
+@dataclass(frozen=True)
+class RuleSighting:
+    """A stay that was flagged goes on at frame time `ts` (no new flag: dispatch notes it on the
+    zone's open case, if there is one). `detection` is None-free: the object (or bin box) seen now."""
+
+    camera_id: int
+    zone: ZoneSpec
+    detection: Detection
+    first_seen_at: float
+    flagged_at: float
+    ts: float
+
+
 class CameraRules:
     """Tracks, dwell timers and bin watches of one camera; `update` with each analysed sample, in time order."""
 
@@ -95,6 +110,7 @@ class CameraRules:
         self.bins: dict[int, BinWatch] = {}
         self.bin_readings: dict[int, BinReading] = {}  # the latest reading of each bin zone
         self.last_ts: float | None = None
+        self.sightings: list[RuleSighting] = []  # those of the latest update
         self._next_id = 1
         self.set_zones(zones)
 
@@ -128,6 +144,7 @@ class CameraRules:
         if self.last_ts is not None and ts <= self.last_ts:
             return []  # a late or repeated sample would rewind the dwell clocks
         self.last_ts = ts
+        self.sightings = []
         watched = self.watched
         seen = self._match(ts, _dedupe([d for d in detections if d.label in watched]))
         # forget tracks missed for longer than the grace: an object that comes back is a new stay
@@ -212,7 +229,19 @@ class CameraRules:
                 flags.append(
                     RuleFlag(self.camera_id, zone, track.id, track.det, pres.entered_at, ts, others, pres.repeats)
                 )
+            else:
+                self._sight(zone, pres, track.det, ts)
         return flags
+
+    def _sight(self, zone: ZoneSpec, pres: _Presence | BinWatch, det: Detection, ts: float) -> None:
+        """Report a flagged stay that goes on, once per `sighting_s` since its last flag or sighting."""
+        every = self.env.config.sighting_s
+        flagged, last = pres.flagged_at, pres.reported_at
+        if every is None or flagged is None or ts - (last if last is not None else flagged) < every:
+            return
+        pres.reported_at = ts
+        first = pres.entered_at if isinstance(pres, _Presence) else (pres.over_since or flagged)
+        self.sightings.append(RuleSighting(self.camera_id, zone, det, first, flagged, ts))
 
     def _group(
         self, zone: ZoneSpec, ts: float, qualified: list[Track], inside: list[Track], realert: float | None
@@ -228,6 +257,8 @@ class CameraRules:
                 if pres.flagged_at is None:  # joins the occupation already flagged
                     pres.flagged_at, pres.repeats = lead_pres.flagged_at, lead_pres.repeats
             if not _due(lead_pres, ts, realert) or lead not in qualified:
+                if lead in qualified:
+                    self._sight(zone, lead_pres, lead.det, ts)
                 return []
         elif len(qualified) < zone.min_count:
             return []
@@ -249,10 +280,13 @@ class CameraRules:
         watch = self.bins.setdefault(zone.id, BinWatch())
         reading = watch.read(frame, detections, zone.polygon, ref, self.env.config, zone.threshold)
         self.bin_readings[zone.id] = reading
-        if not watch.step(ts, reading, self.env.config, dwell_s=zone.dwell_s, realert_s=self._realert_s(zone)):
-            return None
+        flag = watch.step(ts, reading, self.env.config, dwell_s=zone.dwell_s, realert_s=self._realert_s(zone))
         x0, y0, x1, y1 = reading.box
         det = Detection(float(x0), float(y0), float(x1), float(y1), BIN_LABEL, reading.score)
+        if not flag:
+            if watch.last_over == ts:  # still over its threshold in this very sample
+                self._sight(zone, watch, det, ts)
+            return None
         since = watch.over_since if watch.over_since is not None else ts
         return RuleFlag(self.camera_id, zone, None, det, since, ts, tuple((None, d) for d in reading.litter), watch.repeats)
 
@@ -297,7 +331,7 @@ def _mark(pres: _Presence, ts: float) -> None:
         return  # marked already in this sample (group flag)
     if pres.flagged_at is not None:
         pres.repeats += 1
-    pres.flagged_at = ts
+    pres.flagged_at = pres.reported_at = ts
 
 
 def _people_near(stall: Detection, people: Sequence[Detection], zone: ZoneSpec, width: int, height: int) -> bool:

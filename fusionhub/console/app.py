@@ -56,7 +56,7 @@ from fusionhub.dispatch.db import create_engine, upgrade
 from fusionhub.dispatch.service import DispatchService
 from fusionhub.media.gateway import MediaGateway
 from fusionhub.signaling.bus import create_bus
-from fusionhub.signaling.messages import FlagRaised, Topic
+from fusionhub.signaling.messages import FlagRaised, Topic, ZoneSighting
 from fusionhub.signaling.ws import WsBridge, WsHub
 
 log = logging.getLogger(__name__)
@@ -213,14 +213,18 @@ async def _media_and_analytics(app: web.Application) -> AsyncIterator[None]:
     async def on_flag(flag: Any) -> None:
         await bus.publish(Topic.FLAG_RAISED, flag.model_dump(mode="json"))
 
+    async def on_sighting(seen: ZoneSighting) -> None:
+        await bus.publish(Topic.ZONE_SIGHTING, seen.model_dump(mode="json"))
+
     analytics = AnalyticsHub(
-        config.analytics, data_dir=config.data_dir, on_flag=on_flag, timezone=config.timezone
+        config.analytics, data_dir=config.data_dir, on_flag=on_flag, on_sighting=on_sighting, timezone=config.timezone
     )
     relay = StatusRelay(bus)
     media = MediaGateway(config.media, on_sample=analytics.submit, on_status=relay.on_status)
     wiring = CameraWiring(app[DISPATCH], media, analytics, demo_dir=config.data_dir / "demo")
     # every raised flag stored once; acknowledged only after it is stored
     intake = BusIntake(bus, Topic.FLAG_RAISED, "dispatch", FlagRaised, app[DISPATCH].record_flag)
+    sightings = BusIntake(bus, Topic.ZONE_SIGHTING, "dispatch-sightings", ZoneSighting, app[DISPATCH].record_sighting)
     app[ANALYTICS] = analytics
     app[MEDIA] = media
     app[WIRING] = wiring
@@ -228,13 +232,14 @@ async def _media_and_analytics(app: web.Application) -> AsyncIterator[None]:
     await analytics.start()
     await media.start()
     await intake.start()
+    await sightings.start()
     try:
         await wiring.sync_all()
         yield
     finally:
         # reverse order; each step runs even if an earlier one failed
         errors: list[BaseException] = []
-        for step in (intake.stop, media.stop, analytics.stop, relay.stop):
+        for step in (sightings.stop, intake.stop, media.stop, analytics.stop, relay.stop):
             try:
                 await step()
             except Exception as exc:  # collected, logged, shutdown goes on

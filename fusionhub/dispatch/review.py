@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from fusionhub.dispatch import workflow
 from fusionhub.dispatch.access import Viewer, region_filter, require_role
@@ -18,7 +20,8 @@ from fusionhub.dispatch.core import ServiceCore
 from fusionhub.dispatch.errors import Invalid
 from fusionhub.dispatch.models import Case, Flag, to_datetime, to_epoch
 from fusionhub.dispatch.timeline import append_event
-from fusionhub.signaling.messages import FlagRaised
+from fusionhub.dispatch.views import case_dict
+from fusionhub.signaling.messages import FlagRaised, Topic, ZoneSighting
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +61,9 @@ class ReviewService(ServiceCore):
         "still present" entry (at most one per `still_present_every_s`)."""
         flag.status = ATTACHED
         flag.case_id = case.id
-        now = self.now()
-        last = next((e.at for e in reversed(case.events) if e.action == STILL_PRESENT), None)
-        if last is not None and now - last < timedelta(seconds=self.still_present_every_s):
-            return False
-        append_event(
+        return self._still_present(
             case,
-            actor=None,
-            action=STILL_PRESENT,
-            from_status=case.status,
-            to_status=case.status,
-            at=now,
-            data={
+            {
                 "flag_id": msg.flag_id,
                 "label": msg.label,
                 "confidence": round(msg.confidence, 4),
@@ -77,8 +71,50 @@ class ReviewService(ServiceCore):
                 "first_seen_at": msg.first_seen_at,
             },
         )
+
+    def _still_present(self, case: Case, data: dict[str, Any]) -> bool:
+        """A "still present" entry on the case, unless one was written in the last
+        `still_present_every_s` (or this very sighting is on it already: a redelivered event)."""
+        now = self.now()
+        notes = [e for e in case.events if e.action == STILL_PRESENT]
+        if any(e.data.get("seen_at") == data["seen_at"] for e in notes):
+            return False
+        if notes and now - notes[-1].at < timedelta(seconds=self.still_present_every_s):
+            return False
+        append_event(case, actor=None, action=STILL_PRESENT, from_status=case.status, to_status=case.status, at=now, data=data)
         case.updated_at = now  # bumps the version: a concurrent change of the case retries
         return True
+
+    async def record_sighting(self, msg: ZoneSighting) -> bool:
+        """A flagged stay goes on (analytics raised no new flag for it): "still present" on the zone's
+        open case. Nothing when no case is open there (the flag may still wait for review, or was
+        dismissed). Returns whether the case's timeline grew."""
+        for attempt in range(3):
+            try:
+                case = await self._note_sighting(msg)
+            except (IntegrityError, StaleDataError):  # the case moved on meanwhile: read it again
+                if attempt == 2:
+                    raise
+                continue
+            if case is None:
+                return False
+            log.info("case %s: %s still present (camera %s, zone %s)", case.id, msg.label, msg.camera_id, msg.zone_id)
+            await self.emit([(Topic.CASE_CHANGED, case_dict(case, timeline=False))])
+            return True
+        return False
+
+    async def _note_sighting(self, msg: ZoneSighting) -> Case | None:
+        async with self.write_session() as session, session.begin():
+            case = await self.open_case_of_zone(session, msg.camera_id, msg.zone_id)
+            data = {
+                "label": msg.label,
+                "confidence": round(msg.confidence, 4),
+                "seen_at": msg.seen_at,
+                "first_seen_at": msg.first_seen_at,
+            }
+            if case is None or not self._still_present(case, data):
+                return None
+        return case
 
     async def rule_precision(
         self, viewer: Viewer, *, since: float | None = None, camera_id: int | None = None

@@ -16,6 +16,8 @@ class Topic(StrEnum):
     """Bus topics. Events that create or change a record are never dropped."""
 
     FLAG_RAISED = "analytics.flag_raised"  # analytics -> dispatch: a rule fired (FlagRaised)
+    # analytics -> dispatch: a flagged stay goes on (ZoneSighting): "still present" on the zone's open case
+    ZONE_SIGHTING = "analytics.zone_sighting"
     FLAG_CREATED = "dispatch.flag_created"  # dispatch -> consoles: a flag is in the review queue
     FLAG_REVIEWED = "dispatch.flag_reviewed"  # dispatch -> consoles: confirmed or dismissed
     CASE_CHANGED = "dispatch.case_changed"  # dispatch -> consoles: case created or moved on
@@ -85,6 +87,19 @@ class FlagRaised(_Msg):
     repeat: int = Field(default=0, ge=0, description="0: first flag of a stay; n: its nth re-alert while it stays")
     first_seen_at: float = Field(description="epoch seconds the object entered the zone")
     raised_at: float = Field(description="epoch seconds the rule fired")
+
+
+class ZoneSighting(_Msg):
+    """A stay that was flagged goes on (no new flag): dispatch notes it on the zone's open case, if any."""
+
+    camera_id: int
+    zone_id: int
+    rule: Literal["occupied_road", "street_stall", "overflowing_bin"]
+    label: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    first_seen_at: float = Field(description="epoch seconds the stay began")
+    flagged_at: float = Field(description="epoch seconds of its last flag")
+    seen_at: float = Field(description="epoch seconds of the frame it is still seen in")
 
 
 class CameraStatus(_Msg):

@@ -136,6 +136,9 @@ async def test_killed_worker_is_replaced_and_the_flag_still_comes_once(
         hub.set_zones(5, [ZoneSpec(id=11, name="bus lane", polygon=LANE, dwell_s=4.0)])
         await feed(hub, 5, bus_frame, 1.5)
         (victim,) = hub.local_pids()
+        # kill it while it holds a frame: that frame must not take the flag with it
+        await feed(hub, 5, bus_frame, 5.0, stop=lambda: any(w["busy"] for w in hub.workers()))
+        assert any(w["busy"] for w in hub.workers())
         killed_at = time.time()
         os.kill(victim, signal.SIGKILL)
         await feed(hub, 5, bus_frame, 30.0, stop=lambda: bool(flags.got))
@@ -149,6 +152,7 @@ async def test_killed_worker_is_replaced_and_the_flag_still_comes_once(
     flag = flags.got[0][1]
     assert flag.label == "bus"
     assert flag.first_seen_at < killed_at  # the stay was counted across the worker's death
+    assert stats.jobs_retried + stats.jobs_lost >= 1  # the hub saw the frame in flight die with it
     print(
         f"\nworker killed at +1.5 s; flag at +{first_after[0] - killed_at + 1.5:.2f} s (dwell 4 s); "
         f"retried {stats.jobs_retried}, lost {stats.jobs_lost}, workers {dict(stats.by_worker)}"

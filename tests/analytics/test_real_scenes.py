@@ -25,9 +25,10 @@ from fusionhub.analytics.bins import zone_box
 from fusionhub.analytics.config import AnalyticsConfig
 from fusionhub.analytics.detection import Detection
 from fusionhub.analytics.detector import Detector
-from fusionhub.analytics.flags import FlagEmitter, FlagWork
+from fusionhub.analytics.flags import FlagEmitter, FlagWork, build_sighting
 from fusionhub.analytics.hub import AnalyticsHub
 from fusionhub.analytics.models import ModelFiles
+from fusionhub.analytics.ruleconfig import RulesConfig
 from fusionhub.analytics.rules import CameraRules, RuleFlag, ZoneSpec
 from fusionhub.analytics.ruleset import RuleEnv
 from fusionhub.analytics.stats import HubStats
@@ -219,6 +220,52 @@ async def test_open_case_in_the_zone_attaches_instead_of_flagging(
     assert len(frames) == 3
     clean = cv2.imread(str(frames[0]))
     assert clean is not None and float(np.abs(clean.astype(int) - seen("bus")[0].astype(int)).mean()) < 3
+
+
+async def test_a_bus_that_stays_while_its_case_is_open_is_noted_still_present(
+    tmp_path: Path, seen: Any, dispatch: tuple[DispatchService, dict[str, Any], dict[str, Any]]
+) -> None:
+    """No re-alert configured: the bus that was flagged, confirmed and is still there minutes later
+    adds "still present" to its case (no new flag); before a case is open a sighting changes nothing."""
+    service, admin, duty = dispatch
+    cam = await service.create_camera(admin, "Stop 8", "rtsp://127.0.0.1:9/s", "city")
+    zone = await service.add_zone(admin, cam["id"], "bus lane", "road", [list(p) for p in LANE], 10, None)
+    rules = CameraRules(cam["id"], [lane(id=zone["id"])], env=RuleEnv(RulesConfig(sighting_s=60)))
+    flags = play(rules, seen, [("empty", 5), ("bus", 30)])
+    assert len(flags) == 1
+    frame = seen("bus")[0]
+    stored: list[FlagRaised] = []
+
+    async def keep(msg: FlagRaised) -> None:
+        stored.append(msg)
+
+    emitter = FlagEmitter(tmp_path, keep, quality=85, stats=HubStats())
+    emitter.start()
+    try:
+        await emitter.put(FlagWork(flags[0], frame, "first-stay"))
+        await asyncio.wait_for(_until(lambda: len(stored) == 1), 10)
+    finally:
+        await emitter.stop()
+    # the bus stays on: a sighting a minute after the flag, while the flag still waits for review
+    sightings = []
+    for t in range(35, 200):
+        assert rules.update(T0 + t, seen("bus")[1], frame.shape[1], frame.shape[0], frame) == []
+        sightings += [build_sighting(s) for s in rules.sightings]
+    assert [s.seen_at - T0 for s in sightings] == [75.0, 135.0, 195.0]
+    assert all(s.first_seen_at == T0 + 5 and s.flagged_at == T0 + 15 and s.label == "bus" for s in sightings)
+    assert await service.record_sighting(sightings[0]) is False  # no case yet: nothing to note
+    flag = await service.record_flag(stored[0])
+    _, case = await service.confirm_flag(duty, flag["id"])
+    assert await service.record_sighting(sightings[1]) is True
+    assert await service.record_sighting(sightings[1]) is False  # the same event delivered again
+    assert await service.record_sighting(sightings[2]) is False  # one note per 10 minutes at most
+    timeline = (await service.get_case(duty, case["id"]))["timeline"]
+    present = [e for e in timeline if e["action"] == "still_present"]
+    assert [(e["data"]["seen_at"], e["data"]["label"], e["to_status"]) for e in present] == [
+        (T0 + 135, "bus", case["status"])
+    ]
+    assert await service.list_flags(duty, "pending") == []  # and the review queue stayed empty
+    assert await service.verify_timeline(case["id"])
 
 
 async def _until(check: Callable[[], bool]) -> None:

@@ -138,8 +138,14 @@ async def test_remote_worker_killed_mid_stream_loses_no_flag_and_is_replaced(
                     hub.submit(cam, time.time(), _noisy(bus_frame, rng))
                 await asyncio.sleep(0.05)
             assert warm(), dict(hub.stats.by_worker)
-            busy = [w["pid"] for w in hub.workers() if w["busy"]]
-            victim = busy[0] if busy else min(pids)
+            end = time.monotonic() + 5.0
+            while time.monotonic() < end and not any(w["busy"] and w["pid"] in pids for w in hub.workers()):
+                for cam in (5, 6):
+                    hub.submit(cam, time.time(), _noisy(bus_frame, rng))
+                await asyncio.sleep(0.005)
+            busy = [w["pid"] for w in hub.workers() if w["busy"] and w["pid"] in pids]
+            assert busy, hub.workers()
+            victim = busy[0]
             killed_at = time.time()
             os.kill(victim, signal.SIGKILL)  # mid-stream, most likely mid-job
             end = time.monotonic() + 12.0
@@ -166,6 +172,7 @@ async def test_remote_worker_killed_mid_stream_loses_no_flag_and_is_replaced(
 
     assert len(flags.got) == 1, [f for _, f in flags.got]
     assert flags.got[0][1].first_seen_at < killed_at  # the stay was counted across the worker's death
+    assert stats.jobs_retried + stats.jobs_lost >= 1  # the frame it held was taken back from it
     replacement = {w["pid"] for w in workers} - pids
     assert victim not in {w["pid"] for w in workers} and len(replacement) == 1, (workers, err[-2000:])
     assert all(w["ready"] for w in workers)

@@ -113,6 +113,36 @@ def test_realert_while_it_stays_and_only_then() -> None:
     assert [f.ts for f in feed(rules, [[box()]] * 200, 0.0)] == [5.0, 105.0]
 
 
+def test_a_flagged_stay_that_goes_on_is_sighted_not_flagged_again() -> None:
+    """No re-alert set: one flag, then a sighting every `sighting_s` while the car stays (dispatch
+    notes those on the zone's open case); a new arrival after it left is a new flag."""
+    env = RuleEnv(RulesConfig(sighting_s=60))
+    rules = CameraRules(1, [ZoneSpec(id=1, name="z", polygon=ROAD, dwell_s=5)], env=env)
+    flags, sighted = [], []
+    for i in range(200):
+        flags += rules.update(float(i), [box()], W, H)
+        sighted += rules.sightings
+    assert [f.ts for f in flags] == [5.0]
+    assert [(s.ts, s.flagged_at, s.first_seen_at, s.detection.label) for s in sighted] == [
+        (65.0, 5.0, 0.0, "car"), (125.0, 5.0, 0.0, "car"), (185.0, 5.0, 0.0, "car")
+    ]
+    # it leaves (past the grace), another car comes: a flag, and its own sightings later
+    assert feed(rules, [[]] * 5, 200.0) == [] and rules.sightings == []
+    assert [f.ts for f in feed(rules, [[box(x=600)]] * 10, 205.0)] == [210.0]
+    # a re-alert resets the sighting clock: sightings fall between re-alerts only
+    rules = CameraRules(1, [ZoneSpec(id=1, name="z", polygon=ROAD, dwell_s=5, realert_s=100)], env=env)
+    sighted = []
+    for i in range(220):
+        rules.update(float(i), [box()], W, H)
+        sighted += [s.ts for s in rules.sightings]
+    assert sighted == [65.0, 165.0]  # flags at 5, 105, 205
+    # None switches sightings off
+    rules = CameraRules(1, [ZoneSpec(id=1, name="z", polygon=ROAD, dwell_s=5)], env=RuleEnv(RulesConfig(sighting_s=None)))
+    for i in range(200):
+        rules.update(float(i), [box()], W, H)
+        assert rules.sightings == []
+
+
 # -- street stalls ---------------------------------------------------------------------------------
 
 
