@@ -102,18 +102,20 @@ async def seed_world(pg: asyncpg.Connection, city: seed.City, now: float) -> dic
     }
 
 
-async def copy_cases(pg: asyncpg.Connection, batch: seed.Batch, chunk: int = 200_000) -> tuple[int, int]:
-    """COPY the batch's cases and tasks in chunks; (cases, tasks) written."""
-    cases = tasks = 0
+async def copy_cases(pg: asyncpg.Connection, batch: seed.Batch, chunk: int = 200_000) -> tuple[int, int, int]:
+    """COPY the batch's cases, their timelines and tasks in chunks; (cases, events, tasks) written."""
+    cases = events = tasks = 0
     for start in range(0, len(batch), chunk):
         part = seed.Batch(**{k: getattr(batch, k)[start:start + chunk] for k in seed.Batch.__dataclass_fields__})
-        case_rows = list(seed.case_records(part))
+        event_rows, heads = seed.timelines(part)
+        case_rows = list(seed.case_records(part, heads))
         await pg.copy_records_to_table("cases", records=case_rows, columns=seed.CASE_COLUMNS)
+        await pg.copy_records_to_table("case_events", records=event_rows, columns=seed.EVENT_COLUMNS)
         task_rows = list(seed.task_records(part))
         await pg.copy_records_to_table("tasks", records=task_rows, columns=seed.TASK_COLUMNS)
-        cases, tasks = cases + len(case_rows), tasks + len(task_rows)
-        log(f"  {cases:,} cases, {tasks:,} tasks")
-    return cases, tasks
+        cases, events, tasks = cases + len(case_rows), events + len(event_rows), tasks + len(task_rows)
+        log(f"  {cases:,} cases, {events:,} timeline entries, {tasks:,} tasks")
+    return cases, events, tasks
 
 
 async def copy_rollup(pg: asyncpg.Connection, deltas: seed.Deltas) -> int:
@@ -356,6 +358,7 @@ async def transitions(url: str, world: dict[str, Any], pool: seed.Batch, args: a
 async def naive_transitions(url: str, case_ids: list[int], world: dict[str, Any]) -> float:
     """One process, one ORM session per transition: get the case, change it, add the timeline
     entry, commit (no guards, no clock, no rollup, no tasks: less work than the service does)."""
+    from sqlalchemy import func, select
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from fusionhub.dispatch.models import Case, CaseEvent, to_datetime
@@ -365,10 +368,15 @@ async def naive_transitions(url: str, case_ids: list[int], world: dict[str, Any]
     steps = [("dispatch", "filed", "dispatched"), ("acknowledge", "dispatched", "handling"),
              ("report", "handling", "handled"), ("verify", "handled", "closed")]
     actor = world["commander"]["id"]
+    async with plain() as s:  # where each seeded timeline ends (read before the clock starts)
+        ends = dict((await s.execute(
+            select(CaseEvent.case_id, func.max(CaseEvent.seq)).where(CaseEvent.case_id.in_(case_ids))
+            .group_by(CaseEvent.case_id)
+        )).all())
     n = 0
     t0 = time.perf_counter()
     for case_id in case_ids:
-        for seq, (action, before, after) in enumerate(steps, start=1):
+        for seq, (action, before, after) in enumerate(steps, start=ends.get(case_id, 0) + 1):
             async with plain() as s:
                 case = await s.get(Case, case_id)
                 assert case is not None
@@ -421,21 +429,21 @@ async def run(url: str, name: str, args: argparse.Namespace, data_dir: Path) -> 
     t0 = time.perf_counter()
     batch = seed.generate(city, history_n, 1, now, seed=1)
     checked = seed.check_rollup(batch, ZoneInfo(TZ))
-    cases, tasks = await copy_cases(pg, batch)
+    cases, events, tasks = await copy_cases(pg, batch)
     pool = transition_pool(city, pool_n, history_n + 1, now)
-    more, _ = await copy_cases(pg, pool)
+    more, _, _ = await copy_cases(pg, pool)
     utc_offset = datetime.now(ZoneInfo(TZ)).utcoffset()
     assert utc_offset is not None
     offset = utc_offset.total_seconds()  # Asia/Shanghai keeps one offset all year
     deltas = seed.rollup(batch, offset)
     seed.rollup(pool, offset, into=deltas)
     stat_rows = await copy_rollup(pg, deltas)
-    for table in ("cases", "tasks"):
+    for table in ("cases", "tasks", "case_events"):
         await pg.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     await pg.execute("ANALYZE")
     seed_s = time.perf_counter() - t0
     total = cases + more
-    log(f"seeded {total:,} cases, {tasks:,} tasks, {stat_rows:,} rollup rows in {seed_s:.0f} s "
+    log(f"seeded {total:,} cases, {events:,} timeline entries, {tasks:,} tasks, {stat_rows:,} rollup rows in {seed_s:.0f} s "
         f"({total / seed_s:,.0f} cases/s; rollup checked against the live hook on {checked} cases)")
     durable = await durability(pg)
     size = await pg.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")

@@ -8,10 +8,17 @@ open statuses, some past their deadline. Each dispatched case has its task.
 The statistics rollup of these cases is computed here in bulk (vectorised); `check_rollup`
 proves on a sample that it equals what the live hook (fusionhub.dispatch.rollup.event_deltas)
 writes for the same transitions, so the statistics query reads realistic, correct rows.
+
+Every case also gets its timeline (one entry per transition it went through, 1-7 each, as the
+service records them) and the case's head hash, so the transition benchmark appends to a
+case_events table of city size. The seeded entries' hashes chain (each names the one before)
+but are not the canonical-JSON hashes: hashing 8 million JSON entries would double the seeding
+time and nothing here verifies old chains.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -166,11 +173,34 @@ def _dt(values: np.ndarray) -> list[Any]:
 
 
 CASE_COLUMNS = ["id", "title", "status", "source", "category", "camera_id", "region", "location", "team_id",
-                "deadline_at", "created_at", "updated_at", "version"]
+                "deadline_at", "created_at", "updated_at", "version", "timeline_head"]
+EVENT_COLUMNS = ["case_id", "seq", "at", "actor_id", "action", "from_status", "to_status", "note", "data",
+                 "prev_hash", "hash"]
+# the action that leads into each status (the timeline's `action`)
+_ACTION_TO = {"reported": "intake", "filed": "file", "refused": "refuse", "dispatched": "dispatch",
+              "handling": "acknowledge", "handled": "report", "closed": "verify", "evaluated": "evaluate",
+              "suspended": "suspend"}
+_GENESIS = "0" * 64
+
+
+def timelines(b: Batch) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """The batch's timeline rows (EVENT_COLUMNS) and each case's head hash."""
+    rows: list[tuple[Any, ...]] = []
+    heads: list[str] = []
+    for i in range(len(b)):
+        case_id = int(b.ids[i])
+        prev = _GENESIS
+        for seq, (before, after, when) in enumerate(_events(b, i), start=1):
+            digest = hashlib.sha256(f"{prev}{case_id}/{seq}/{after}".encode()).hexdigest()
+            at = datetime.fromtimestamp(when, UTC).replace(tzinfo=None)  # naive UTC, as _dt
+            rows.append((case_id, seq, at, None, _ACTION_TO[after], before, after, None, "{}", prev, digest))
+            prev = digest
+        heads.append(prev)
+    return rows, heads
 TASK_COLUMNS = ["case_id", "team_id", "status", "deadline_at", "created_at", "acknowledged_at", "done_at"]
 
 
-def case_records(b: Batch) -> Iterator[tuple[Any, ...]]:
+def case_records(b: Batch, heads: list[str]) -> Iterator[tuple[Any, ...]]:
     cats = [c for c, _, _ in CATEGORIES]
     last = np.fmax(np.fmax(b.created, np.nan_to_num(b.dispatched, nan=0)), np.fmax(
         np.nan_to_num(b.handled, nan=0), np.nan_to_num(b.closed, nan=0)))
@@ -181,7 +211,7 @@ def case_records(b: Batch) -> Iterator[tuple[Any, ...]]:
         place = f"Camera {cam} / lane" if cam else f"Street {int(b.street[i])} No. {int(b.street[i]) % 97 + 1}"
         yield (int(b.ids[i]), f"{cat} · {place}", STATUSES[b.status[i]], SOURCES[b.source[i]], cat,
                cam or None, REGIONS[b.region[i]], place, int(b.team[i]) or None, deadline[i], created[i],
-               updated[i], 1)
+               updated[i], 1, heads[i])
 
 
 def task_records(b: Batch) -> Iterator[tuple[Any, ...]]:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from fusionhub.dispatch import files
 from fusionhub.dispatch.access import Viewer, require_role
@@ -36,11 +37,12 @@ MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024
 
 
 async def _retrying(store: Callable[[], Awaitable[T]]) -> T:
-    """Run a timeline write, again (up to 3 times) when a concurrent append took the same seq."""
+    """Run a timeline write, again (up to 3 times) when a concurrent append took the same seq
+    (or changed the case's head first)."""
     for attempt in range(3):
         try:
             return await store()
-        except IntegrityError:
+        except (IntegrityError, StaleDataError):
             if attempt == 2:
                 raise
             await asyncio.sleep(0.05 * (attempt + 1))

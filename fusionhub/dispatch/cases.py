@@ -172,12 +172,13 @@ class CaseService(RuleService, CalendarService):
     async def verify_timeline(self, case_id: int) -> bool:
         """Recompute the case's hash chain; False if any entry was edited, removed or reordered."""
         async with self.read_session() as session:
-            if await session.get(Case, case_id) is None:
+            case = await session.get(Case, case_id)
+            if case is None:
                 raise NotFound(f"no case {case_id}")
             events = list(
                 await session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq))
             )
-        return bool(events) and chain_intact(events)
+        return chain_intact(events, case.timeline_head)
 
     # -- time limits ------------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import html
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from fusionhub.dispatch import files
 from fusionhub.dispatch.access import Viewer
 from fusionhub.dispatch.cases import CaseService
 from fusionhub.dispatch.models import CaseEvent
-from fusionhub.dispatch.timeline import GENESIS, event_hash
+from fusionhub.dispatch.timeline import chain_report, ends_at_head
 from fusionhub.dispatch.views import case_dict
 
 # pictures larger than this are listed with their hash but not embedded (the file stays printable)
@@ -59,17 +58,6 @@ class FileCheck:
         return self.actual_sha256 == self.stored_sha256
 
 
-def chain_report(events: Sequence[CaseEvent]) -> list[bool]:
-    """For each entry (in seq order): does it follow from the one before (seq, prev hash, own hash)?"""
-    out: list[bool] = []
-    prev = GENESIS
-    for expected_seq, event in enumerate(events, start=1):
-        ok = event.seq == expected_seq and event.prev_hash == prev and event_hash(event, prev) == event.hash
-        out.append(ok)
-        prev = event.hash
-    return out
-
-
 def _read_checked(path: Path | None, stored: str, content_type: str, att_id: int) -> FileCheck:
     if path is None or not path.is_file():
         return FileCheck(att_id, content_type, stored, None, None)
@@ -92,13 +80,15 @@ def render_case_html(
     case: dict[str, Any],
     *,
     chain: list[bool],
+    complete: bool,
     checks: dict[int, FileCheck],
     tz: ZoneInfo,
     exported_at: float,
     exported_by: str,
 ) -> str:
-    """The printable page of a case (a `case_dict` with timeline)."""
-    intact = bool(chain) and all(chain)
+    """The printable page of a case (a `case_dict` with timeline); `complete`: the newest entry is
+    the head the case recorded (nothing was removed from the end)."""
+    intact = bool(chain) and all(chain) and complete
     files_ok = all(c.intact for c in checks.values())
     clock = case.get("clock") or {}
     rows = [
@@ -126,7 +116,8 @@ def render_case_html(
         f'<p class="muted">导出 Exported {_e(_time(exported_at, tz))} by {_e(exported_by)}</p>',
         "<h2>校验 Verification</h2><p>",
         f'时间线哈希链 Timeline hash chain: <span class="{"ok" if intact else "bad"}">'
-        f'{"完整 intact" if intact else "已损坏 BROKEN"}</span> ({len(chain)} entries)<br>',
+        f'{"完整 intact" if intact else "已损坏 BROKEN"}</span> ({len(chain)} entries'
+        f'{"" if complete else "; 末尾条目缺失 entries missing from the end"})<br>',
         f'附件 Files: <span class="{"ok" if files_ok else "bad"}">'
         f'{"全部一致 all match their recorded SHA-256" if files_ok else "不一致 MISMATCH or missing"}</span></p>',
         '<h2>案件信息 Case</h2><table class="fields">',
@@ -182,6 +173,7 @@ class ExportService(CaseService):
             )
         out = case_dict(case)
         chain = chain_report(events)
+        complete = ends_at_head(events, case.timeline_head)
         checks: dict[int, FileCheck] = {}
         for att in case.attachments:
             path = files.resolve(self.data_dir, att.path)
@@ -189,6 +181,7 @@ class ExportService(CaseService):
         return render_case_html(
             out,
             chain=chain,
+            complete=complete,
             checks=checks,
             tz=ZoneInfo(self.timezone),
             exported_at=self.now().timestamp(),

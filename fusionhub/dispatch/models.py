@@ -174,6 +174,9 @@ class Case(Base):
     reported_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     suspended_from: Mapped[str | None] = mapped_column(String(16))  # the status `resume` returns to
     satisfaction: Mapped[int | None] = mapped_column(Integer)  # return visit: 1 (bad) .. 5 (very good)
+    # -- revision 0009 --
+    # hash of the newest timeline entry, written with it: entries deleted from the end break the match
+    timeline_head: Mapped[str | None] = mapped_column(String(64))
 
     __mapper_args__ = {"version_id_col": version}
 

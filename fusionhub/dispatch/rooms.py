@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from fusionhub.dispatch import files
 from fusionhub.dispatch.access import Viewer, region_filter, region_visible, require_role
@@ -178,7 +179,7 @@ class RoomService(CaseService):
         for attempt in range(3):
             try:
                 return await self._store_burst(msg)
-            except IntegrityError:
+            except (IntegrityError, StaleDataError):
                 # another timeline append took the same seq at the same moment: read again, retry
                 if attempt == 2:
                     raise

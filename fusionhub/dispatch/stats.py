@@ -20,6 +20,7 @@ from fusionhub.dispatch.core import ServiceCore
 from fusionhub.dispatch.errors import Invalid
 from fusionhub.dispatch.models import CLOCK_RUNNING, Case, CaseStat, Team, literal_in
 from fusionhub.dispatch.rollup import DIM_CATEGORY, DIM_SOURCE, DIM_STATUS, DIM_TEAM, NO_TEAM
+from fusionhub.dispatch.workflow import FINISHED
 
 GROUPS: tuple[str, ...] = ("category", "source", "status", "region", "team")
 MAX_DAYS = 731
@@ -183,7 +184,7 @@ class StatsService(ServiceCore):
                 Case.camera_id,
                 place,
                 count,
-                func.sum(case((Case.status == "closed", 0), else_=1)),
+                func.sum(case((Case.status.in_(FINISHED), 0), else_=1)),
                 func.max(Case.created_at),
                 func.min(Case.location),
                 func.max(Case.id),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -63,16 +63,25 @@ def event_hash(event: CaseEvent, prev_hash: str) -> str:
     )
 
 
-def chain_intact(events: Iterable[CaseEvent]) -> bool:
-    """Whether events (in seq order) form an unbroken chain from the genesis hash, seq 1, 2, 3…"""
+def chain_report(events: Iterable[CaseEvent]) -> list[bool]:
+    """For each entry (in seq order): does it follow from the one before (seq, prev hash, own hash)?"""
+    out: list[bool] = []
     prev = GENESIS
     for expected_seq, event in enumerate(events, start=1):
-        if event.seq != expected_seq or event.prev_hash != prev:
-            return False
-        if event_hash(event, prev) != event.hash:
-            return False
+        out.append(event.seq == expected_seq and event.prev_hash == prev and event_hash(event, prev) == event.hash)
         prev = event.hash
-    return True
+    return out
+
+
+def ends_at_head(events: Sequence[CaseEvent], head: str | None) -> bool:
+    """Whether the newest entry is the one the case recorded as its head (none removed from the end)."""
+    return bool(events) and events[-1].hash == head
+
+
+def chain_intact(events: Sequence[CaseEvent], head: str | None) -> bool:
+    """Whether events (in seq order) form an unbroken chain from the genesis hash, seq 1, 2, 3…,
+    ending at the case's recorded head."""
+    return all(chain_report(events)) and ends_at_head(events, head)
 
 
 def append_event(
@@ -125,4 +134,5 @@ def append_event(
     )
     event.actor = actor
     events.append(event)
+    case.timeline_head = digest
     return event

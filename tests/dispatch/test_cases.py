@@ -185,6 +185,29 @@ async def test_timeline_tampering_is_detected(env: Env) -> None:
         await s.verify_timeline(999_999)
 
 
+async def test_a_timeline_cut_short_at_its_end_is_detected(env: Env) -> None:
+    """Deleting the newest entries leaves a chain that still links up: the head kept on the case
+    tells it is not the whole timeline any more."""
+    s = env.service
+    _, case = await env.filed_case()
+    cid = case["id"]
+    await s.dispatch_case(env.user("commander"), cid, env.team("patrol")["id"])
+    await s.acknowledge_case(env.user("field1"), cid)
+    assert await s.verify_timeline(cid)
+    async with env.engine.begin() as conn:
+        if env.backend == "sqlite":
+            await conn.execute(text("DROP TRIGGER case_events_no_delete"))
+        else:
+            await conn.execute(text("ALTER TABLE case_events DISABLE TRIGGER case_events_append_only"))
+        # hide that the team acknowledged it
+        await conn.execute(text("DELETE FROM case_events WHERE case_id = :cid AND seq = 3"), {"cid": cid})
+        if env.backend == "postgres":
+            await conn.execute(text("ALTER TABLE case_events ENABLE TRIGGER case_events_append_only"))
+    assert not await s.verify_timeline(cid)
+    page = await s.export_case(env.user("duty"), cid)
+    assert "已损坏 BROKEN" in page and "entries missing from the end" in page
+
+
 async def test_unknown_case_is_not_found(env: Env) -> None:
     s = env.service
     for call in (

@@ -154,6 +154,10 @@ async def test_recurring_problems(env: Env) -> None:
         ("manhole_cover", EAST_ROAD, 2, 1)
     ]
     assert top["problems"][0]["last_case_id"] == ids["C"]
+    # the return visit moves A from closed to evaluated: it is still finished, not open again
+    await env.service.evaluate_case(env.user("duty"), ids["A"], 4)
+    again = await env.service.top_problems(env.user("commander"), start=DAY, end=DAY)
+    assert [(p["cases"], p["open"]) for p in again["problems"]] == [(2, 1)]
 
 
 async def test_bad_ranges_are_refused(env: Env) -> None:
