@@ -11,7 +11,9 @@ Routes (all need a login; parties only, except placing a call):
 - POST /api/v1/calls/{call_id}/snapshot → 201: the latest keyframe of the field party's video
   as a JPEG "snapshot" attachment of the case, with a `call_snapshot` timeline entry;
 - POST /api/v1/calls/{call_id}/feeds {camera_id | terminal_id}: show a camera or a conference
-  terminal beside the call (the console views it over WHEP).
+  terminal beside the call; every party views it with
+  POST /api/v1/calls/{call_id}/feeds/{camera|terminal}/{id}/view (SDP offer) → 201 SDP answer.
+  A dialled terminal sees the caller and hears the call (console/callbridge.py).
 Each party's publisher is recorded as relayed (console/callrecording.py): when it ends, its MP4
 becomes a "recording" attachment of the case with a `call_recording` timeline entry.
 Each change is a `CallChanged` on the bus: the ring reaches the callees over the websocket,
@@ -28,16 +30,28 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fusionhub.console.api_terminals import publisher_name as terminal_publisher
 from fusionhub.console.auth import User, region_visible, require_role
 from fusionhub.console.busintake import BusIntake
+from fusionhub.console.callbridge import TerminalBridge
+from fusionhub.console.callbridge import party_publisher as publisher_name
 from fusionhub.console.callrecording import CallRecording
 from fusionhub.console.errors import ApiError
 from fusionhub.console.http import int_param, json_reply, read_body, user_of
-from fusionhub.console.keys import BUS, CALL_RECORDING, CALLS, CONFIG, DISPATCH, MEDIA, WHEP_OWNERS, WHIP_OWNERS
+from fusionhub.console.keys import (
+    BUS,
+    CALL_RECORDING,
+    CALLS,
+    CONFIG,
+    DISPATCH,
+    MEDIA,
+    TERMINAL_BRIDGE,
+    WHEP_OWNERS,
+    WHIP_OWNERS,
+)
 from fusionhub.console.whip import _offer, _sdp_reply
 from fusionhub.dispatch.service import DispatchService
 from fusionhub.media.publishers import UnknownPublisher
-from fusionhub.media.sip import SipSession
 from fusionhub.signaling.calls import Call, CallBusy, CallError, CallRegistry, Party, UnknownCall
 from fusionhub.signaling.messages import CallChanged, PublisherStatus, Topic, payload
 
@@ -72,11 +86,6 @@ class AddFeed(BaseModel):
         if (self.camera_id is None) == (self.terminal_id is None):
             raise ValueError("give exactly one of camera_id and terminal_id")
         return self
-
-
-def publisher_name(call_id: str, user_id: int) -> str:
-    """The WHIP publisher name of one party of a call (the call id is random, so unguessable)."""
-    return f"call-{call_id}-{user_id}"
 
 
 def _party(user: User) -> Party:
@@ -199,6 +208,7 @@ async def publish(request: web.Request) -> web.Response:
     request.app[WHIP_OWNERS][session_id] = uid
     if call.state == "active":
         _record(request.app, call, uid)
+        await request.app[TERMINAL_BRIDGE].refresh(call)  # a terminal in the call hears this party too
     return _sdp_reply(answer, f"/whip/sessions/{session_id}")
 
 
@@ -253,23 +263,34 @@ async def add_feed(request: web.Request) -> web.Response:
     except CallError as exc:
         raise _call_error(exc) from None
     if kind == "terminal":
-        _show_caller_to_terminal(request.app, call, feed_id)
+        await request.app[TERMINAL_BRIDGE].refresh(call)  # it sees the caller and hears the call
     return json_reply(call.public())
 
 
-def _show_caller_to_terminal(app: web.Application, call: Call, terminal_id: int) -> None:
-    """A dialled terminal added to a call sees the caller's camera (relayed H.264, no encoding)."""
-    pubs = app[MEDIA].publishers
-    try:
-        terminal = pubs.get(f"terminal-{terminal_id}")
-        caller = pubs.get(publisher_name(call.call_id, call.caller.user_id))
-    except UnknownPublisher:
-        return  # not dialled, or the caller sends nothing yet: the terminal is only watched
-    if isinstance(terminal.session, SipSession):
-        terminal.session.send_video(caller.outputs.video)
-        # the caller's voice too, when it is in the terminal's codec (Opus from a browser to an Opus
-        # terminal); a G.711-only terminal would need a transcoder: it then only sees the caller
-        terminal.session.send_audio(caller.outputs.audio)
+@routes.post("/api/v1/calls/{call_id}/feeds/{kind}/{feed_id}/view")
+async def view_feed(request: web.Request) -> web.Response:
+    """A party of the call views (and hears) a camera or terminal the caller added to it: the field
+    member sees what the commander shows, and a conference room they talk with."""
+    user = user_of(request)
+    call = _call(request, user)
+    uid = int(user["id"])
+    if uid not in call.party_ids():
+        raise ApiError(409, "conflict", "answer the call before viewing its feeds")
+    kind, feed_id = request.match_info["kind"], int_param(request, "feed_id")
+    feeds = {"camera": call.camera_ids, "terminal": call.terminal_ids}.get(kind)
+    if feeds is None or feed_id not in feeds:
+        raise ApiError(404, "not_found", f"no {kind} {feed_id} in this call")
+    offer = await _offer(request, kind="view")
+    media = request.app[MEDIA]
+    if kind == "camera":
+        answer, session_id = await media.whep_offer(feed_id, offer)
+    else:
+        try:
+            answer, session_id = await media.whep_offer_publisher(terminal_publisher(feed_id), offer)
+        except UnknownPublisher:
+            raise ApiError(409, "not_connected", "the terminal is not in a call: dial it first") from None
+    request.app[WHEP_OWNERS][session_id] = uid
+    return _sdp_reply(answer, f"/whep/sessions/{session_id}")
 
 
 async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -282,6 +303,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         await bus.publish(Topic.CALL_CHANGED, payload(msg))
 
     async def on_end(call: Call) -> None:
+        await bridge.end(call.call_id)
         for uid in call.party_ids():
             try:
                 pub = media.publishers.get(publisher_name(call.call_id, uid))
@@ -289,6 +311,8 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
                 continue
             await media.whip_delete(pub.session.session_id)  # its viewers close with it
 
+    bridge = TerminalBridge(media)
+    app[TERMINAL_BRIDGE] = bridge
     registry = CallRegistry(ring_timeout_s=RING_TIMEOUT_S, max_calls=MAX_CALLS, on_change=on_change, on_end=on_end)
 
     def publisher_changed(status: PublisherStatus) -> None:
@@ -320,6 +344,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         except Exception:
             log.exception("error while ending the calls")
         await asyncio.gather(*ending, return_exceptions=True)
+        await bridge.close()
         await recording.stop()  # after the publishers went: each file is finished and reported
         await intake.stop()
 

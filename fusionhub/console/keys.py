@@ -9,6 +9,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from fusionhub.analytics.hub import AnalyticsHub
     from fusionhub.console.auth import TokenSigner
+    from fusionhub.console.callbridge import TerminalBridge
     from fusionhub.console.callrecording import CallRecording
     from fusionhub.console.config import HubConfig
     from fusionhub.console.wiring import CameraWiring
@@ -35,6 +36,8 @@ INTERCOM: web.AppKey[Intercom] = web.AppKey("intercom")
 CALLS: web.AppKey[CallRegistry] = web.AppKey("calls")
 # each call party's publisher recorded into the case (console/callrecording.py)
 CALL_RECORDING: web.AppKey[CallRecording] = web.AppKey("call_recording")
+# what the conference terminals in calls are sent: the caller's video, the call's audio (console/callbridge.py)
+TERMINAL_BRIDGE: web.AppKey[TerminalBridge] = web.AppKey("terminal_bridge")
 # WHEP session id -> user id, so only the viewer who opened a session (or an admin) ends it
 WHEP_OWNERS: web.AppKey[dict[str, int]] = web.AppKey("whep_owners")
 # WHIP session id -> user id: only the publisher (or an admin) ends a publishing session

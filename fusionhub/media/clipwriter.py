@@ -6,7 +6,8 @@ first picture:
 - AAC is copied; each frame gets an ADTS header so the muxer's aac_adtstoasc filter writes the
   AudioSpecificConfig (PyAV's mux-only streams cannot take extradata directly);
 - Opus is copied into a stream whose OpusHead comes from an opened libopus context;
-- G.711 cannot go into an MP4 a browser plays, so it is converted to AAC (audio only, small).
+- G.711 and G.722 cannot go into an MP4 a browser plays, so they are converted to AAC (audio
+  only, small).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from av.audio.codeccontext import AudioCodecContext
 from av.video.codeccontext import VideoCodecContext
 
 from fusionhub.media.errors import MediaError
-from fusionhub.media.packets import AudioFormat, AudioPacket, EncodedPacket
+from fusionhub.media.packets import AUDIO_DECODERS, AudioFormat, AudioPacket, EncodedPacket
 from fusionhub.media.ring import RingEntry
 
 VIDEO_TB = Fraction(1, 90_000)
@@ -98,17 +99,18 @@ class _AudioOut:
             ctx = self.stream.codec_context
             ctx.layout = "stereo" if fmt.channels == 2 else "mono"
             self.time_base = Fraction(1, 48_000)
-        else:  # G.711: to AAC
-            self.stream = container.add_stream("aac", rate=fmt.sample_rate)
+        else:  # G.711, G.722: to AAC (MP4 players know neither)
+            rate = fmt.decoded_rate
+            self.stream = container.add_stream("aac", rate=rate)
             ctx = self.stream.codec_context
             ctx.layout = "mono"
             ctx.bit_rate = 32_000
-            decoder = av.CodecContext.create("pcm_alaw" if fmt.codec == "pcma" else "pcm_mulaw", "r")
+            decoder = av.CodecContext.create(AUDIO_DECODERS[fmt.codec], "r")
             assert isinstance(decoder, AudioCodecContext)
-            decoder.sample_rate, decoder.layout = fmt.sample_rate, "mono"
-            resampler = av.AudioResampler(format="fltp", layout="mono", rate=fmt.sample_rate, frame_size=1024)
+            decoder.sample_rate, decoder.layout = rate, "mono"
+            resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate, frame_size=1024)
             self.transcode = (decoder, resampler)
-            self.time_base = Fraction(1, fmt.sample_rate)
+            self.time_base = Fraction(1, rate)
 
     def packets(self, item: AudioPacket, pts: int) -> list[av.Packet]:
         if self.transcode is None:

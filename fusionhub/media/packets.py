@@ -22,7 +22,10 @@ class PacketSink(Protocol):
     def on_packet(self, packet: EncodedPacket) -> None: ...  # called on the event loop thread
 
 
-AUDIO_CODECS = ("pcma", "pcmu", "opus", "aac")  # what a source may hand out; anything else is not relayed
+# what a source may hand out; anything else is not relayed (G.722 comes from SIP terminals)
+AUDIO_CODECS = ("pcma", "pcmu", "opus", "aac", "g722")
+# FFmpeg's decoder of each, for the few places that must decode (the shared Opus transcoder, clips)
+AUDIO_DECODERS = {"aac": "aac", "pcma": "pcm_alaw", "pcmu": "pcm_mulaw", "opus": "libopus", "g722": "g722"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,12 @@ class AudioFormat:
     sample_rate: int  # also the clock rate of AudioPacket.pts
     channels: int
     extradata: bytes = b""  # AAC AudioSpecificConfig (needed to decode it and to write MP4)
+
+    @property
+    def decoded_rate(self) -> int:
+        """Samples per second once decoded. G.722 is the exception: its RTP clock (and so our pts)
+        runs at 8 kHz by an old mistake kept for compatibility (RFC 3551 4.5.2), its audio at 16 kHz."""
+        return 16_000 if self.codec == "g722" else self.sample_rate
 
 
 @dataclass(frozen=True, slots=True)

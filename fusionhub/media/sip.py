@@ -3,15 +3,18 @@
 `SipAgent` owns the hub's one SIP UDP socket (aiosipua: INVITE, ACK, BYE and the terminal's BYE);
 `SipSession` is one dialled terminal, shaped like a WhipSession so the PublisherRegistry treats a
 terminal as a publisher: its packets feed the same SourceOutputs (WHEP viewers, clips, analytics
-samples) and nothing is decoded or encoded on the way. The hub offers to receive only
-(`a=sendrecv`): H.264 (packetization-mode 1) on the video line, Opus, PCMU, PCMA on the audio line.
+samples) and nothing is decoded or encoded on the way. The hub offers `a=sendrecv`: H.264
+(packetization-mode 1) on the video line, Opus, PCMU, PCMA and G.722 on the audio line.
 H.264 RTP (single NAL, STAP-A, FU-A) is reassembled into Annex-B access units with aiortc's
 depayloader; an access unit with a sequence gap is dropped and a keyframe requested. Keyframe
-requests from WebRTC viewers become RTCP PLI to the terminal's RTCP port (RTP port + 1).
+requests become RTCP PLI to the terminal's RTCP port (RTP port + 1) and, when they are needed now
+(a gap, a viewer with nothing cached), SIP INFO picture_fast_update too (RFC 5168; at most one a
+second), which many hardware terminals understand where they ignore RTCP feedback.
 The other way, `send_video(relay)` / `send_audio(relay)` send a hub source's H.264 and audio
 (when in the terminal's audio codec: never transcoded here) (e.g. the commander's camera in a
 call) to the terminal, cut into RTP payloads once per packet by the relay (no encoding); the
-terminal's PLI/FIR replays the relay's cached GOP, and its receiver reports are counted.
+terminal's PLI/FIR or INFO picture_fast_update replays the relay's cached GOP, and its receiver
+reports are counted.
 Loopback and LAN terminals only: no NAT traversal, no SRTP (terminals on the operations network).
 """
 
@@ -41,6 +44,8 @@ from fusionhub.media.siprtp import FrameCallback, H264Assembler, Udp, bind_pair
 from fusionhub.media.sipsdp import VIDEO_PT, answer_sdp, audio_format, h264_pt, offer_sdp, serialize
 
 log = logging.getLogger(__name__)
+
+INFO_MIN_INTERVAL_S = 1.0  # SIP INFO keyframe requests to one terminal at most this often
 
 
 
@@ -125,6 +130,8 @@ class SipSession:
         self.connected_at: float | None = None
         self.last_frame_at: float | None = None
         self.keyframe_requests = 0
+        self.info_keyframe_requests = 0  # of those, also sent as SIP INFO
+        self._last_info = -INFO_MIN_INTERVAL_S
         self.packets = 0
 
     @property
@@ -195,6 +202,7 @@ class SipSession:
         self._remote_audio = remote.rtp_address
         self.audio_format, self._audio_pt = audio_format(negotiated)
         self._agent.on_bye(self._call.call_id, self._remote_hangup)
+        self._agent.on_keyframe_request(self._call.call_id, self._remote_keyframe_request)
         self._state = "connected"
         self.connected_at = time.monotonic()
         self._tasks.append(asyncio.create_task(self._keyframes(), name=f"sip-{self.session_id[:6]}-keyframes"))
@@ -236,9 +244,7 @@ class SipSession:
                 return
             fmt = first & 0x1F
             if pt == 206 and fmt in (1, 4):  # PLI, FIR
-                self.remote_keyframe_requests += 1
-                if self._send_track is not None:
-                    self._send_track.request_keyframe()
+                self._remote_keyframe_request()
             elif pt in (200, 201):  # SR / RR: report blocks after the sender ssrc (and SR's sender info)
                 block = pos + 8 + (20 if pt == 200 else 0)
                 for _ in range(fmt):
@@ -251,6 +257,12 @@ class SipSession:
                         self.remote_received_audio_seq = highest
                     block += 24
             pos = end
+
+    def _remote_keyframe_request(self) -> None:
+        """The terminal asks for a keyframe of what we send (RTCP PLI/FIR or SIP INFO): replay the GOP."""
+        self.remote_keyframe_requests += 1
+        if self._send_track is not None:
+            self._send_track.request_keyframe()
 
     def send_video(self, relay: PacketRelay | None) -> None:
         """Send `relay`'s H.264 to the terminal from now on (None: stop sending)."""
@@ -318,8 +330,14 @@ class SipSession:
                 seq = (seq + 1) & 0xFFFF
                 self.sent_packets += 1
 
-    def request_keyframe(self) -> None:
-        """RTCP PLI to the terminal (WebRTC viewers' keyframe requests end here)."""
+    def request_keyframe(self, *, info: bool = True) -> None:
+        """RTCP PLI to the terminal (WebRTC viewers' keyframe requests end here), and SIP INFO
+        picture_fast_update for terminals that only listen to that (at most one a second)."""
+        if info and self._state == "connected" and self._call is not None:
+            now = time.monotonic()
+            if now - self._last_info >= INFO_MIN_INTERVAL_S and self._agent.send_keyframe_request(self._call):
+                self._last_info = now
+                self.info_keyframe_requests += 1
         rtcp = self._video_rtcp
         if rtcp is None or rtcp.transport is None or self._remote_video_rtcp is None or self._video_ssrc is None:
             return
@@ -330,7 +348,7 @@ class SipSession:
     async def _keyframes(self) -> None:
         while True:
             await asyncio.sleep(self._config.whip.keyframe_interval_s)
-            self.request_keyframe()
+            self.request_keyframe(info=False)  # the periodic refresh stays in RTCP: no SIP traffic every second
 
     async def _watchdog(self) -> None:
         idle = self._config.whip.idle_timeout_s

@@ -1,4 +1,6 @@
-"""The hub's SIP user agent: one UDP socket (aiosipua) for INVITE/ACK/BYE both ways."""
+"""The hub's SIP user agent: one UDP socket (aiosipua) for INVITE/ACK/BYE both ways, and in-dialog
+INFO for video keyframe requests (RFC 5168 `picture_fast_update`: many conference terminals ask for,
+and answer, keyframes only this way)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,17 @@ import logging
 from collections.abc import Callable
 
 from aiosipua import IncomingCall, SipUAC, SipUAS, UdpSipTransport
+from aiosipua.message import SipRequest
 
 from fusionhub.media.siprtp import Udp
 
 log = logging.getLogger(__name__)
+
+MEDIA_CONTROL = "application/media_control+xml"
+PICTURE_FAST_UPDATE = (
+    '<?xml version="1.0" encoding="utf-8" ?><media_control><vc_primitive><to_encoder>'
+    "<picture_fast_update/></to_encoder></vc_primitive></media_control>"
+)
 
 
 class _SipTransport(UdpSipTransport):
@@ -33,6 +42,7 @@ class SipAgent:
         self.uac: SipUAC | None = None
         self._uas: SipUAS | None = None
         self._byes: dict[str, Callable[[], None]] = {}
+        self._keyframe_requests: dict[str, Callable[[], None]] = {}
         self._lock = asyncio.Lock()
         # a terminal calls the hub: decide (accept through a SipSession, or reject); on the loop, must not block
         self.on_incoming: Callable[[IncomingCall], None] | None = None
@@ -47,6 +57,8 @@ class SipAgent:
             self._uas = SipUAS(transport, uac=self.uac)
             self._uas.on_bye = lambda call, request: self._remote_bye(str(request.call_id or ""))
             self._uas.on_invite = self._invite
+            # aiosipua (pinned) answers INFO with 405 and has no hook for it: route it here
+            self._uas._handlers["INFO"] = self._info
             await self._uas.start()  # routes messages to the UAS/UAC and binds the socket
             assert transport._udp_transport is not None
             self._port = int(transport._udp_transport.get_extra_info("sockname")[1])
@@ -69,9 +81,46 @@ class SipAgent:
         """Call `callback` when the far end hangs up the call `call_id`."""
         self._byes[call_id] = callback
 
+    def on_keyframe_request(self, call_id: str, callback: Callable[[], None]) -> None:
+        """Call `callback` when the far end of `call_id` asks for a keyframe by SIP INFO."""
+        self._keyframe_requests[call_id] = callback
+
     def forget(self, call_id: str) -> None:
-        """No more BYE callback for that call."""
+        """No more callbacks for that call."""
         self._byes.pop(call_id, None)
+        self._keyframe_requests.pop(call_id, None)
+
+    def _info(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        """An in-dialog INFO: 200 for a picture_fast_update (then the keyframe callback), 415 for
+        other bodies, 481 outside a dialog."""
+        uas = self._uas
+        assert uas is not None
+        call_id = str(request.call_id or "")
+        _, dialog = uas._find_dialog(call_id)
+        if dialog is None:
+            uas._send_error(request, 481, "Call/Transaction Does Not Exist")
+            return
+        if not uas._validate_in_dialog(dialog, request):
+            return
+        wanted = (request.content_type or "").lower() == MEDIA_CONTROL and "picture_fast_update" in request.text
+        reply = dialog.create_response(request, 200, "OK") if wanted else dialog.create_response(request, 415, "Unsupported Media Type")
+        uas.transport.send_reply(reply)
+        callback = self._keyframe_requests.get(call_id) if wanted else None
+        if callback is not None:
+            callback()
+
+    def send_keyframe_request(self, call: object) -> bool:
+        """Ask the far end of an established call for a keyframe by SIP INFO; False when not possible."""
+        uac = self.uac
+        dialog = getattr(call, "dialog", None)
+        remote = call.source_addr if isinstance(call, IncomingCall) else getattr(call, "remote_addr", None)
+        if uac is None or dialog is None or remote is None:
+            return False
+        try:
+            uac.send_info(dialog, PICTURE_FAST_UPDATE, MEDIA_CONTROL, remote)
+        except ValueError:  # the dialog is not confirmed (any more)
+            return False
+        return True
 
     def _remote_bye(self, call_id: str) -> None:
         callback = self._byes.pop(call_id, None)

@@ -9,7 +9,10 @@ from aiosipua.sdp import SdpMessage
 
 from fusionhub.media.packets import AudioFormat
 
-AUDIO = {"opus": (111, 48000, 2), "pcmu": (0, 8000, 1), "pcma": (8, 8000, 1)}  # what the hub relays
+# what the hub takes from a terminal: (payload type, SDP clock rate, channels), in the hub's order
+# of preference. Opus and G.711 reach browsers as sent; G.722 (clock 8000 in SDP, 16 kHz audio)
+# goes to them through the source's one shared Opus transcoder.
+AUDIO = {"opus": (111, 48000, 2), "pcmu": (0, 8000, 1), "pcma": (8, 8000, 1), "g722": (9, 8000, 1)}
 VIDEO_PT = 96
 
 
@@ -17,8 +20,9 @@ def offer_sdp(host: str, audio_port: int, video_port: int) -> str:
     sess = secrets.randbelow(1 << 31)
     lines = [
         "v=0", f"o=fusionhub {sess} 1 IN IP4 {host}", "s=fusionhub", f"c=IN IP4 {host}", "t=0 0",
-        f"m=audio {audio_port} RTP/AVP 111 0 8",
-        "a=rtpmap:111 opus/48000/2", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000", "a=sendrecv",
+        f"m=audio {audio_port} RTP/AVP 111 0 8 9",
+        "a=rtpmap:111 opus/48000/2", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000", "a=rtpmap:9 G722/8000",
+        "a=sendrecv",
         f"m=video {video_port} RTP/AVP {VIDEO_PT}",
         f"a=rtpmap:{VIDEO_PT} H264/90000", f"a=fmtp:{VIDEO_PT} packetization-mode=1;profile-level-id=42e01f",
         f"a=rtcp-fb:{VIDEO_PT} nack pli", f"a=rtcp-fb:{VIDEO_PT} ccm fir",

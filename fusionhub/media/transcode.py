@@ -1,6 +1,6 @@
 """OpusTranscoder: one source's audio converted to Opus ONCE, shared by every listener.
 
-Browsers cannot play AAC over WebRTC. A source whose audio is AAC (or G.711 for a listener
+Browsers cannot play AAC over WebRTC, and aiortc sends no G.722. A source whose audio is AAC (or G.711 for a listener
 that does not offer it) gets one transcoder, started when the first listener needs it and
 stopped after `idle_s` without listeners; all its listeners share its Opus packets through an
 AudioRelay. Decoding and encoding run in a worker thread, one batch at a time, never on the loop.
@@ -16,13 +16,12 @@ import av
 from av.audio.codeccontext import AudioCodecContext
 
 from fusionhub.media.audio import AudioRelay, AudioSubscription
-from fusionhub.media.packets import AudioFormat, AudioPacket
+from fusionhub.media.packets import AUDIO_DECODERS, AudioFormat, AudioPacket
 
 log = logging.getLogger(__name__)
 
 OPUS_RATE = 48_000
 OPUS_FORMAT = AudioFormat(codec="opus", sample_rate=OPUS_RATE, channels=2)
-_DECODERS = {"aac": "aac", "pcma": "pcm_alaw", "pcmu": "pcm_mulaw", "opus": "libopus"}
 _BATCH = 16  # packets converted per trip to the worker thread at most
 
 
@@ -31,9 +30,9 @@ class _Codecs:
 
     def __init__(self, fmt: AudioFormat, bitrate: int) -> None:
         self.format = fmt
-        decoder = av.CodecContext.create(_DECODERS[fmt.codec], "r")
+        decoder = av.CodecContext.create(AUDIO_DECODERS[fmt.codec], "r")
         assert isinstance(decoder, AudioCodecContext)
-        decoder.sample_rate = fmt.sample_rate
+        decoder.sample_rate = fmt.decoded_rate
         decoder.layout = "stereo" if fmt.channels == 2 else "mono"
         if fmt.extradata:
             decoder.extradata = fmt.extradata

@@ -101,6 +101,25 @@ async def test_ring_decline_and_answer_hang_up_reach_the_timeline(hub: RunningHu
     assert got == 400 and reply["error"]["code"] == "invalid_sdp"
     started = await _actions(hub, case_id, "call_started")
     assert {p["user_id"] for p in started[0]["data"]["participants"]} == {field_id, hub.users["commander"]["id"]}
+    # feeds: the parties view what the caller added, nothing else; nobody else views them at all
+    status, term = await hub.call(
+        "POST", "/api/v1/terminals", "commander", json={"name": "hall", "sip_uri": "sip:hall@127.0.0.1:5999", "region": "city"}
+    )
+    assert status == 201, term
+    sdp = {"data": "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n", "headers": {"Content-Type": "application/sdp"}}
+    view = f"/api/v1/calls/{call['call_id']}/feeds/terminal/{term['id']}/view"
+    got, reply = await hub.call("POST", view, "field1", **sdp)
+    assert got == 404, reply  # not a feed of this call yet
+    status, with_feed = await hub.call("POST", f"/api/v1/calls/{call['call_id']}/feeds", "commander", json={"terminal_id": term["id"]})
+    assert status == 200 and with_feed["terminal_ids"] == [term["id"]]
+    got, reply = await hub.call("POST", f"/api/v1/calls/{call['call_id']}/feeds", "field1", json={"terminal_id": term["id"]})
+    assert got == 403, reply  # only staff add feeds
+    got, reply = await hub.call("POST", view, "field1", **sdp)
+    assert got == 409 and reply["error"]["code"] == "not_connected", reply  # registered, not dialled
+    for path, user in ((view, "outsider"), (view.replace("/terminal/", "/camera/"), "field1"),
+                       (view.replace("/terminal/", "/speaker/"), "field1")):
+        got, reply = await hub.call("POST", path, user, **sdp)
+        assert got == 404, (path, user, reply)
     status, _ = await hub.call("POST", f"/api/v1/calls/{call['call_id']}/hangup", "field1")
     assert status == 200
     ended = await _actions(hub, case_id, "call_ended", 2)

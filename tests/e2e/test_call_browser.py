@@ -15,7 +15,7 @@ import av
 import pytest
 from playwright.async_api import Page
 
-from fusionhub.console.keys import MEDIA
+from fusionhub.console.keys import MEDIA, TERMINAL_BRIDGE
 from fusionhub.media.sip import SipSession
 from tests.console.hubrunner import PASSWORDS, RunningHub, hub_config, running_hub
 from tests.support import baresip
@@ -110,7 +110,7 @@ async def test_commander_calls_the_field_from_a_case_sees_hears_and_snapshots(hu
         await desk.locator("[data-testid=case-attachment][data-kind=snapshot]").wait_for(timeout=10_000)
 
         if baresip.available():
-            await _add_terminal_feed(hub, desk)
+            await _add_terminal_feed(hub, desk, phone)
 
         started = await _timeline(hub, case_id, "call_started")
         assert {p["user_id"] for p in started[0]["data"]["participants"]} == {field_id, int(hub.users["commander"]["id"])}
@@ -160,9 +160,10 @@ async def _check_recordings(hub: RunningHub, case_id: int, call_s: float, partie
         assert audio_packets > 25 * call_s, audio_packets  # 20 ms Opus packets, all along
 
 
-async def _add_terminal_feed(hub: RunningHub, desk: Page) -> None:
-    """The commander pulls a conference terminal (baresip over SIP) into the call's screen."""
-    async with baresip.baresip_terminal("opus") as uri:
+async def _add_terminal_feed(hub: RunningHub, desk: Page, phone: Page) -> None:
+    """The commander pulls a conference terminal (baresip over SIP, G.711 only) into the call: both
+    people see and hear the room, and the room hears both of them, mixed once into its G.711."""
+    async with baresip.baresip_terminal("pcmu") as uri:
         status, term = await hub.call("POST", "/api/v1/terminals", "commander", json={"name": "hall", "sip_uri": uri, "region": "city"})
         assert status == 201, term
         status, dialled = await hub.call("POST", f"/api/v1/terminals/{term['id']}/dial", "commander")
@@ -170,17 +171,28 @@ async def _add_terminal_feed(hub: RunningHub, desk: Page) -> None:
         await desk.select_option("[data-testid=call-feed-kind]", "terminal")
         await desk.fill("[data-testid=call-feed-id]", str(term["id"]))
         await desk.click("[data-testid=call-add-feed]")
-        video = desk.locator(f"[data-testid=call-feed][data-kind=terminal][data-feed-id='{term['id']}'] video")
-        async with asyncio.timeout(20):
-            while not await video.evaluate("(v) => v.readyState >= 2 && v.videoWidth > 0"):
-                await asyncio.sleep(0.2)
-        # the other way: the terminal is shown the commander's camera and hears the commander (Opus to an
-        # Opus terminal, as received); its receiver reports say both arrive
+        feed = {"kind": "terminal", "id": term["id"]}
+        for page in (desk, phone):  # the field member is shown the room too, and hears it
+            video = page.locator(f"[data-testid=call-feed][data-kind=terminal][data-feed-id='{term['id']}'] video")
+            async with asyncio.timeout(20):
+                while not await video.evaluate("(v) => v.readyState >= 2 && v.videoWidth > 0"):
+                    await asyncio.sleep(0.2)
+            async with asyncio.timeout(20):
+                while (await page.evaluate("(f) => window.fhCall.stats(f)", feed))["audioEnergy"] <= 0:
+                    await asyncio.sleep(0.2)
+        # the other way: the terminal is shown the commander's camera (relayed H.264) and hears both
+        # people, their Opus mixed into one PCMU stream by one encoder; its receiver reports say both arrive
         session = hub.app[MEDIA].publishers.get(f"terminal-{term['id']}").session
-        assert isinstance(session, SipSession)
+        assert isinstance(session, SipSession) and session.audio_format is not None
+        assert session.audio_format.codec == "pcmu"
         async with asyncio.timeout(20):
             while not (session.sent_packets > 20 and session.remote_received_seq is not None
                        and session.sent_audio_packets > 20 and session.remote_received_audio_seq is not None):
                 await asyncio.sleep(0.2)
+        call_id = await desk.evaluate("window.fhCall.call.call_id")
+        (mix,) = hub.app[TERMINAL_BRIDGE].mixes(call_id)
+        stats = mix.stats()
+        assert len(stats["inputs"]) == 2 and stats["encoders"] == 1 and stats["listeners"] == 1, stats
+        assert stats["packets_out"] > 20 and stats["errors"] == 0, stats
         status, _ = await hub.call("POST", f"/api/v1/terminals/{term['id']}/hangup", "commander")
         assert status == 200

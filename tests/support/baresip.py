@@ -1,7 +1,8 @@
 """A real SIP video terminal for tests: baresip (Debian `baresip-core`, `baresip-ffmpeg`) on 127.0.0.1.
 
 It auto-answers calls to sip:terminal@127.0.0.1:{port} and sends a synthetic picture (fakevideo)
-encoded as H.264 by libx264, and a 440 Hz tone as Opus (or G.711 when `audio="pcmu"`).
+encoded as H.264 by libx264, and a 440 Hz tone as Opus (or G.711 when `audio="pcmu"`, G.722 when
+`audio="g722"`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def free_udp_port() -> int:
 
 
 def _config(sip_port: int, audio: str) -> str:
-    codec = {"opus": "opus.so", "pcmu": "g711.so"}[audio]
+    codec = {"opus": "opus.so", "pcmu": "g711.so", "g722": "g722.so"}[audio]
     return "\n".join([
         "poll_method epoll",
         f"sip_listen 127.0.0.1:{sip_port}",

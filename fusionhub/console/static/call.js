@@ -3,7 +3,8 @@
 // Answer / Decline. In a call each side publishes its camera + mic to the hub
 // (POST /api/v1/calls/{id}/publish, WHIP-style) and watches the other (…/view, WHEP-style); the
 // hub forwards H.264 and Opus without transcoding. The commander can snapshot the field video into
-// the case and show a camera feed beside the call.
+// the case and show a camera or a conference terminal beside the call: every party of the call
+// then sees it (and hears a terminal), through …/feeds/{kind}/{id}/view.
 
 import { ApiError, api, errorText } from "./api.js";
 import { busy, cue, fill, h, notify } from "./dom.js";
@@ -126,6 +127,21 @@ export class CallDock {
     if (call.state === "active" && first) this._startMedia();
     if (call.state === "ringing" && Number(call.caller_id) === this.me && !this.media) this._startMedia(); // preview and publish
     this.render();
+    if (call.state === "active") this._syncFeeds(call);
+  }
+
+  /** Watch every camera and terminal the caller added to the call (once each). */
+  _syncFeeds(call) {
+    const feeds = [...(call.camera_ids || []).map((id) => ["camera", Number(id)]),
+      ...(call.terminal_ids || []).map((id) => ["terminal", Number(id)])];
+    for (const [kind, id] of feeds) {
+      this._watchFeed(kind, id).catch((err) => {
+        if (this.call === call) {
+          this.error = errorText(err);
+          this.render();
+        }
+      });
+    }
   }
 
   /** Staff: pick whom to call for a case (`detail` = {caseId, teams}). */
@@ -199,7 +215,6 @@ export class CallDock {
         const id = Number(feed.value);
         if (!id) throw new Error(t("call.feed_id"));
         this.onChanged(await api(`/api/v1/calls/${call.call_id}/feeds`, { method: "POST", body: { [`${kind.value}_id`]: id } }));
-        await this._watchFeed(kind.value, id);
       }, error);
       controls.push(snap, kind, feed, add);
     }
@@ -276,7 +291,7 @@ export class CallDock {
     }
   }
 
-  /** Watch a camera or a conference terminal beside the call (WHEP). */
+  /** Watch a camera or a conference terminal of the call beside it (WHEP through the call). */
   async _watchFeed(kind, id) {
     const media = this.media;
     if (!media || media.cams.some((c) => c.kind === kind && c.id === id)) return;
@@ -286,7 +301,7 @@ export class CallDock {
     media.cams.push(cam);
     this.render();
     try {
-      Object.assign(cam, await watch(`/whep/${kind}s/${id}`, video));
+      Object.assign(cam, await watch(`/api/v1/calls/${media.callId}/feeds/${kind}/${id}/view`, video));
     } catch (err) {
       media.cams = media.cams.filter((c) => c !== cam);
       this.render();
@@ -294,10 +309,12 @@ export class CallDock {
     }
   }
 
-  /** Inbound stats of the other party's media (framesDecoded, audio energy) for diagnostics. */
-  async stats() {
+  /** Inbound stats of the other party's media (framesDecoded, audio energy) for diagnostics;
+   * of a feed of the call with `feed` = {kind, id}. */
+  async stats(feed = null) {
     const out = { framesDecoded: 0, audioEnergy: 0, videoCodec: null, audioCodec: null };
-    const pc = this.media && this.media.view && this.media.view.pc;
+    const cam = feed && this.media && this.media.cams.find((c) => c.kind === feed.kind && c.id === Number(feed.id));
+    const pc = feed ? cam && cam.pc : this.media && this.media.view && this.media.view.pc;
     if (!pc) return out;
     const stats = await pc.getStats();
     for (const s of stats.values()) {
