@@ -24,7 +24,7 @@ def region_visible(viewer: Viewer, region: str | None) -> bool:
     return region == mine or region.startswith(mine + ".")
 
 
-def region_filter(column: InstrumentedAttribute[str], viewer: Viewer) -> ColumnElement[bool]:
+def region_filter(column: InstrumentedAttribute[str] | ColumnElement[Any], viewer: Viewer) -> ColumnElement[bool]:
     """The SQL form of region_visible (LIKE wildcards in region names are escaped)."""
     mine = str(viewer["region"])
     return or_(column == mine, column.startswith(mine + ".", autoescape=True))

@@ -417,8 +417,20 @@ class OutboxEntry(Base):
     attempts: Mapped[int] = mapped_column(Integer)
 
 
-class CaseStat(Base):
-    """Daily statistics rollup, kept in the same transaction as each timeline entry.
+class _StatCounters:
+    """The rollup's counters (dispatch/rollup.py METRICS)."""
+
+    filed: Mapped[int] = mapped_column(Integer)
+    dispatched: Mapped[int] = mapped_column(Integer)
+    handled: Mapped[int] = mapped_column(Integer)
+    handled_late: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[int] = mapped_column(Integer)
+    on_time: Mapped[int] = mapped_column(Integer)
+    current: Mapped[int] = mapped_column(Integer)
+
+
+class CaseStat(_StatCounters, Base):
+    """Daily statistics rollup: what the transitions' journal (CaseStatDelta) adds up to.
 
     One row per (dimension, day in the hub's time zone, region, key): `dim` is source, category or
     team (flow counters: how many cases reached a stage that day) or status (`current`: cases filed
@@ -432,13 +444,22 @@ class CaseStat(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     region: Mapped[str] = mapped_column(String(128), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    filed: Mapped[int] = mapped_column(Integer)
-    dispatched: Mapped[int] = mapped_column(Integer)
-    handled: Mapped[int] = mapped_column(Integer)
-    handled_late: Mapped[int] = mapped_column(Integer)
-    closed: Mapped[int] = mapped_column(Integer)
-    on_time: Mapped[int] = mapped_column(Integer)
-    current: Mapped[int] = mapped_column(Integer)
+
+
+class CaseStatDelta(_StatCounters, Base):
+    """Rollup deltas written in the same transaction as each timeline entry (revision 0010).
+
+    Insert-only, so concurrent transitions never wait for each other on shared counter rows; the
+    supervisor folds them into case_stats now and then, and statistics read both.
+    """
+
+    __tablename__ = "case_stat_deltas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dim: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    region: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(64))
 
 
 # -- workflow branches, clock and supervision (revision 0002) ----------------------------------

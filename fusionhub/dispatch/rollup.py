@@ -1,9 +1,13 @@
 """The statistics rollup: daily counters kept in the same transaction as every timeline entry.
 
 Every case transition appends a `CaseEvent`; an `after_flush` hook on the dispatch service's write
-sessions turns the new entries into counter deltas (`event_deltas`, pure) and upserts them into
-`case_stats` with the entry, so the counters can never disagree with the timelines. Statistics
-over months then read a few thousand rollup rows instead of millions of cases.
+sessions turns the new entries into counter deltas (`event_deltas`, pure) and journals them in
+`case_stat_deltas` with the entry, so the counters can never disagree with the timelines. The
+journal is insert-only: concurrent transitions never queue on the shared counter rows (updating
+those in every transition held their locks until COMMIT and serialised every transition of a day
+and district behind one WAL flush). `fold` moves the journal into `case_stats` in batches (the
+supervisor runs it); `rollup_rows()` reads both, so statistics are exact at every moment.
+Statistics over months then read a few thousand rollup rows instead of millions of cases.
 
 Counters, by the day (hub time zone) a case *first* reached a stage, for each flow dimension
 (source, category, team): filed, dispatched, handled (`handled_late`: after its deadline), closed
@@ -19,12 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, event, inspect
+from sqlalchemy import Connection, Subquery, delete, event, insert, inspect, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
-from fusionhub.dispatch.models import Case, CaseEvent, CaseStat
+from fusionhub.dispatch.models import Case, CaseEvent, CaseStat, CaseStatDelta
 
 FILED, DISPATCHED, HANDLED, CLOSED = "filed", "dispatched", "handled", "closed"
 DIM_SOURCE, DIM_CATEGORY, DIM_TEAM, DIM_STATUS = "source", "category", "team", "status"
@@ -169,9 +174,46 @@ def _after_flush(session: Session, _context: Any) -> None:
             tz=tz,
             into=deltas,
         )
-    conn: Connection = session.connection()
-    for stmt in upsert_statements(conn.dialect.name, deltas):
-        conn.execute(stmt)
+    rows = [
+        {"dim": k[0], "day": k[1], "region": k[2], "key": k[3], **dict(zip(METRICS, v, strict=True))}
+        for k, v in sorted(deltas.items())
+        if any(v)
+    ]
+    if rows:
+        conn: Connection = session.connection()
+        conn.execute(insert(CaseStatDelta), rows)
+
+
+def rollup_rows() -> Subquery:
+    """Folded counters and the journal not folded yet, as one row source (columns as case_stats')."""
+    names = ("dim", "day", "region", "key", *METRICS)
+    folded = select(*(CaseStat.__table__.c[n] for n in names))
+    journal = select(*(CaseStatDelta.__table__.c[n] for n in names))
+    return union_all(folded, journal).subquery("rollup")
+
+
+async def fold(session: AsyncSession, *, limit: int = 5000) -> int:
+    """Move up to `limit` journal rows, oldest first, into case_stats (one transaction: the caller's).
+    Several hub processes may fold at once: each takes rows the others have not locked. Returns
+    the rows folded."""
+    d = CaseStatDelta
+    columns = (d.id, d.dim, d.day, d.region, d.key, *(getattr(d, m) for m in METRICS))
+    picked = (
+        await session.execute(select(*columns).order_by(d.id).limit(limit).with_for_update(skip_locked=True))
+    ).all()
+    if not picked:
+        return 0
+    deltas: Deltas = defaultdict(lambda: [0] * len(METRICS))
+    for row in picked:
+        sums = deltas[(row.dim, row.day, row.region, row.key)]
+        for i, metric in enumerate(METRICS):
+            sums[i] += getattr(row, metric)
+    for stmt in upsert_statements(session.get_bind().dialect.name, deltas):
+        await session.execute(stmt)
+    ids = [row.id for row in picked]
+    for start in range(0, len(ids), UPSERT_CHUNK):
+        await session.execute(delete(d).where(d.id.in_(ids[start : start + UPSERT_CHUNK])))
+    return len(ids)
 
 
 def recording_sessions(tz: tzinfo) -> sessionmaker[Session]:

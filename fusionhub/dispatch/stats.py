@@ -18,8 +18,8 @@ from sqlalchemy import ColumnElement, case, func, select
 from fusionhub.dispatch.access import Viewer, region_filter, require_role
 from fusionhub.dispatch.core import ServiceCore
 from fusionhub.dispatch.errors import Invalid
-from fusionhub.dispatch.models import CLOCK_RUNNING, Case, CaseStat, Team, literal_in
-from fusionhub.dispatch.rollup import DIM_CATEGORY, DIM_SOURCE, DIM_STATUS, DIM_TEAM, NO_TEAM
+from fusionhub.dispatch.models import CLOCK_RUNNING, Case, Team, literal_in
+from fusionhub.dispatch.rollup import DIM_CATEGORY, DIM_SOURCE, DIM_STATUS, DIM_TEAM, NO_TEAM, rollup_rows
 from fusionhub.dispatch.workflow import FINISHED
 
 GROUPS: tuple[str, ...] = ("category", "source", "status", "region", "team")
@@ -86,19 +86,18 @@ class StatsService(ServiceCore):
             raise Invalid("group_by", f"one of {', '.join(GROUPS)}")
         start, end = self._range(start, end)
         dim = _FLOW_DIM[group_by]
-        key_col = CaseStat.region if group_by == "region" else CaseStat.key
-        in_scope: list[ColumnElement[bool]] = [
-            CaseStat.day >= start, CaseStat.day <= end, region_filter(CaseStat.region, viewer)
-        ]
+        stat = rollup_rows().c  # folded counters plus the journal not folded yet: exact now
+        key_col = stat.region if group_by == "region" else stat.key
+        in_scope: list[ColumnElement[bool]] = [stat.day >= start, stat.day <= end, region_filter(stat.region, viewer)]
         flows_q = (
-            select(CaseStat.day, key_col, *(func.sum(getattr(CaseStat, m)) for m in FLOWS))
-            .where(CaseStat.dim == dim, *in_scope)
-            .group_by(CaseStat.day, key_col)
+            select(stat.day, key_col, *(func.sum(stat[m]) for m in FLOWS))
+            .where(stat.dim == dim, *in_scope)
+            .group_by(stat.day, key_col)
         )
         status_q = (
-            select(CaseStat.key, func.sum(CaseStat.current))
-            .where(CaseStat.dim == DIM_STATUS, *in_scope)
-            .group_by(CaseStat.key)
+            select(stat.key, func.sum(stat.current))
+            .where(stat.dim == DIM_STATUS, *in_scope)
+            .group_by(stat.key)
         )
         lo, hi = self._instants(start, end)
         now = self.now()

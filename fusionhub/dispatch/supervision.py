@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
-from fusionhub.dispatch import clock
+from fusionhub.dispatch import clock, rollup
 from fusionhub.dispatch.branches import BranchService
 from fusionhub.dispatch.cases import _case_options
 from fusionhub.dispatch.claims import DueLoop, claim_rows, lease_free, lease_until
@@ -52,6 +52,12 @@ def worker_name() -> str:
 
 class SupervisionService(BranchService):
     """The supervisor's database work (the loop that drives it is `Supervisor`)."""
+
+    async def fold_rollup(self, *, limit: int = 5000) -> int:
+        """Fold up to `limit` journaled statistics deltas into the rollup (dispatch/rollup.py); the
+        rows folded. Statistics read the same either way: this only keeps the journal short."""
+        async with self.write_session() as session, session.begin():
+            return await rollup.fold(session, limit=limit)
 
     async def claim_due_clocks(self, worker: str, *, now: datetime | None = None, limit: int | None = None) -> list[int]:
         """Claim (lease) up to `limit` clocks whose check is due; returns their ids."""
@@ -145,6 +151,9 @@ class SupervisionService(BranchService):
         return len(ids), alerts
 
 
+FOLD_BATCH = 5000  # rollup journal rows folded per round (more rounds follow at once while it is full)
+
+
 class Supervisor:
     """Runs the supervision rounds (and the catalog file check) on a DueLoop it owns."""
 
@@ -162,7 +171,8 @@ class Supervisor:
         self.alerts += len(alerts)
         if alerts and self._relay is not None:
             self._relay()  # the outbox relay publishes them now rather than at its next interval
-        return claimed >= self.service.config.claim_batch
+        folded = await self.service.fold_rollup(limit=FOLD_BATCH)  # keeps the statistics journal short
+        return claimed >= self.service.config.claim_batch or folded >= FOLD_BATCH
 
     def start(self) -> None:
         """Start the loop (a second call does nothing)."""

@@ -4,6 +4,7 @@ and the recurring problems."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -188,3 +189,27 @@ async def test_board_lists_overdue_cases_and_a_teams_inbox(env: Env) -> None:
     assert {t["case_id"] for t in await s.list_tasks(env.user("field1"))} == {ids["A"], ids["C"]}
     with pytest.raises(Invalid):
         await s.list_cases(cmd, limit=0)
+
+
+async def test_transitions_journal_their_counters_and_folding_changes_no_figure(env: Env) -> None:
+    """Transitions only insert counter deltas (no shared row to wait for); folding them into the
+    rollup, even by two hubs at once, leaves every figure as it was."""
+    s = env.service
+    await _day_of_cases(env)
+    cmd = env.user("commander")
+    journal = await env.count("case_stat_deltas")
+    assert journal > 0 and await env.count("case_stats") == 0
+    before = {g: await s.case_stats(cmd, start=DAY, end=DAY, group_by=g) for g in ("category", "team", "status")}
+    first, second = await asyncio.gather(s.fold_rollup(limit=7), s.fold_rollup(limit=7))
+    assert first + second <= 14 and await env.count("case_stat_deltas") == journal - first - second
+    while await s.fold_rollup(limit=7):
+        pass
+    assert await env.count("case_stat_deltas") == 0 and await env.count("case_stats") > 0
+    after = {g: await s.case_stats(cmd, start=DAY, end=DAY, group_by=g) for g in ("category", "team", "status")}
+    assert after == before
+    # new transitions journal again on top of the folded rows, and the sum stays exact
+    env.clock.t = at(10, 15, 0)
+    await s.acknowledge_case(env.user("field1"), (await s.list_cases(cmd, "dispatched"))[0]["id"])
+    assert await env.count("case_stat_deltas") > 0
+    again = await s.case_stats(cmd, start=DAY, end=DAY, group_by="status")
+    assert again["by_status"]["handling"] == before["status"]["by_status"].get("handling", 0) + 1
