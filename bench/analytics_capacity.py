@@ -40,7 +40,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.capacity_clip import make_clip  # noqa: E402
-
 from fusionhub.analytics.config import AnalyticsConfig  # noqa: E402
 from fusionhub.analytics.hub import AnalyticsHub  # noqa: E402
 from fusionhub.analytics.models import fetch_model  # noqa: E402
