@@ -136,9 +136,15 @@ async def test_killed_worker_is_replaced_and_the_flag_still_comes_once(
         hub.set_zones(5, [ZoneSpec(id=11, name="bus lane", polygon=LANE, dwell_s=4.0)])
         await feed(hub, 5, bus_frame, 1.5)
         (victim,) = hub.local_pids()
-        # kill it while it holds a frame: that frame must not take the flag with it
-        await feed(hub, 5, bus_frame, 5.0, stop=lambda: any(w["busy"] for w in hub.workers()))
-        assert any(w["busy"] for w in hub.workers())
+        # kill it while it holds a frame: that frame must not take the flag with it (a job lasts
+        # tens of ms: look every few ms, offering a frame at the usual rate)
+        async with asyncio.timeout(10):
+            next_offer = 0.0
+            while not any(w["busy"] for w in hub.workers()):
+                if time.monotonic() >= next_offer:
+                    hub.submit(5, time.time(), bus_frame)
+                    next_offer = time.monotonic() + RATE_S
+                await asyncio.sleep(0.003)
         killed_at = time.time()
         os.kill(victim, signal.SIGKILL)
         await feed(hub, 5, bus_frame, 30.0, stop=lambda: bool(flags.got))

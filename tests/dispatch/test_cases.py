@@ -4,7 +4,6 @@ roles, regions, concurrency, persistence."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import cv2
 import numpy as np
@@ -326,8 +325,8 @@ async def test_records_survive_reopening_the_engine(env: Env) -> None:
         await engine.dispose()
 
 
-async def test_transitions_per_second(env: Env) -> None:
-    """Throughput figure (printed, not asserted): whole workflows through the service."""
+async def test_ten_whole_workflows_close_with_intact_timelines(env: Env) -> None:
+    """Ten flags to closed cases back to back (throughput is measured in bench/cases.py, not here)."""
     s = env.service
     ids = []
     for i in range(10):
@@ -336,16 +335,14 @@ async def test_transitions_per_second(env: Env) -> None:
         flag = await s.record_flag(env.flag_msg(cam["id"], zone["id"]))
         ids.append((await s.confirm_flag(env.user("duty"), flag["id"]))[1]["id"])
     patrol = env.team("patrol")["id"]
-    start = time.perf_counter()
     for cid in ids:
         await s.dispatch_case(env.user("commander"), cid, patrol)
         await s.acknowledge_case(env.user("field1"), cid)
         await s.report_handled(env.user("field1"), cid, "done")
         await s.verify_case(env.user("duty"), cid)
-    elapsed = time.perf_counter() - start
     closed = await s.list_cases(env.user("duty"), "closed")
     assert sorted(c["id"] for c in closed) == sorted(ids)
-    print(f"\n[{env.backend}] {4 * len(ids)} transitions in {elapsed:.3f}s: {4 * len(ids) / elapsed:.0f}/s")
+    assert all([await s.verify_timeline(cid) for cid in ids])
 
 
 async def test_a_stale_writer_gets_conflict_with_the_current_status(env: Env) -> None:

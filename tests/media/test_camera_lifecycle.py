@@ -104,6 +104,38 @@ async def test_camera_dies_goes_offline_and_the_same_viewers_resume(
             await viewer.close()
 
 
+async def test_a_late_viewer_of_a_live_rtsp_camera_sees_a_picture_within_a_second(tmp_path: Path) -> None:
+    """A real camera with a 5 s GOP: viewers joining at different points of it start from the
+    cached keyframe at once instead of waiting up to 5 s for the next one."""
+    statuses = Statuses()
+    gateway = await _gateway(MediaConfig(ice_host_addresses=["127.0.0.1"], ingest=FAST_RECONNECT), statuses)
+    clip = make_av_clip(tmp_path / "gop5.mp4", seconds=30, gop_s=5)
+    firsts = []
+    try:
+        async with RtspServer(clip) as camera:
+            await gateway.add_camera(CAM, camera.url)
+            await statuses.wait(lambda s: s.state == "online", 15)
+            await asyncio.sleep(0.3)
+            keyframes_before = gateway.ingest_stats()[CAM].keyframes
+            for delay in (0.1, 1.2, 1.2):  # about 0.4, 1.6 and 2.8 s into the stream's first GOP
+                await asyncio.sleep(delay)
+                viewer = DecodingViewer()
+                try:
+                    posted = time.monotonic()
+                    answer, _ = await gateway.whep_offer(CAM, await viewer.offer())
+                    await viewer.accept(answer)
+                    await viewer.wait_frames(1, timeout=6)
+                    firsts.append(viewer.frame_times[0] - posted)
+                finally:
+                    await viewer.close()
+            keyframes_after = gateway.ingest_stats()[CAM].keyframes
+    finally:
+        await gateway.stop()
+    print(f"late RTSP viewers (5 s GOP): first decoded frame after {[round(f, 3) for f in firsts]} s")
+    assert keyframes_after == keyframes_before  # all joined within one GOP: no new keyframe helped them
+    assert max(firsts) < 1.0
+
+
 async def test_idle_camera_stops_being_pulled_and_resumes_on_demand(scene_clip: Path) -> None:
     statuses = Statuses()
     config = MediaConfig(ice_host_addresses=["127.0.0.1"], idle_grace_s=1.0)

@@ -19,9 +19,10 @@ def tone(start: int, count: int, rate: int) -> np.ndarray:
 
 
 def make_av_clip(
-    path: Path, *, seconds: float = 10.0, fps: int = 10, width: int = 320, height: int = 240, sample_rate: int = 16_000
+    path: Path, *, seconds: float = 10.0, fps: int = 10, width: int = 320, height: int = 240, sample_rate: int = 16_000,
+    gop_s: int = 1,
 ) -> Path:
-    """An MP4 with H.264 constrained baseline (1 s GOP, no B-frames) and a mono AAC 440 Hz tone."""
+    """An MP4 with H.264 constrained baseline (`gop_s` GOP, no B-frames) and a mono AAC 440 Hz tone."""
     frames = round(seconds * fps)
     samples = round(seconds * sample_rate)
     with av.open(str(path), "w") as container:
@@ -30,7 +31,7 @@ def make_av_clip(
         video.options = {
             "preset": "veryfast",
             "profile": "baseline",
-            "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0:bframes=0",
+            "x264-params": f"keyint={fps * gop_s}:min-keyint={fps * gop_s}:scenecut=0:bframes=0",
         }
         audio = container.add_stream("aac", rate=sample_rate)
         audio.layout = "mono"
