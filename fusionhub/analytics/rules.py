@@ -79,7 +79,7 @@ class RuleFlag:
 @dataclass(frozen=True)
 class RuleSighting:
     """A stay that was flagged goes on at frame time `ts` (no new flag: dispatch notes it on the
-    zone's open case, if there is one). `detection` is None-free: the object (or bin box) seen now."""
+    zone's open case, if there is one); `detection` is the object (or the bin zone's box) seen now."""
 
     camera_id: int
     zone: ZoneSpec
