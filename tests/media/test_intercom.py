@@ -113,7 +113,10 @@ async def test_holder_is_forwarded_unchanged_and_others_are_dropped(
             assert stream.codec_context.name in ("opus", "libopus")
             samples = sum(frame.samples for frame in container.decode(stream))
         assert abs(samples / 48_000 - first.duration_s) < 0.1
-        assert abs(first.duration_s - (first.ended_at - first.started_at)) < 0.5
+        # it holds every packet forwarded (20 ms each), and no more than the hold lasted; the
+        # hold's wall-clock length itself stretches when a busy machine delays the talker's packets
+        assert abs(first.duration_s - first.packets * 0.02) < 0.1
+        assert first.duration_s <= first.ended_at - first.started_at + 0.1
     finally:
         for client in (a, b, c):
             await client.close()
