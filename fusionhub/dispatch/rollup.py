@@ -112,14 +112,19 @@ def _insert_for(dialect: str) -> Any:
     raise ValueError(f"the statistics rollup does not support {dialect}")
 
 
-def upsert_statements(dialect: str, deltas: Mapping[RowKey, Sequence[int]]) -> Iterable[Any]:
-    """INSERT … ON CONFLICT DO UPDATE adding the deltas, in key order (so that concurrent
-    transactions lock shared rows in the same order and cannot deadlock), chunked."""
-    rows = [
+def _rows(deltas: Mapping[RowKey, Sequence[int]]) -> list[dict[str, Any]]:
+    """The non-zero deltas as rows of case_stats / case_stat_deltas, in key order."""
+    return [
         {"dim": k[0], "day": k[1], "region": k[2], "key": k[3], **dict(zip(METRICS, v, strict=True))}
         for k, v in sorted(deltas.items())
         if any(v)
     ]
+
+
+def upsert_statements(dialect: str, deltas: Mapping[RowKey, Sequence[int]]) -> Iterable[Any]:
+    """INSERT … ON CONFLICT DO UPDATE adding the deltas, in key order (so that concurrent
+    transactions lock shared rows in the same order and cannot deadlock), chunked."""
+    rows = _rows(deltas)
     insert = _insert_for(dialect)
     table = CaseStat.__table__
     for start in range(0, len(rows), UPSERT_CHUNK):
@@ -174,11 +179,7 @@ def _after_flush(session: Session, _context: Any) -> None:
             tz=tz,
             into=deltas,
         )
-    rows = [
-        {"dim": k[0], "day": k[1], "region": k[2], "key": k[3], **dict(zip(METRICS, v, strict=True))}
-        for k, v in sorted(deltas.items())
-        if any(v)
-    ]
+    rows = _rows(deltas)
     if rows:
         conn: Connection = session.connection()
         conn.execute(insert(CaseStatDelta), rows)

@@ -25,8 +25,9 @@ from av.audio.codeccontext import AudioCodecContext
 from av.video.codeccontext import VideoCodecContext
 
 from fusionhub.media.errors import MediaError
-from fusionhub.media.packets import AUDIO_DECODERS, AudioFormat, AudioPacket, EncodedPacket
+from fusionhub.media.packets import AudioFormat, AudioPacket, EncodedPacket
 from fusionhub.media.ring import RingEntry
+from fusionhub.media.transcode import audio_decoder
 
 VIDEO_TB = Fraction(1, 90_000)
 
@@ -105,9 +106,7 @@ class _AudioOut:
             ctx = self.stream.codec_context
             ctx.layout = "mono"
             ctx.bit_rate = 32_000
-            decoder = av.CodecContext.create(AUDIO_DECODERS[fmt.codec], "r")
-            assert isinstance(decoder, AudioCodecContext)
-            decoder.sample_rate, decoder.layout = rate, "mono"
+            decoder = audio_decoder(fmt)  # G.711 and G.722 are mono
             resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate, frame_size=1024)
             self.transcode = (decoder, resampler)
             self.time_base = Fraction(1, rate)

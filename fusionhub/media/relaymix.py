@@ -25,6 +25,7 @@ from av.audio.codeccontext import AudioCodecContext
 
 from fusionhub.media.audio import AudioRelay, AudioSubscription
 from fusionhub.media.packets import AUDIO_DECODERS, AudioFormat, AudioPacket
+from fusionhub.media.transcode import audio_decoder
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,8 @@ class _Input:
     def decode(self, packet: AudioPacket) -> np.ndarray:
         """Samples of one packet at 48 kHz mono (worker thread)."""
         if self.decoder is None or packet.format != self.format:
-            fmt = self.format = packet.format
-            decoder = av.CodecContext.create(AUDIO_DECODERS[fmt.codec], "r")
-            assert isinstance(decoder, AudioCodecContext)
-            decoder.sample_rate = fmt.decoded_rate
-            decoder.layout = "stereo" if fmt.channels == 2 else "mono"
-            if fmt.extradata:
-                decoder.extradata = fmt.extradata
-            self.decoder = decoder
+            self.format = packet.format
+            self.decoder = audio_decoder(packet.format)
             self.resampler = av.AudioResampler(format="s16", layout="mono", rate=MIX_RATE)
         assert self.resampler is not None
         chunks = []

@@ -25,18 +25,23 @@ OPUS_FORMAT = AudioFormat(codec="opus", sample_rate=OPUS_RATE, channels=2)
 _BATCH = 16  # packets converted per trip to the worker thread at most
 
 
+def audio_decoder(fmt: AudioFormat) -> AudioCodecContext:
+    """A decoder for a source's audio (its codec, real sample rate, channels and AAC config)."""
+    decoder = av.CodecContext.create(AUDIO_DECODERS[fmt.codec], "r")
+    assert isinstance(decoder, AudioCodecContext)
+    decoder.sample_rate = fmt.decoded_rate
+    decoder.layout = "stereo" if fmt.channels == 2 else "mono"
+    if fmt.extradata:
+        decoder.extradata = fmt.extradata
+    return decoder
+
+
 class _Codecs:
     """Decoder, resampler and Opus encoder; used only from the worker thread, one call at a time."""
 
     def __init__(self, fmt: AudioFormat, bitrate: int) -> None:
         self.format = fmt
-        decoder = av.CodecContext.create(AUDIO_DECODERS[fmt.codec], "r")
-        assert isinstance(decoder, AudioCodecContext)
-        decoder.sample_rate = fmt.decoded_rate
-        decoder.layout = "stereo" if fmt.channels == 2 else "mono"
-        if fmt.extradata:
-            decoder.extradata = fmt.extradata
-        self.decoder = decoder
+        self.decoder = audio_decoder(fmt)
         self.resampler = av.AudioResampler(format="s16", layout="stereo", rate=OPUS_RATE, frame_size=960)
         encoder = av.CodecContext.create("libopus", "w")
         assert isinstance(encoder, AudioCodecContext)

@@ -30,6 +30,13 @@ async def _poll(check: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+async def _add_camera(hub: RunningHub, camera: RtspServer, name: str) -> int:
+    await hub.login("admin")
+    status, cam = await hub.call("POST", "/api/v1/cameras", "admin", json={"name": name, "url": camera.url, "region": "city"})
+    assert status == 201, cam
+    return int(cam["id"])
+
+
 async def _console(page: Page, hub: RunningHub, username: str) -> None:
     await page.goto(f"{hub.url}/")
     await page.fill("[data-testid=login-username]", username)
@@ -43,12 +50,7 @@ async def test_console_tile_shows_outage_with_reason_and_resumes_the_same_sessio
     scene_clip: Path, tmp_path: Path, model_data_dir: Path
 ) -> None:
     async with RtspServer(scene_clip) as camera, running_hub(hub_config(tmp_path, model_data_dir)) as hub:
-        await hub.login("admin")
-        status, cam = await hub.call(
-            "POST", "/api/v1/cameras", "admin", json={"name": "Gate 3", "url": camera.url, "region": "city"}
-        )
-        assert status == 201, cam
-        cam_id = int(cam["id"])
+        cam_id = await _add_camera(hub, camera, "Gate 3")
         async with chromium() as browser:
             page = await browser.new_page()
             await _console(page, hub, "commander")
@@ -112,12 +114,7 @@ async def test_a_browser_without_h264_is_told_so_on_the_tile_not_left_black(
     scene_clip: Path, tmp_path: Path, model_data_dir: Path
 ) -> None:
     async with RtspServer(scene_clip) as camera, running_hub(hub_config(tmp_path, model_data_dir)) as hub:
-        await hub.login("admin")
-        status, cam = await hub.call(
-            "POST", "/api/v1/cameras", "admin", json={"name": "Gate 4", "url": camera.url, "region": "city"}
-        )
-        assert status == 201, cam
-        cam_id = int(cam["id"])
+        cam_id = await _add_camera(hub, camera, "Gate 4")
         async with chromium() as browser:
             page = await browser.new_page()
             await page.add_init_script(NO_H264)
