@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, bindparam, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from fusionhub.dispatch.errors import Forbidden
@@ -28,6 +28,19 @@ def region_filter(column: InstrumentedAttribute[str] | ColumnElement[Any], viewe
     """The SQL form of region_visible (LIKE wildcards in region names are escaped)."""
     mine = str(viewer["region"])
     return or_(column == mine, column.startswith(mine + ".", autoescape=True))
+
+
+def region_filter_bound(column: InstrumentedAttribute[str] | ColumnElement[Any]) -> ColumnElement[bool]:
+    """region_filter with the viewer's region as bound parameters (`region_params`), for statements
+    built once and run for every viewer."""
+    return or_(column == bindparam("region"), column.like(bindparam("region_below"), escape="/"))
+
+
+def region_params(viewer: Viewer) -> dict[str, str]:
+    """The parameters of region_filter_bound for a viewer (LIKE wildcards in the name escaped)."""
+    mine = str(viewer["region"])
+    below = mine.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return {"region": mine, "region_below": below + ".%"}
 
 
 def require_role(viewer: Viewer, *roles: str) -> None:

@@ -12,13 +12,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, Select, exists, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ARRAY, Integer, Row, Select, any_, bindparam, exists, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fusionhub.dispatch.access import region_filter_bound
 from fusionhub.dispatch.clock import clock_dict
-from fusionhub.dispatch.models import Attachment, Case, CaseClock, CaseExtension, Task, Team
+from fusionhub.dispatch.models import (
+    CLOCK_RUNNING,
+    TASK_OPEN,
+    Attachment,
+    Case,
+    CaseClock,
+    CaseExtension,
+    Task,
+    Team,
+    UtcDateTime,
+    literal_in,
+)
 from fusionhub.dispatch.views import attachment_dict, case_fields, extension_dict, intake_fields, task_fields
 
 _Rows = Select[*tuple[Any, ...]]  # a SELECT of plain columns (rows, not ORM objects)
@@ -52,7 +65,7 @@ class _ClockColumns:
         return getattr(self._row, f"clock_{name}")
 
 
-def case_query() -> _Rows:
+def _case_query() -> _Rows:
     """The columns of a listed case, its team's name, its clock (one row per case: joined in) and
     whether it has attachments or extension requests (most have none: their queries are then
     skipped); add WHERE, ORDER BY and LIMIT."""
@@ -71,7 +84,7 @@ def case_query() -> _Rows:
     )
 
 
-def task_query() -> _Rows:
+def _task_query() -> _Rows:
     """The columns of a listed task, its team's name and its case's title, status and region."""
     return (
         select(*_TASK_COLUMNS, Team.name.label("team_name"), Case.title.label("case_title"),
@@ -81,25 +94,67 @@ def task_query() -> _Rows:
     )
 
 
+# built once: composing forty labelled columns and their joins cost more than running the list
+CASE_QUERY = _case_query()
+TASK_QUERY = _task_query()
+# the tasks of the listed cases: PostgreSQL takes the ids as one array parameter (an IN list is
+# rendered afresh for every call, fifty placeholders each time); SQLite has no arrays
+_CASE_TASKS = select(*_TASK_COLUMNS, Team.name.label("team_name")).join(Team, Team.id == Task.team_id).order_by(Task.id)
+_CASE_TASKS_BY_DIALECT = {
+    "postgresql": _CASE_TASKS.where(Task.case_id == any_(bindparam("ids", type_=ARRAY(Integer)))),
+    "sqlite": _CASE_TASKS.where(Task.case_id.in_(bindparam("ids", expanding=True))),
+}
+
+
+@cache
+def case_statement(*, status: bool, overdue: bool, field: bool) -> _Rows:
+    """The board's case list in the viewer's region, built once per shape; its parameters are
+    region_params(viewer), `limit`, and `status` (a status), `now` (overdue: only cases whose stage
+    clock ran past its deadline, the longest overdue first), `team_id`, `user_id` (field: only
+    their team's cases and those they reported), as the shape asks."""
+    query = CASE_QUERY.where(region_filter_bound(Case.region))
+    if status:
+        query = query.where(Case.status == bindparam("status"))
+    order: tuple[Any, ...] = (Case.created_at.desc(), Case.id.desc())
+    if overdue:
+        # the same predicate as the partial index ix_cases_open_deadline, so it is used
+        query = query.where(literal_in(Case.status, CLOCK_RUNNING), Case.deadline_at < bindparam("now", type_=UtcDateTime()))
+        order = (Case.deadline_at, Case.id)
+    if field:
+        query = query.where(
+            Case.id.in_(select(Task.case_id).where(Task.team_id == bindparam("team_id", type_=Integer())))
+            | (Case.reported_by == bindparam("user_id", type_=Integer()))
+        )
+    return query.order_by(*order).limit(bindparam("limit", type_=Integer()))
+
+
+@cache
+def task_statement(*, open_only: bool, field: bool) -> _Rows:
+    """The board's task list in the viewer's region, newest first, built once per shape; its
+    parameters are region_params(viewer), `limit` and (field: their team's only) `team_id`.
+    `open_only`: pending or acknowledged tasks (a team's inbox)."""
+    query = TASK_QUERY.where(region_filter_bound(Case.region))
+    if field:
+        query = query.where(Task.team_id == bindparam("team_id", type_=Integer()))
+    if open_only:
+        query = query.where(literal_in(Task.status, TASK_OPEN))  # the partial index's predicate
+    return query.order_by(Task.created_at.desc(), Task.id.desc()).limit(bindparam("limit", type_=Integer()))
+
+
 def _task(row: Row[Any], title: str, status: str, region: str) -> dict[str, Any]:
     return task_fields(row, row.team_name, title, status, region)
 
 
-async def case_list(session: AsyncSession, query: _Rows) -> list[dict[str, Any]]:
-    """Run a `case_query()` and return the cases as views.case_dict(timeline=False) would."""
-    cases = (await session.execute(query)).all()
+async def case_list(conn: AsyncConnection, query: _Rows, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a case_statement and return the cases as views.case_dict(timeline=False) would."""
+    cases = (await conn.execute(query, params)).all()
     if not cases:
         return []
     tasks: dict[int, list[Any]] = defaultdict(list)
-    for row in await session.execute(
-        select(*_TASK_COLUMNS, Team.name.label("team_name"))
-        .join(Team, Team.id == Task.team_id)
-        .where(Task.case_id.in_([c.id for c in cases]))
-        .order_by(Task.id)
-    ):
+    for row in await conn.execute(_CASE_TASKS_BY_DIALECT[conn.dialect.name], {"ids": [c.id for c in cases]}):
         tasks[row.case_id].append(row)
-    attachments = await _by_case(session, Attachment, [c.id for c in cases if c.has_attachments])
-    extensions = await _by_case(session, CaseExtension, [c.id for c in cases if c.has_extensions])
+    attachments = await _by_case(conn, Attachment, [c.id for c in cases if c.has_attachments])
+    extensions = await _by_case(conn, CaseExtension, [c.id for c in cases if c.has_extensions])
     out = []
     for c in cases:
         item = case_fields(c, c.team_name)
@@ -112,18 +167,18 @@ async def case_list(session: AsyncSession, query: _Rows) -> list[dict[str, Any]]
     return out
 
 
-async def _by_case(session: AsyncSession, model: type[Attachment] | type[CaseExtension],
+async def _by_case(conn: AsyncConnection, model: type[Attachment] | type[CaseExtension],
                    ids: Sequence[int]) -> dict[int, list[Any]]:
     """Rows of a per-case collection (all its columns) for the listed cases, in id order."""
     found: dict[int, list[Any]] = defaultdict(list)
     if not ids:
         return found
     table = model.__table__
-    for row in await session.execute(select(table).where(table.c.case_id.in_(ids)).order_by(table.c.id)):
+    for row in await conn.execute(select(table).where(table.c.case_id.in_(ids)).order_by(table.c.id)):
         found[row.case_id].append(row)
     return found
 
 
-async def task_list(session: AsyncSession, query: _Rows) -> list[dict[str, Any]]:
-    """Run a `task_query()` and return the tasks as views.task_dict would."""
-    return [_task(r, r.case_title, r.case_status, r.case_region) for r in await session.execute(query)]
+async def task_list(conn: AsyncConnection, query: _Rows, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a task_statement and return the tasks as views.task_dict would."""
+    return [_task(r, r.case_title, r.case_status, r.case_region) for r in await conn.execute(query, params)]

@@ -25,13 +25,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.interfaces import ORMOption
 
 from fusionhub.dispatch import board, clock, files, workflow
-from fusionhub.dispatch.access import Viewer, region_filter, region_visible, require_role
+from fusionhub.dispatch.access import Viewer, region_params, region_visible, require_role
 from fusionhub.dispatch.calendar import CalendarService
 from fusionhub.dispatch.categories import FALLBACK, Category
 from fusionhub.dispatch.errors import Conflict, Forbidden, Invalid, NotFound
 from fusionhub.dispatch.models import (
-    CLOCK_RUNNING,
-    TASK_OPEN,
     Attachment,
     Case,
     CaseClock,
@@ -39,7 +37,6 @@ from fusionhub.dispatch.models import (
     Task,
     Team,
     User,
-    literal_in,
 )
 from fusionhub.dispatch.rules import RuleService
 from fusionhub.dispatch.timeline import append_event, chain_intact
@@ -125,21 +122,17 @@ class CaseService(RuleService, CalendarService):
             raise Invalid("status", f"one of {', '.join(workflow.STATUSES)}")
         if not 1 <= limit <= MAX_LIST:
             raise Invalid("limit", f"between 1 and {MAX_LIST}")
-        query = board.case_query().where(region_filter(Case.region, viewer))
+        field = viewer["role"] == "field"
+        query = board.case_statement(status=status is not None, overdue=overdue, field=field)
+        params: dict[str, Any] = {**region_params(viewer), "limit": limit}
         if status is not None:
-            query = query.where(Case.status == status)
-        order: tuple[Any, ...] = (Case.created_at.desc(), Case.id.desc())
+            params["status"] = status
         if overdue:
-            # the same predicate as the partial index ix_cases_open_deadline, so it is used
-            query = query.where(literal_in(Case.status, CLOCK_RUNNING), Case.deadline_at < self.now())
-            order = (Case.deadline_at, Case.id)
-        if viewer["role"] == "field":
-            query = query.where(
-                Case.id.in_(select(Task.case_id).where(Task.team_id == viewer.get("team_id")))
-                | (Case.reported_by == viewer.get("id"))
-            )
-        async with self.read_session() as session:
-            return await board.case_list(session, query.order_by(*order).limit(limit))
+            params["now"] = self.now()
+        if field:
+            params.update(team_id=viewer.get("team_id"), user_id=viewer.get("id"))
+        async with self.read_connection() as conn:
+            return await board.case_list(conn, query, params)
 
     async def get_case(self, viewer: Viewer, case_id: int) -> dict[str, Any]:
         """One case with timeline, tasks and attachments; NotFound if the viewer may not see it."""
@@ -151,13 +144,12 @@ class CaseService(RuleService, CalendarService):
         `limit`; `open_only`: pending or acknowledged ones (a team's inbox)."""
         if not 1 <= limit <= MAX_LIST:
             raise Invalid("limit", f"between 1 and {MAX_LIST}")
-        query = board.task_query().where(region_filter(Case.region, viewer))
-        if viewer["role"] == "field":
-            query = query.where(Task.team_id == viewer.get("team_id"))
-        if open_only:
-            query = query.where(literal_in(Task.status, TASK_OPEN))  # the partial index's predicate
-        async with self.read_session() as session:
-            return await board.task_list(session, query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit))
+        field = viewer["role"] == "field"
+        params: dict[str, Any] = {**region_params(viewer), "limit": limit}
+        if field:
+            params["team_id"] = viewer.get("team_id")
+        async with self.read_connection() as conn:
+            return await board.task_list(conn, board.task_statement(open_only=open_only, field=field), params)
 
     async def attachment_path(self, viewer: Viewer, case_id: int, att_id: int) -> tuple[Path, str]:
         """The file of an attachment and its content type; NotFound if not the viewer's or missing."""

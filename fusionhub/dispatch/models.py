@@ -54,6 +54,13 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        # asyncpg already hands out timestamptz as aware UTC datetimes: a board list's rows carry
+        # hundreds of them, and converting each again was a tenth of the list's Python time
+        if dialect.name == "postgresql" and dialect.driver == "asyncpg":
+            return self.impl_instance.result_processor(dialect, coltype)
+        return super().result_processor(dialect, coltype)
+
 
 def to_datetime(epoch: float) -> datetime:
     """Epoch seconds as an aware UTC datetime (microsecond precision, as both databases keep)."""
