@@ -325,9 +325,12 @@ Index("ix_cases_created_at", Case.created_at)
 # "deadline_at IS NOT NULL" in the predicate keeps the planner from scanning this small index for
 # queries that do not ask about deadlines (it would, to filter the open cases by status)
 _OPEN_DEADLINE = and_(Case.status.in_(CLOCK_RUNNING), Case.deadline_at.is_not(None))
+# On PostgreSQL it carries the columns the statistics group and scope the overdue count by
+# (revision 0011), so counting a city's overdue cases reads the index alone, not thousands of rows
 Index(
     "ix_cases_open_deadline",
     Case.deadline_at,
+    postgresql_include=["region", "category", "source", "team_id"],
     postgresql_where=_OPEN_DEADLINE,
     sqlite_where=_OPEN_DEADLINE,  # queries use literal_in(Case.status, CLOCK_RUNNING) and deadline_at < …
 )
@@ -450,6 +453,19 @@ class CaseStat(_StatCounters, Base):
     dim: Mapped[str] = mapped_column(String(16), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     region: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class CaseStatArea(_StatCounters, Base):
+    """The rollup summed per area (revision 0011): `area` is a region with everything below it, so a
+    district's or the city's statistics read one row per day and key instead of one per region
+    below them (a commander's month: 570 rows, not 6,700). Kept by the fold, with case_stats."""
+
+    __tablename__ = "case_stat_areas"
+
+    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
+    area: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 

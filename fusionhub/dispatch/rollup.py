@@ -7,7 +7,10 @@ journal is insert-only: concurrent transitions never queue on the shared counter
 those in every transition held their locks until COMMIT and serialised every transition of a day
 and district behind one WAL flush). `fold` moves the journal into `case_stats` in batches (the
 supervisor runs it); `rollup_rows()` reads both, so statistics are exact at every moment.
-Statistics over months then read a few thousand rollup rows instead of millions of cases.
+Statistics over months then read a few thousand rollup rows instead of millions of cases. The fold
+also sums the counters into every area above their region (`case_stat_areas`: a region with all
+below it), and `area_rows()` reads a district's or the city's figures from there: one row
+per day and key whatever the number of regions below.
 
 Counters, by the day (hub time zone) a case *first* reached a stage, for each flow dimension
 (source, category, team): filed, dispatched, handled (`handled_late`: after its deadline), closed
@@ -23,13 +26,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, Subquery, delete, event, insert, inspect, select, union_all
+from sqlalchemy import Connection, Subquery, bindparam, delete, event, insert, inspect, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
-from fusionhub.dispatch.models import Case, CaseEvent, CaseStat, CaseStatDelta
+from fusionhub.dispatch.access import region_filter_bound
+from fusionhub.dispatch.models import Case, CaseEvent, CaseStat, CaseStatArea, CaseStatDelta
 
 FILED, DISPATCHED, HANDLED, CLOSED = "filed", "dispatched", "handled", "closed"
 DIM_SOURCE, DIM_CATEGORY, DIM_TEAM, DIM_STATUS = "source", "category", "team", "status"
@@ -112,25 +116,45 @@ def _insert_for(dialect: str) -> Any:
     raise ValueError(f"the statistics rollup does not support {dialect}")
 
 
-def _rows(deltas: Mapping[RowKey, Sequence[int]]) -> list[dict[str, Any]]:
-    """The non-zero deltas as rows of case_stats / case_stat_deltas, in key order."""
+def _rows(deltas: Mapping[RowKey, Sequence[int]], place: str = "region") -> list[dict[str, Any]]:
+    """The non-zero deltas as rows of case_stats / case_stat_deltas (`place`: the column the
+    region goes in; case_stat_areas calls it area), in key order."""
     return [
-        {"dim": k[0], "day": k[1], "region": k[2], "key": k[3], **dict(zip(METRICS, v, strict=True))}
+        {"dim": k[0], "day": k[1], place: k[2], "key": k[3], **dict(zip(METRICS, v, strict=True))}
         for k, v in sorted(deltas.items())
         if any(v)
     ]
 
 
-def upsert_statements(dialect: str, deltas: Mapping[RowKey, Sequence[int]]) -> Iterable[Any]:
-    """INSERT … ON CONFLICT DO UPDATE adding the deltas, in key order (so that concurrent
-    transactions lock shared rows in the same order and cannot deadlock), chunked."""
-    rows = _rows(deltas)
+def areas_of(region: str) -> list[str]:
+    """The areas a region counts in: itself and every region above it ("a.b.c": a, a.b, a.b.c)."""
+    parts = region.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def area_deltas(deltas: Mapping[RowKey, Sequence[int]]) -> Deltas:
+    """The deltas summed into every area above their region (keys: dim, day, area, key)."""
+    out: Deltas = defaultdict(lambda: [0] * len(METRICS))
+    for (dim, day, region, key), counts in deltas.items():
+        for area in areas_of(region):
+            total = out[(dim, day, area, key)]
+            for i, n in enumerate(counts):
+                total[i] += n
+    return out
+
+
+def upsert_statements(dialect: str, deltas: Mapping[RowKey, Sequence[int]], *, areas: bool = False) -> Iterable[Any]:
+    """INSERT … ON CONFLICT DO UPDATE adding the deltas into case_stats (`areas`: already summed by
+    area_deltas, into case_stat_areas), in key order (so that concurrent transactions lock shared
+    rows in the same order and cannot deadlock), chunked."""
+    table = CaseStatArea.__table__ if areas else CaseStat.__table__
+    place = "area" if areas else "region"
+    rows = _rows(deltas, place)
     insert = _insert_for(dialect)
-    table = CaseStat.__table__
     for start in range(0, len(rows), UPSERT_CHUNK):
         stmt = insert(table).values(rows[start : start + UPSERT_CHUNK])
         yield stmt.on_conflict_do_update(
-            index_elements=[table.c.dim, table.c.day, table.c.region, table.c.key],
+            index_elements=[table.c.dim, table.c.day, table.c[place], table.c.key],
             set_={m: table.c[m] + stmt.excluded[m] for m in METRICS},
         )
 
@@ -185,11 +209,27 @@ def _after_flush(session: Session, _context: Any) -> None:
         conn.execute(insert(CaseStatDelta), rows)
 
 
+_NAMES = ("dim", "day", "region", "key", *METRICS)
+
+
 def rollup_rows() -> Subquery:
     """Folded counters and the journal not folded yet, as one row source (columns as case_stats')."""
-    names = ("dim", "day", "region", "key", *METRICS)
-    folded = select(*(CaseStat.__table__.c[n] for n in names))
-    journal = select(*(CaseStatDelta.__table__.c[n] for n in names))
+    folded = select(*(CaseStat.__table__.c[n] for n in _NAMES))
+    journal = select(*(CaseStatDelta.__table__.c[n] for n in _NAMES))
+    return union_all(folded, journal).subquery("rollup")
+
+
+def area_rows() -> Subquery:
+    """The counters of a region and everything below it (bound parameters: access.region_params):
+    the folded area sums and the journal rows not folded yet of those regions, as one row source
+    (columns as case_stats'; `region` is the area on folded rows). Summed, the same figures as
+    rollup_rows() filtered by the region."""
+    area = CaseStatArea.__table__.c
+    folded = select(*(area.area.label("region") if n == "region" else area[n] for n in _NAMES)).where(
+        area.area == bindparam("region")
+    )
+    delta = CaseStatDelta.__table__.c
+    journal = select(*(delta[n] for n in _NAMES)).where(region_filter_bound(delta.region))
     return union_all(folded, journal).subquery("rollup")
 
 
@@ -209,7 +249,10 @@ async def fold(session: AsyncSession, *, limit: int = 5000) -> int:
         sums = deltas[(row.dim, row.day, row.region, row.key)]
         for i, metric in enumerate(METRICS):
             sums[i] += getattr(row, metric)
-    for stmt in upsert_statements(session.get_bind().dialect.name, deltas):
+    dialect = session.get_bind().dialect.name
+    for stmt in upsert_statements(dialect, deltas):
+        await session.execute(stmt)
+    for stmt in upsert_statements(dialect, area_deltas(deltas), areas=True):
         await session.execute(stmt)
     ids = [row.id for row in picked]
     for start in range(0, len(ids), UPSERT_CHUNK):

@@ -48,7 +48,7 @@ TEAMS = {"patrol": ("Patrol team 1", "city"), "second": ("Patrol team 2", "city"
 # tables emptied between PostgreSQL tests (users and teams are kept)
 RECORD_TABLES = (
     "case_events, attachments, tasks, flags, cases, zones, cameras, "
-    "instruction_recipients, instructions, outbox, case_stats, case_stat_deltas, "
+    "instruction_recipients, instructions, outbox, case_stats, case_stat_areas, case_stat_deltas, "
     "case_clocks, case_extensions, dispatch_rules, calendar_overrides"
 )
 

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 
 from fusionhub.dispatch.db import alembic_config, create_engine, upgrade
 from fusionhub.dispatch.models import Base
@@ -55,6 +56,44 @@ async def test_upgrade_creates_the_schema_and_is_idempotent(fresh_url: str) -> N
     assert TABLES <= tables and "alembic_version" in tables
     assert current == heads
     assert diff == []  # the migration builds exactly what the models describe
+
+
+def _upgrade_to(conn: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(conn), revision)
+
+
+async def test_rollup_folded_before_the_area_sums_is_summed_into_them(fresh_url: str) -> None:
+    """A hub upgraded with statistics already folded keeps every figure: revision 0011 sums the
+    folded counters into the areas above their regions (a district, the city)."""
+    engine = create_engine(fresh_url)
+    metrics = "filed, dispatched, handled, handled_late, closed, on_time, current"
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0010")
+            await conn.execute(
+                text(
+                    f"INSERT INTO case_stats (dim, day, region, key, {metrics}) VALUES "
+                    "('category', '2025-03-10', 'city.west', 'garbage', 2, 1, 1, 0, 1, 1, 0), "
+                    "('category', '2025-03-10', 'city.west.s1', 'garbage', 3, 0, 0, 0, 0, 0, 0), "
+                    "('category', '2025-03-10', 'city.east', 'garbage', 5, 0, 0, 0, 0, 0, 0), "
+                    "('status', '2025-03-10', 'city.east', 'filed', 0, 0, 0, 0, 0, 0, 5)"
+                )
+            )
+        await upgrade(fresh_url)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(text("SELECT dim, area, key, filed, closed, current FROM case_stat_areas"))
+            ).all()
+    finally:
+        await engine.dispose()
+    assert sorted(tuple(r) for r in rows) == [
+        ("category", "city", "garbage", 10, 1, 0),
+        ("category", "city.east", "garbage", 5, 0, 0),
+        ("category", "city.west", "garbage", 5, 1, 0),
+        ("category", "city.west.s1", "garbage", 3, 0, 0),
+        ("status", "city", "filed", 0, 0, 5),
+        ("status", "city.east", "filed", 0, 0, 5),
+    ]
 
 
 async def test_sqlite_engine_settings(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from fusionhub.dispatch.errors import Forbidden, Invalid
+from fusionhub.dispatch.stats import GROUPS
 from tests.dispatch.conftest import Env
 
 TZ = ZoneInfo("Asia/Shanghai")  # the fixture's service counts days in the default hub zone
@@ -193,23 +194,34 @@ async def test_board_lists_overdue_cases_and_a_teams_inbox(env: Env) -> None:
 
 async def test_transitions_journal_their_counters_and_folding_changes_no_figure(env: Env) -> None:
     """Transitions only insert counter deltas (no shared row to wait for); folding them into the
-    rollup, even by two hubs at once, leaves every figure as it was."""
+    rollup and its per-area sums, even by two hubs at once, leaves every figure as it was, for the
+    city and for a district, half folded or all."""
     s = env.service
     await _day_of_cases(env)
-    cmd = env.user("commander")
+    cmd, west = env.user("commander"), env.user("west_duty")
     journal = await env.count("case_stat_deltas")
-    assert journal > 0 and await env.count("case_stats") == 0
-    before = {g: await s.case_stats(cmd, start=DAY, end=DAY, group_by=g) for g in ("category", "team", "status")}
+    assert journal > 0 and await env.count("case_stats") == 0 and await env.count("case_stat_areas") == 0
+
+    async def figures() -> dict[tuple[str, str], dict[str, Any]]:
+        return {
+            (viewer["username"], g): await s.case_stats(viewer, start=DAY, end=DAY, group_by=g)
+            for viewer in (cmd, west)
+            for g in GROUPS
+        }
+
+    before = await figures()
+    assert before[("west_duty", "category")]["totals"]["filed"] > 0
+    assert before[("west_duty", "category")]["totals"] != before[("commander", "category")]["totals"]
     first, second = await asyncio.gather(s.fold_rollup(limit=7), s.fold_rollup(limit=7))
     assert first + second <= 14 and await env.count("case_stat_deltas") == journal - first - second
+    assert await env.count("case_stat_areas") > 0 and await figures() == before  # half folded
     while await s.fold_rollup(limit=7):
         pass
     assert await env.count("case_stat_deltas") == 0 and await env.count("case_stats") > 0
-    after = {g: await s.case_stats(cmd, start=DAY, end=DAY, group_by=g) for g in ("category", "team", "status")}
-    assert after == before
+    assert await figures() == before
     # new transitions journal again on top of the folded rows, and the sum stays exact
     env.clock.t = at(10, 15, 0)
     await s.acknowledge_case(env.user("field1"), (await s.list_cases(cmd, "dispatched"))[0]["id"])
     assert await env.count("case_stat_deltas") > 0
     again = await s.case_stats(cmd, start=DAY, end=DAY, group_by="status")
-    assert again["by_status"]["handling"] == before["status"]["by_status"].get("handling", 0) + 1
+    assert again["by_status"]["handling"] == before[("commander", "status")]["by_status"].get("handling", 0) + 1
