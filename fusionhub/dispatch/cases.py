@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.interfaces import ORMOption
 
@@ -53,15 +53,17 @@ Step = Callable[[AsyncSession, Case, User, datetime], Awaitable[tuple[dict[str, 
 
 
 def _case_options(timeline: bool = True) -> list[ORMOption]:
+    # one-to-one and many-to-one joined into the statement that loads the rows, collections one
+    # statement each: every transition loads the case this way, and each statement is a round trip
     opts: list[ORMOption] = [
-        selectinload(Case.team),
+        joinedload(Case.team),
+        joinedload(Case.clock),
         selectinload(Case.attachments),
-        selectinload(Case.tasks).selectinload(Task.team),
-        selectinload(Case.clock),
+        selectinload(Case.tasks).joinedload(Task.team),
         selectinload(Case.extensions),
     ]
     if timeline:
-        opts.append(selectinload(Case.events).selectinload(CaseEvent.actor))
+        opts.append(selectinload(Case.events).joinedload(CaseEvent.actor))
     return opts
 
 

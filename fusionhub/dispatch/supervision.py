@@ -95,7 +95,7 @@ class SupervisionService(BranchService):
             if row.next_check_at is None or row.next_check_at > now:
                 return []  # someone acted on the case since the claim
             case = await session.scalar(
-                select(Case).where(Case.id == row.case_id).options(*_case_options()).with_for_update(nowait=True)
+                select(Case).where(Case.id == row.case_id).options(*_case_options()).with_for_update(nowait=True, of=Case)
             )
             assert case is not None
             notices = clock.check(row, now, sup)
