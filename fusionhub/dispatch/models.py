@@ -330,7 +330,7 @@ _OPEN_DEADLINE = and_(Case.status.in_(CLOCK_RUNNING), Case.deadline_at.is_not(No
 Index(
     "ix_cases_open_deadline",
     Case.deadline_at,
-    postgresql_include=["region", "category", "source", "team_id"],
+    postgresql_include=["region", "category", "source", "team_id", "status"],
     postgresql_where=_OPEN_DEADLINE,
     sqlite_where=_OPEN_DEADLINE,  # queries use literal_in(Case.status, CLOCK_RUNNING) and deadline_at < …
 )

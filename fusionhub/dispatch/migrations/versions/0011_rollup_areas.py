@@ -29,7 +29,7 @@ def _areas(region: str) -> list[str]:
 
 
 OPEN_DEADLINE = "status IN ('filed', 'dispatched', 'handling', 'returned') AND deadline_at IS NOT NULL"
-INCLUDE = ["region", "category", "source", "team_id"]
+INCLUDE = ["region", "category", "source", "team_id", "status"]
 
 
 def _open_deadline_index(include: list[str] | None) -> None:
