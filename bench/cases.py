@@ -444,8 +444,8 @@ async def run(url: str, name: str, args: argparse.Namespace, data_dir: Path) -> 
     for table in ("cases", "tasks", "case_events"):
         await pg.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     # what autovacuum does to freshly loaded tables (PostgreSQL 13+ vacuums after inserts too), done
-    # before the clock starts rather than during it (it took a core away from the timed queries): the
-    # visibility map then lets the board's covering indexes answer without visiting the rows
+    # before the clock starts rather than left to run during it: the visibility map then lets the
+    # board's covering indexes answer without visiting the rows
     seed_s = time.perf_counter() - t0
     total = cases + more
     log(f"seeded {total:,} cases, {events:,} timeline entries, {tasks:,} tasks, {stat_rows:,} rollup rows in {seed_s:.0f} s "
