@@ -11,8 +11,9 @@ What it does, against a scratch database it creates and drops (PostgreSQL on 127
    copy_records_to_table), then VACUUM ANALYZE as autovacuum would after a bulk load;
 3. times the board queries through the service methods the API calls, in a process of their
    own as a hub would run them (p50/p99 over many calls, varying district, status, team and
-   grouping): open cases by region and status, the overdue list, a team's inbox, 30-day statistics (and the 30-day recurring problems, reported
-   apart). Beside each, the naive way: load the rows through the ORM and filter/count in Python;
+   grouping): open cases by region and status, the overdue list, a team's inbox, 30-day
+   statistics (and the 30-day recurring problems, reported apart). Beside each, the naive way:
+   load the rows through the ORM and filter/count in Python;
 4. runs dispatch → acknowledge → report → verify through DispatchService from several worker
    processes (several hub processes, as in a scale-out deployment), each with concurrent
    sessions, and counts committed transitions per second. "Durable" = committed with
