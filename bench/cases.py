@@ -469,8 +469,7 @@ async def run(url: str, name: str, args: argparse.Namespace, data_dir: Path) -> 
     del batch, deltas
     gc.collect()
 
-    # the board queries run in a process of their own, as in a hub: timed in this process, after it
-    # seeded, the open list's p99 was 6.2 ms where a fresh process on the same database took 3.8
+    # the board queries run in a process of their own, as in a hub (not in the seeder's)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as board_exec:
         rows = await asyncio.get_running_loop().run_in_executor(
