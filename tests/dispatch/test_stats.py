@@ -192,6 +192,24 @@ async def test_board_lists_overdue_cases_and_a_teams_inbox(env: Env) -> None:
         await s.list_cases(cmd, limit=0)
 
 
+async def test_a_region_name_with_like_wildcards_matches_only_itself(env: Env) -> None:
+    """Region scoping is a LIKE on the dotted path: `_` and `%` in a region's name are escaped, so
+    a duty officer of `city.w_st` sees `city.w_st.*`, not `city.west` (whose name `w_st` would match)."""
+    s = env.service
+    env.clock.t = at(10, 9, 0)
+    mine = await _case(env, "commander", "manual", "roadside_parking", "Lane 1", region="city.w_st.s1")
+    await _case(env, "commander", "manual", "roadside_parking", "West gate", region="city.west.s1")
+    await _case(env, "commander", "manual", "roadside_parking", "Percent row", region="city.w%")
+    viewer = {**env.user("west_duty"), "region": "city.w_st"}
+    assert [c["id"] for c in await s.list_cases(viewer)] == [mine]
+    stats = await s.case_stats(viewer, start=DAY, end=DAY, group_by="region")
+    assert stats["totals"]["filed"] == 0 and [g["key"] for g in stats["groups"]] == []
+    assert sum(stats["by_status"].values()) == 1  # the one reported case in city.w_st
+    await s.fold_rollup()
+    assert await s.case_stats(viewer, start=DAY, end=DAY, group_by="region") == stats
+    assert (await s.case_stats(viewer, start=DAY, end=DAY))["by_status"] == stats["by_status"]
+
+
 async def test_transitions_journal_their_counters_and_folding_changes_no_figure(env: Env) -> None:
     """Transitions only insert counter deltas (no shared row to wait for); folding them into the
     rollup and its per-area sums, even by two hubs at once, leaves every figure as it was, for the
