@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import math
 import multiprocessing
@@ -232,7 +231,8 @@ async def board(url: str, world: dict[str, Any], args: argparse.Namespace, data_
         return sorted(found, key=lambda c: (c.created_at, c.id), reverse=True)[:50]
 
     log("board: open cases by region and status")
-    rows.append(Row("open cases by region and status", await timed(open_cases, it, warmup=math.lcm(len(viewers), 4)),
+    rows.append(Row("open cases by region and status",
+                    await timed(open_cases, it, warmup=math.lcm(len(viewers), len(open_statuses))),
                     await timed_naive(naive_open_cases, budget), "list_cases(status, limit=50)"))
 
     async def overdue(i: int) -> Any:
@@ -247,8 +247,8 @@ async def board(url: str, world: dict[str, Any], args: argparse.Namespace, data_
         return sorted(found, key=lambda c: (c.deadline_at, c.id))[:50]
 
     log("board: the overdue list")
-    rows.append(Row("overdue list", await timed(overdue, it, warmup=len(viewers)), await timed_naive(naive_overdue, budget),
-                    "list_cases(overdue=True, limit=50)"))
+    rows.append(Row("overdue list", await timed(overdue, it, warmup=len(viewers)),
+                    await timed_naive(naive_overdue, budget), "list_cases(overdue=True, limit=50)"))
 
     async def inbox(i: int) -> Any:
         return await service.list_tasks(fields[i % len(fields)], open_only=True, limit=50)
@@ -261,8 +261,8 @@ async def board(url: str, world: dict[str, Any], args: argparse.Namespace, data_
         return sorted(found, key=lambda t: (t.created_at, t.id), reverse=True)[:50]
 
     log("board: a team's inbox")
-    rows.append(Row("a team's inbox", await timed(inbox, it, warmup=len(fields)), await timed_naive(naive_inbox, budget),
-                    "list_tasks(open_only=True, limit=50)"))
+    rows.append(Row("a team's inbox", await timed(inbox, it, warmup=len(fields)),
+                    await timed_naive(naive_inbox, budget), "list_tasks(open_only=True, limit=50)"))
 
     async def stats(i: int) -> Any:
         return await service.case_stats(viewers[i % len(viewers)], start=start, end=end, group_by=groups[i % 5])
@@ -278,8 +278,8 @@ async def board(url: str, world: dict[str, Any], args: argparse.Namespace, data_
         return counts
 
     log("board: 30-day statistics")
-    rows.append(Row("30-day statistics", await timed(stats, it, warmup=math.lcm(len(viewers), len(groups))), await timed_naive(naive_stats, budget),
-                    "case_stats(30 days, 5 groupings)"))
+    rows.append(Row("30-day statistics", await timed(stats, it, warmup=math.lcm(len(viewers), len(groups))),
+                    await timed_naive(naive_stats, budget), "case_stats(30 days, 5 groupings)"))
 
     async def top(i: int) -> Any:
         return await service.top_problems(viewers[i % len(viewers)], start=start, end=end)
@@ -291,11 +291,12 @@ async def board(url: str, world: dict[str, Any], args: argparse.Namespace, data_
     return rows
 
 
-# -- transitions ------------------------------------------------------------------------------------
-
 def _board_worker(url: str, world: dict[str, Any], args: argparse.Namespace, data_dir: str) -> list[Row]:
+    """The board queries in a process of their own (as a hub runs them)."""
     return asyncio.run(board(url, world, args, Path(data_dir)))
 
+
+# -- transitions ------------------------------------------------------------------------------------
 
 def _transition_worker(url: str, jobs: list[tuple[int, dict[str, Any]]], commander: dict[str, Any],
                        duty: dict[str, Any], concurrency: int, start_at: float, data_dir: str) -> dict[str, Any]:
@@ -453,13 +454,13 @@ async def run(url: str, name: str, args: argparse.Namespace, data_dir: Path) -> 
     stat_rows = await copy_rollup(pg, deltas)
     for table in ("cases", "tasks", "case_events"):
         await pg.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
-    # what autovacuum does to freshly loaded tables (PostgreSQL 13+ vacuums after inserts too), done
-    # before the clock starts rather than left to run during it: the visibility map then lets the
-    # board's covering indexes answer without visiting the rows
     seed_s = time.perf_counter() - t0
     total = cases + more
     log(f"seeded {total:,} cases, {events:,} timeline entries, {tasks:,} tasks, {stat_rows:,} rollup rows in {seed_s:.0f} s "
         f"({total / seed_s:,.0f} cases/s; rollup checked against the live hook on {checked} cases)")
+    # what autovacuum does to freshly loaded tables (PostgreSQL 13+ vacuums after inserts too), done
+    # before the clock starts rather than left to run during it: the visibility map then lets the
+    # board's covering indexes answer without visiting the rows
     t0 = time.perf_counter()
     await pg.execute("VACUUM (ANALYZE)")
     log(f"VACUUM ANALYZE in {time.perf_counter() - t0:.0f} s (load {loadavg()})")
@@ -467,7 +468,6 @@ async def run(url: str, name: str, args: argparse.Namespace, data_dir: Path) -> 
     size = await pg.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
     await pg.close()
     del batch, deltas
-    gc.collect()
 
     # the board queries run in a process of their own, as in a hub (not in the seeder's)
     ctx = multiprocessing.get_context("spawn")

@@ -49,8 +49,8 @@ class ServiceCore:
         self.catalog = CatalogStore(self.data_dir / self.config.catalog_file)
         # expire_on_commit=False: the dicts handed out are built from objects after COMMIT
         # On PostgreSQL reads run without BEGIN/ROLLBACK: under READ COMMITTED every statement takes
-        # its own snapshot anyway, so the transaction bought no consistency, only two round trips
-        # per read (a third of a board list's time). SQLite keeps its BEGIN DEFERRED snapshot.
+        # its own snapshot anyway, so the transaction bought no consistency, only two more round
+        # trips per read. SQLite keeps its BEGIN DEFERRED snapshot.
         self._reads = engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
         self._reader = async_sessionmaker(self._reads, expire_on_commit=False)
         # write sessions keep the statistics rollup with every timeline entry (rollup.py), by the

@@ -56,7 +56,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         # asyncpg already hands out timestamptz as aware UTC datetimes: a board list's rows carry
-        # hundreds of them, and converting each again was a tenth of the list's Python time
+        # hundreds of them, and converting each again cost a few percent of the list's time
         if dialect.name == "postgresql" and dialect.driver == "asyncpg":
             return self.impl_instance.result_processor(dialect, coltype)
         return super().result_processor(dialect, coltype)

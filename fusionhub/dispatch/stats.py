@@ -2,8 +2,9 @@
 overdue counts, grouped by source, category, status, region or team; and the top recurring problems.
 
 The counters come from the daily rollup (rollup.py), summed per area, so a month of a city's
-cases is a few hundred rows; only `overdue_open` (cases whose clock runs past their deadline now) is read live
-from the cases, through the partial index that holds only cases whose clock runs.
+cases is a few hundred rows; only `overdue_open` (cases whose clock runs past their deadline now)
+is read live from the cases, through the partial index that holds only cases whose clock runs
+(on PostgreSQL it covers the grouping columns: the count reads the index alone).
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ def parse_day(text: str, field: str) -> date:
 
 @cache
 def _statements(group_by: str, dialect: str) -> tuple[Executable, Executable, Executable]:
-    """The flows, status and overdue queries of a grouping, built once per database kind; their parameters are
-    access.region_params(viewer), `start` and `end` (days), and `lo` and `before` (the instants
-    between which a running clock's deadline makes the case overdue now)."""
+    """The flows, status and overdue queries of a grouping, built once per database kind; their
+    parameters are access.region_params(viewer), `start` and `end` (days), and `lo` and `before`
+    (the instants between which a running clock's deadline makes the case overdue now)."""
     dim = _FLOW_DIM[group_by]
     first, last = bindparam("start", type_=Date()), bindparam("end", type_=Date())
     # folded counters plus the journal not folded yet: exact now. The viewer's area sums (one row
@@ -73,7 +74,7 @@ def _statements(group_by: str, dialect: str) -> tuple[Executable, Executable, Ex
     # the sums per day and per group in one round trip (rows with no group are days, rows with no
     # day groups): a city's month of team counters is 1,440 rows, summed here to 30 + 48. SQLite
     # has no GROUPING SETS; on PostgreSQL the UNION's two scans were costed high enough to start
-    # parallel workers, whose start-up took several times what the query needs
+    # parallel workers (EXPLAIN ANALYZE: 5-7 ms, against 0.65 ms for one GROUPING SETS scan)
     sums = [func.sum(stat[m]) for m in FLOWS]
     flows_q: Executable
     if dialect == "postgresql":
