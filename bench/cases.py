@@ -106,8 +106,10 @@ async def seed_world(pg: asyncpg.Connection, city: seed.City, now: float) -> dic
     }
 
 
-async def copy_cases(pg: asyncpg.Connection, batch: seed.Batch, chunk: int = 200_000) -> tuple[int, int, int]:
-    """COPY the batch's cases, their timelines and tasks in chunks; (cases, events, tasks) written."""
+async def copy_cases(pg: asyncpg.Connection, batch: seed.Batch, now: float,
+                     chunk: int = 200_000) -> tuple[int, int, int]:
+    """COPY the batch's cases, their timelines, tasks and stage clocks in chunks; (cases, events,
+    tasks) written."""
     cases = events = tasks = 0
     for start in range(0, len(batch), chunk):
         part = seed.Batch(**{k: getattr(batch, k)[start:start + chunk] for k in seed.Batch.__dataclass_fields__})
@@ -117,6 +119,8 @@ async def copy_cases(pg: asyncpg.Connection, batch: seed.Batch, chunk: int = 200
         await pg.copy_records_to_table("case_events", records=event_rows, columns=seed.EVENT_COLUMNS)
         task_rows = list(seed.task_records(part))
         await pg.copy_records_to_table("tasks", records=task_rows, columns=seed.TASK_COLUMNS)
+        clock_rows = list(seed.clock_records(part, now))
+        await pg.copy_records_to_table("case_clocks", records=clock_rows, columns=seed.CLOCK_COLUMNS)
         cases, events, tasks = cases + len(case_rows), events + len(event_rows), tasks + len(task_rows)
         log(f"  {cases:,} cases, {events:,} timeline entries, {tasks:,} tasks")
     return cases, events, tasks
@@ -443,16 +447,16 @@ async def run(url: str, name: str, args: argparse.Namespace, data_dir: Path) -> 
     t0 = time.perf_counter()
     batch = seed.generate(city, history_n, 1, now, seed=1)
     checked = seed.check_rollup(batch, ZoneInfo(TZ))
-    cases, events, tasks = await copy_cases(pg, batch)
+    cases, events, tasks = await copy_cases(pg, batch, now)
     pool = transition_pool(city, pool_n, history_n + 1, now)
-    more, _, _ = await copy_cases(pg, pool)
+    more, _, _ = await copy_cases(pg, pool, now)
     utc_offset = datetime.now(ZoneInfo(TZ)).utcoffset()
     assert utc_offset is not None
     offset = utc_offset.total_seconds()  # Asia/Shanghai keeps one offset all year
     deltas = seed.rollup(batch, offset)
     seed.rollup(pool, offset, into=deltas)
     stat_rows = await copy_rollup(pg, deltas)
-    for table in ("cases", "tasks", "case_events"):
+    for table in ("cases", "tasks", "case_events", "case_clocks"):
         await pg.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     seed_s = time.perf_counter() - t0
     total = cases + more

@@ -3,7 +3,8 @@
 A city of 12 districts (4 field teams each, 2,000 cameras, 6,000 street addresses with a few hot
 spots) files cases over 18 months: daytime-heavy, sources and categories weighted as centres
 report them, ~95 % of older cases closed (most of those on time), recent ones spread over the
-open statuses, some past their deadline. Each dispatched case has its task.
+open statuses, some past their deadline. Each dispatched case has its task, each filed case
+its stage clock (running, paused or stopped as its status says).
 
 The statistics rollup of these cases is computed here in bulk (vectorised); `check_rollup`
 proves on a sample that it equals what the live hook (fusionhub.dispatch.rollup.event_deltas)
@@ -212,6 +213,41 @@ def case_records(b: Batch, heads: list[str]) -> Iterator[tuple[Any, ...]]:
         yield (int(b.ids[i]), f"{cat} · {place}", STATUSES[b.status[i]], SOURCES[b.source[i]], cat,
                cam or None, REGIONS[b.region[i]], place, int(b.team[i]) or None, deadline[i], created[i],
                updated[i], 1, heads[i])
+
+
+CLOCK_COLUMNS = ["case_id", "stage", "limit_type", "limit_amount", "started_at", "warn_at", "due_at", "state",
+                 "next_check_at", "paused_at", "remaining", "reminders", "unanswered", "penalties"]
+WARN_SHARE = 0.8  # DispatchConfig's default
+
+
+def clock_records(b: Batch, now: float) -> Iterator[tuple[Any, ...]]:
+    """Each filed case's stage clock, as the service keeps one per case from filing on: the
+    dispatch stage until dispatched, then the handling stage; running (warned, overdue by now)
+    while the case waits, paused when handled or suspended, stopped when closed."""
+    limit_h = np.array([h for _, _, h in CATEGORIES])[b.category]
+    handle = ~np.isnan(b.dispatched)
+    started = np.where(handle, b.dispatched, b.created)
+    amount = np.where(handle, limit_h, 0.5)
+    due = b.deadline
+    warn = started + WARN_SHARE * (due - started)
+    paused_at = np.where(b.status == S["handled"], b.handled, np.where(b.status == S["suspended"], started, np.nan))
+    remaining = np.where(np.isnan(paused_at), np.nan, np.maximum(0.0, (due - paused_at) / 3600.0))
+    started_dt, warn_dt, due_dt, paused_dt = _dt(started), _dt(warn), _dt(due), _dt(paused_at)
+    check_dt = _dt(np.where(now < warn, warn, np.where(now < due, due, now + 3600.0)))
+    waiting = {S["filed"], S["dispatched"], S["handling"]}
+    for i in range(len(b)):
+        status = int(b.status[i])
+        if np.isnan(due[i]):
+            continue  # reported or refused: never filed, no clock
+        if status in waiting:
+            state = "overdue" if due[i] <= now else "warned" if warn[i] <= now else "running"
+            check = check_dt[i]
+        else:
+            state = "paused" if status in (S["handled"], S["suspended"]) else "stopped"
+            check = None
+        yield (int(b.ids[i]), "handle" if handle[i] else "dispatch", "urgent_hours", float(amount[i]),
+               started_dt[i], warn_dt[i], due_dt[i], state, check, paused_dt[i],
+               None if np.isnan(remaining[i]) else float(remaining[i]), 0, 0, 0)
 
 
 def task_records(b: Batch) -> Iterator[tuple[Any, ...]]:
