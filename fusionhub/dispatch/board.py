@@ -10,7 +10,7 @@ only for the cases that have some).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -53,16 +53,10 @@ _CLOCK_FIELDS = (
 )
 
 
-class _ClockColumns:
-    """The `clock_*` columns of a listed case's row, seen as a clock (what clock_dict reads)."""
-
-    __slots__ = ("_row",)
-
-    def __init__(self, row: Row[Any]) -> None:
-        self._row = row
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, f"clock_{name}")
+# a listed case's clock columns as one record with the names clock_dict reads (attribute access on
+# a named tuple, built from one slice of the row: every filed case has a clock)
+_ClockColumns = namedtuple("_ClockColumns", _CLOCK_FIELDS)  # type: ignore[misc]
+_CLOCK_AT = len(_CASE_COLUMNS) + 2  # after the case's columns, team_name and clock_id
 
 
 def _case_query() -> _Rows:
@@ -161,7 +155,8 @@ async def case_list(conn: AsyncConnection, query: _Rows, params: dict[str, Any])
         item["attachments"] = [attachment_dict(a) for a in attachments.get(c.id, ())]
         item["tasks"] = [_task(t, c.title, c.status, c.region) for t in tasks.get(c.id, ())]
         item.update(intake_fields(c))
-        item["clock"] = clock_dict(_ClockColumns(c)) if c.clock_id is not None else None  # type: ignore[arg-type]
+        clock = _ClockColumns(*c[_CLOCK_AT : _CLOCK_AT + len(_CLOCK_FIELDS)]) if c.clock_id is not None else None
+        item["clock"] = clock_dict(clock)  # type: ignore[arg-type]
         item["extensions"] = [extension_dict(e) for e in extensions.get(c.id, ())]
         out.append(item)
     return out
