@@ -139,7 +139,9 @@ async def copy_rollup(pg: asyncpg.Connection, deltas: seed.Deltas) -> int:
 def transition_pool(city: seed.City, n: int, first_id: int, now: float) -> seed.Batch:
     """Cases filed a few minutes ago, waiting for dispatch: what the transition benchmark moves."""
     b = seed.generate(city, n, first_id, now, seed=99, days=0.0)
-    b.created[:] = now - 300.0
+    # filed over the last few minutes, one every 0.1 s (all at one instant, their thousands of ties
+    # on created_at made the city's "filed" list sort them all instead of stopping at 50)
+    b.created[:] = now - 600.0 + 0.1 * np.arange(n)
     b.status[:] = seed.S["filed"]
     for col in (b.dispatched, b.acked, b.handled, b.closed):
         col[:] = np.nan
