@@ -62,7 +62,7 @@ _CLOCK_AT = len(_CASE_COLUMNS) + 2  # after the case's columns, team_name and cl
 def _case_query() -> _Rows:
     """The columns of a listed case, its team's name, its clock (one row per case: joined in) and
     whether it has attachments or extension requests (most have none: their queries are then
-    skipped); add WHERE, ORDER BY and LIMIT."""
+    skipped); case_statement adds WHERE, ORDER BY and LIMIT."""
     clock = CaseClock.__table__.c
     return (
         select(
@@ -88,9 +88,6 @@ def _task_query() -> _Rows:
     )
 
 
-# built once: composing forty labelled columns and their joins was about 8 % of a list's time
-CASE_QUERY = _case_query()
-TASK_QUERY = _task_query()
 # the tasks of the listed cases: PostgreSQL takes the ids as one array parameter (an IN list is
 # rendered afresh for every call, fifty placeholders each time); SQLite has no arrays
 _CASE_TASKS = select(*_TASK_COLUMNS, Team.name.label("team_name")).join(Team, Team.id == Task.team_id).order_by(Task.id)
@@ -100,13 +97,15 @@ _CASE_TASKS_BY_DIALECT = {
 }
 
 
+# Each list shape is built once (composing forty labelled columns and their joins was about 8 % of
+# a list's time); every call only binds its parameters.
 @cache
 def case_statement(*, status: bool, overdue: bool, field: bool) -> _Rows:
     """The board's case list in the viewer's region, built once per shape; its parameters are
     region_params(viewer), `limit`, and `status` (a status), `now` (overdue: only cases whose stage
     clock ran past its deadline, the longest overdue first), `team_id`, `user_id` (field: only
     their team's cases and those they reported), as the shape asks."""
-    query = CASE_QUERY.where(region_filter_bound(Case.region))
+    query = _case_query().where(region_filter_bound(Case.region))
     if status:
         query = query.where(Case.status == bindparam("status"))
     order: tuple[Any, ...] = (Case.created_at.desc(), Case.id.desc())
@@ -127,7 +126,7 @@ def task_statement(*, open_only: bool, field: bool) -> _Rows:
     """The board's task list in the viewer's region, newest first, built once per shape; its
     parameters are region_params(viewer), `limit` and (field: their team's only) `team_id`.
     `open_only`: pending or acknowledged tasks (a team's inbox)."""
-    query = TASK_QUERY.where(region_filter_bound(Case.region))
+    query = _task_query().where(region_filter_bound(Case.region))
     if field:
         query = query.where(Task.team_id == bindparam("team_id", type_=Integer()))
     if open_only:
