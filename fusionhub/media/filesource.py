@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 
+from .handoff import LoopHandoff
 from .options import IngestOptions
 from .packets import PacketSink
 from .source import SampleCallback, SourceFailure, StatusCallback, ThreadedSource
@@ -35,6 +36,7 @@ class FileLoopSource(ThreadedSource):
         on_status: StatusCallback,
         loop: asyncio.AbstractEventLoop,
         options: IngestOptions,
+        handoff: LoopHandoff | None = None,
     ) -> None:
         super().__init__(
             camera_id,
@@ -43,6 +45,7 @@ class FileLoopSource(ThreadedSource):
             on_status=on_status,
             loop=loop,
             options=options,
+            handoff=handoff,
         )
         self.path = Path(path)
 

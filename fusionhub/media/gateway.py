@@ -23,6 +23,7 @@ from fusionhub.media.config import MediaConfig
 from fusionhub.media.demand import PullDemand
 from fusionhub.media.errors import GatewayFull, MediaError, UnknownCamera, UnknownSession
 from fusionhub.media.filesource import FileLoopSource
+from fusionhub.media.handoff import LoopHandoff
 from fusionhub.media.ice import pin_host_addresses
 from fusionhub.media.ingest import CameraIngest
 from fusionhub.media.options import IngestOptions
@@ -91,6 +92,7 @@ class MediaGateway:
         self._cameras: dict[int, _Camera] = {}
         self._sessions: dict[str, WhepSession] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handoff: LoopHandoff | None = None  # every camera's packets to the loop, batched
         self._pinned = False
         self._stopped = False
         self.refused_full = 0
@@ -114,6 +116,7 @@ class MediaGateway:
         check_sender_hooks()  # the passthrough needs them: fail at start, not on the first viewer
         use_fast_ntp_clock(True)
         self._loop = asyncio.get_running_loop()
+        self._handoff = LoopHandoff(self._loop)
         if self._config.ice_host_addresses is not None:
             pin_host_addresses(self._config.ice_host_addresses)
             self._pinned = True
@@ -185,6 +188,7 @@ class MediaGateway:
                 on_status=on_status,
                 loop=loop,
                 options=options,
+                handoff=self._handoff,
             )
 
         await self._install(camera_id, f"url:{url}{_sampling_key(sampling)}", build)
@@ -203,6 +207,7 @@ class MediaGateway:
                 on_status=on_status,
                 loop=loop,
                 options=options,
+                handoff=self._handoff,
             )
 
         resolved = await asyncio.to_thread(Path(path).resolve)

@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 import av
 
+from .handoff import LoopHandoff
 from .options import IngestOptions
 from .packets import PacketSink
 from .source import SampleCallback, StatusCallback, ThreadedSource
@@ -39,6 +40,7 @@ class CameraIngest(ThreadedSource):
         on_status: StatusCallback,
         loop: asyncio.AbstractEventLoop,
         options: IngestOptions,
+        handoff: LoopHandoff | None = None,
     ) -> None:
         super().__init__(
             camera_id,
@@ -47,6 +49,7 @@ class CameraIngest(ThreadedSource):
             on_status=on_status,
             loop=loop,
             options=options,
+            handoff=handoff,
         )
         self._url = validate_camera_url(url)
         self.public_url, _ = strip_credentials(url)

@@ -1,7 +1,7 @@
 """The machinery every camera source shares: its thread, health states, reconnects, hand-off.
 
 A source pulls packets in a dedicated thread (PyAV blocks) and hands them, the analytics samples
-and its status changes to the event loop with call_soon_threadsafe. Subclasses say how to open
+and its status changes to the event loop through a LoopHandoff (batched wake-ups, in order). Subclasses say how to open
 the media (`_open`) and whether to pace it in real time; everything else lives here, once.
 """
 
@@ -25,6 +25,7 @@ import numpy as np
 from fusionhub.signaling.messages import CameraStatus
 
 from .audiopipe import AudioPipeline, pick_audio_stream
+from .handoff import LoopHandoff
 from .options import IngestOptions
 from .packets import AudioPacket, EncodedPacket, PacketSink
 from .pipeline import CLOCK_RATE, IngestStats, PacketPipeline
@@ -67,12 +68,14 @@ class ThreadedSource(ABC):
         on_status: StatusCallback,
         loop: asyncio.AbstractEventLoop,
         options: IngestOptions,
+        handoff: LoopHandoff | None = None,
     ) -> None:
         self.camera_id = camera_id
         self._sink = sink
         self._on_sample = on_sample
         self._on_status = on_status
-        self._loop = loop
+        # shared by a gateway's sources, so that one loop wake-up carries many cameras' packets
+        self._handoff = handoff if handoff is not None else LoopHandoff(loop)
         self._options = options
         self._stats = IngestStats()
         self._pipeline = PacketPipeline(
@@ -267,9 +270,7 @@ class ThreadedSource(ABC):
     # -- hand-off to the loop -------------------------------------------------------------------
 
     def _call_in_loop(self, fn: Callable[..., Any], *args: Any) -> bool:
-        try:
-            self._loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the loop is closed: nobody is listening any more
+        if not self._handoff.post(fn, *args):  # the loop is closed: nobody is listening any more
             self._stop_event.set()
             return False
         return True
