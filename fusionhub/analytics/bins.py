@@ -159,6 +159,7 @@ class BinWatch:
         self.flagged_at: float | None = None
         self.reported_at: float | None = None  # the last flag or sighting of this overflow
         self.repeats = 0
+        self.dismissed = False  # a reviewer dismissed this overflow's flag: no re-alert until it ends
 
     def threshold(self, cfg: RulesConfig, base: float | None) -> float:
         """The zone's threshold now: its base, raised above the noise it has learnt (never above 0.95)."""
@@ -206,7 +207,7 @@ class BinWatch:
             if ts - self.over_since >= dwell_s:
                 self.flagged_at = self.reported_at = ts
                 return True
-        elif realert_s is not None and ts - self.flagged_at >= realert_s:
+        elif not self.dismissed and realert_s is not None and ts - self.flagged_at >= realert_s:
             self.flagged_at = self.reported_at = ts
             self.repeats += 1
             return True
@@ -216,6 +217,7 @@ class BinWatch:
         """Forget the current overflow (window closed, zone changed, back to normal)."""
         self.over_since = self.last_over = self.flagged_at = self.reported_at = None
         self.repeats = 0
+        self.dismissed = False
 
     def _learn(self, score: float, cfg: RulesConfig) -> None:
         # only normal-looking samples teach the noise level, so a slowly growing pile is not learnt

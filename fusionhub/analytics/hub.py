@@ -164,6 +164,16 @@ class AnalyticsHub:
         if self._cameras.pop(camera_id, None) is not None:
             self._ready.pop(camera_id, None)
 
+    def flag_dismissed(self, camera_id: int, flag_id: str) -> bool:
+        """A reviewer dismissed a flag: the stay it was about does not re-alert while it lasts.
+        False when this hub does not know the flag (another hub's camera, or the stay is over)."""
+        cam = self._cameras.get(camera_id)
+        if cam is None or not cam.rules.dismissed(flag_id):
+            return False
+        self.stats.stays_dismissed += 1
+        log.info("camera %d: flag %s dismissed; its stay will not re-alert", camera_id, flag_id)
+        return True
+
     def configure_camera(self, camera_id: int, analysis: CameraAnalysis | None) -> None:
         """A camera's own settings (input size, motion gate); kept while the camera has no zones too."""
         if analysis is None or analysis == CameraAnalysis():
@@ -496,7 +506,9 @@ class AnalyticsHub:
                 "camera %d: %s #%s in zone %r for %.1f s: flag", camera_id, flag.detection.label,
                 flag.track_id, flag.zone.name, flag.ts - flag.first_seen_at,
             )
-            await self._emitter.put(FlagWork(flag, frame, str(uuid.uuid4())))
+            flag_id = str(uuid.uuid4())
+            cam.rules.remember(flag_id, flag)
+            await self._emitter.put(FlagWork(flag, frame, flag_id))
         for seen in cam.rules.sightings:
             self.stats.sightings += 1
             if self._on_sighting is None:

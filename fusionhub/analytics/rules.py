@@ -9,6 +9,7 @@ re-alert interval while it is still there.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ __all__ = [
 
 DUPLICATE_IOU = 0.7  # two boxes overlapping this much are one object seen as two classes
 BIN_LABEL = "overflowing_bin"  # the label of a reference-check flag (and its dataset class)
+REMEMBERED_FLAGS = 256  # per camera: flags whose dismissal can still reach their stay
 PEOPLE_REACH = 0.5  # a person counts as at a stall within half the stall's size of its box
 
 
@@ -49,6 +51,7 @@ class _Presence:
     repeats: int = 0
     samples: int = 0
     with_people: int = 0
+    dismissed: bool = False  # a reviewer dismissed its flag: it stays without re-alerting
 
 
 @dataclass
@@ -111,6 +114,9 @@ class CameraRules:
         self.bin_readings: dict[int, BinReading] = {}  # the latest reading of each bin zone
         self.last_ts: float | None = None
         self.sightings: list[RuleSighting] = []  # those of the latest update
+        # the stays of recent flags (flag id -> zone id, track id or None for a bin), so that a
+        # reviewer's dismissal reaches the stay it was about; bounded, oldest forgotten first
+        self._flags: OrderedDict[str, tuple[int, int | None]] = OrderedDict()
         self._next_id = 1
         self.set_zones(zones)
 
@@ -122,6 +128,39 @@ class CameraRules:
                 self._pause(zid)
                 self.bins.pop(zid, None)
         self.zones = new
+
+    def remember(self, flag_id: str, flag: RuleFlag) -> None:
+        """The id under which `flag` went to review (see `dismissed`)."""
+        self._flags[flag_id] = (flag.zone.id, flag.track_id)
+        while len(self._flags) > REMEMBERED_FLAGS:
+            self._flags.popitem(last=False)
+
+    def dismissed(self, flag_id: str) -> bool:
+        """A reviewer dismissed the flag: its stay (or overflow) no longer re-alerts while it lasts;
+        a new stay after it ended flags as usual. False when the stay is over or the flag unknown."""
+        where = self._flags.pop(flag_id, None)
+        if where is None:
+            return False
+        zone_id, track_id = where
+        zone = self.zones.get(zone_id)
+        if track_id is None:
+            watch = self.bins.get(zone_id)
+            if watch is None or watch.flagged_at is None:
+                return False
+            watch.dismissed = True
+            return True
+        track = self.tracks.get(track_id)
+        pres = track.presence.get(zone_id) if track is not None else None
+        if zone is None or pres is None or pres.flagged_at is None:
+            return False
+        if zone.rule == "street_stall" or zone.min_count > 1:
+            # one occupation, one flag: every object of it is covered by the dismissal
+            for t in self.tracks.values():
+                other = t.presence.get(zone_id)
+                if other is not None and other.flagged_at is not None:
+                    other.dismissed = True
+        pres.dismissed = True
+        return True
 
     @property
     def watched(self) -> frozenset[str]:
@@ -256,6 +295,7 @@ class CameraRules:
                 pres = t.presence[zone.id]
                 if pres.flagged_at is None:  # joins the occupation already flagged
                     pres.flagged_at, pres.repeats = lead_pres.flagged_at, lead_pres.repeats
+                    pres.dismissed = lead_pres.dismissed
             if not _due(lead_pres, ts, realert) or lead not in qualified:
                 if lead in qualified:
                     self._sight(zone, lead_pres, lead.det, ts)
@@ -323,7 +363,7 @@ def _due(pres: _Presence, ts: float, realert_s: float | None) -> bool:
     """Whether a stay that qualifies should flag now: first time, or its re-alert interval passed."""
     if pres.flagged_at is None:
         return True
-    return realert_s is not None and ts - pres.flagged_at >= realert_s
+    return not pres.dismissed and realert_s is not None and ts - pres.flagged_at >= realert_s
 
 
 def _mark(pres: _Presence, ts: float) -> None:

@@ -31,6 +31,7 @@ class HubStats:
     flags_delivered: int = 0
     flags_failed: int = 0  # on_flag kept failing; logged as an error
     sightings: int = 0  # flagged stays reported again (still present), no new flag
+    stays_dismissed: int = 0  # stays told that a reviewer dismissed their flag: no re-alert
     by_worker: Counter[str] = field(default_factory=Counter)
     by_camera: Counter[int] = field(default_factory=Counter)
     # (camera id, sample time, sample age when its analysis ended) of the latest analysed frames

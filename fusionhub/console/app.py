@@ -56,7 +56,7 @@ from fusionhub.dispatch.db import create_engine, upgrade
 from fusionhub.dispatch.service import DispatchService
 from fusionhub.media.gateway import MediaGateway
 from fusionhub.signaling.bus import create_bus
-from fusionhub.signaling.messages import FlagRaised, Topic, ZoneSighting
+from fusionhub.signaling.messages import FlagRaised, FlagReview, Topic, ZoneSighting
 from fusionhub.signaling.ws import WsBridge, WsHub
 
 log = logging.getLogger(__name__)
@@ -225,6 +225,15 @@ async def _media_and_analytics(app: web.Application) -> AsyncIterator[None]:
     # every raised flag stored once; acknowledged only after it is stored
     intake = BusIntake(bus, Topic.FLAG_RAISED, "dispatch", FlagRaised, app[DISPATCH].record_flag)
     sightings = BusIntake(bus, Topic.ZONE_SIGHTING, "dispatch-sightings", ZoneSighting, app[DISPATCH].record_sighting)
+
+    async def on_review(review: FlagReview) -> None:
+        if review.status == "dismissed":
+            analytics.flag_dismissed(review.camera_id, review.id)
+
+    # every hub process hears every review (a group of its own): the stay lives in the one that
+    # analyses the camera
+    reviews = BusIntake(bus, Topic.FLAG_REVIEWED, f"analytics-reviews-{socket.gethostname()}-{os.getpid()}",
+                        FlagReview, on_review)
     app[ANALYTICS] = analytics
     app[MEDIA] = media
     app[WIRING] = wiring
@@ -233,13 +242,14 @@ async def _media_and_analytics(app: web.Application) -> AsyncIterator[None]:
     await media.start()
     await intake.start()
     await sightings.start()
+    await reviews.start()
     try:
         await wiring.sync_all()
         yield
     finally:
         # reverse order; each step runs even if an earlier one failed
         errors: list[BaseException] = []
-        for step in (sightings.stop, intake.stop, media.stop, analytics.stop, relay.stop):
+        for step in (reviews.stop, sightings.stop, intake.stop, media.stop, analytics.stop, relay.stop):
             try:
                 await step()
             except Exception as exc:  # collected, logged, shutdown goes on

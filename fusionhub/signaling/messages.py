@@ -102,6 +102,18 @@ class ZoneSighting(_Msg):
     seen_at: float = Field(description="epoch seconds of the frame it is still seen in")
 
 
+class FlagReview(BaseModel):
+    """What analytics reads of a FLAG_REVIEWED event (the review queue's whole flag, in the API's
+    shape): a dismissed flag's stay stops re-alerting."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)  # the rest of the flag is the console's
+
+    id: str
+    camera_id: int
+    zone_id: int
+    status: str = Field(description="confirmed or dismissed")
+
+
 class CameraStatus(_Msg):
     """Health of one camera as the media gateway sees it.
 

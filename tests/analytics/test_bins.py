@@ -38,10 +38,12 @@ def reading(score: float, *, occluded: bool = False, threshold: float = 0.3) -> 
     return BinReading(score, score, (), occluded, threshold, (0, 0, 10, 10))
 
 
-def run(watch: BinWatch, scores: list[float | None], *, dwell: float = 5, realert: float | None = None) -> list[float]:
-    """Feed 1-s samples (None: occluded); the times a flag was due."""
+def run(
+    watch: BinWatch, scores: list[float | None], *, dwell: float = 5, realert: float | None = None, t0: int = 0
+) -> list[float]:
+    """Feed 1-s samples from `t0` (None: occluded); the times a flag was due."""
     out = []
-    for t, s in enumerate(scores):
+    for t, s in enumerate(scores, start=t0):
         r = reading(0.9, occluded=True) if s is None else reading(s, threshold=watch.threshold(CFG, None))
         if watch.step(float(t), r, CFG, dwell_s=dwell, realert_s=realert):
             out.append(float(t))
@@ -71,6 +73,15 @@ def test_realert_while_it_stays_full() -> None:
     watch = BinWatch()
     assert run(watch, [0.8] * 200, realert=60) == [5.0, 65.0, 125.0, 185.0]
     assert watch.repeats == 3
+
+
+def test_a_dismissed_overflow_does_not_realert_until_the_bin_is_emptied() -> None:
+    watch = BinWatch()
+    assert run(watch, [0.8] * 10, realert=60) == [5.0]
+    watch.dismissed = True  # what CameraRules.dismissed sets for a bin zone's flag
+    assert run(watch, [0.8] * 190, realert=60, t0=10) == []  # 65, 125, 185 were due
+    # emptied past the grace: a new overflow is a new flag, and re-alerts again
+    assert run(watch, [0.05] * 15 + [0.8] * 80, realert=60, t0=200) == [220.0, 280.0]
 
 
 def test_threshold_rises_above_a_noisy_zone() -> None:

@@ -113,6 +113,50 @@ def test_realert_while_it_stays_and_only_then() -> None:
     assert [f.ts for f in feed(rules, [[box()]] * 200, 0.0)] == [5.0, 105.0]
 
 
+def test_a_dismissed_stay_does_not_realert_but_the_next_stay_flags() -> None:
+    """A reviewer dismissed the flag (say, a permitted delivery van): with re-alert on, that van
+    must not come back to the review queue every minute while it stays; the next one still flags."""
+    zone = ZoneSpec(id=1, name="z", polygon=ROAD, dwell_s=5, realert_s=60)
+    rules = CameraRules(1, [zone])
+    (flag,) = feed(rules, [[box()]] * 10, 0.0)
+    rules.remember("f-1", flag)
+    assert rules.dismissed("f-1") is True
+    assert feed(rules, [[box()]] * 190, 10.0) == []  # re-alerts were due at 65, 125, 185
+    assert rules.dismissed("f-1") is False  # a dismissal is applied once
+    assert feed(rules, [[]] * 5, 200.0) == []  # it drives off
+    assert [(f.ts, f.repeat) for f in feed(rules, [[box(x=600)]] * 10, 205.0)] == [(210.0, 0)]
+    # without the dismissal the same stay re-alerts (the control)
+    rules = CameraRules(1, [zone])
+    assert [f.ts for f in feed(rules, [[box()]] * 200, 0.0)] == [5.0, 65.0, 125.0, 185.0]
+
+
+def test_a_dismissal_of_a_stay_that_is_over_or_unknown_changes_nothing() -> None:
+    zone = ZoneSpec(id=1, name="z", polygon=ROAD, dwell_s=5, realert_s=60)
+    rules = CameraRules(1, [zone])
+    (flag,) = feed(rules, [[box()]] * 10, 0.0)
+    rules.remember("f-1", flag)
+    assert feed(rules, [[]] * 5, 10.0) == []  # gone before the review
+    assert rules.dismissed("f-1") is False and rules.dismissed("never-raised") is False
+    assert [f.ts for f in feed(rules, [[box()]] * 10, 15.0)] == [20.0]  # a new stay, a new flag
+
+
+def test_a_dismissed_group_occupation_stays_quiet_whoever_joins() -> None:
+    zone = ZoneSpec(id=1, name="z", polygon=ROAD, dwell_s=5, min_count=2, realert_s=60)
+    rules = CameraRules(1, [zone])
+    (flag,) = feed(rules, [[box(x=100), box(x=600)]] * 10, 0.0)
+    rules.remember("g-1", flag)
+    assert rules.dismissed("g-1") is True
+    # a third car joins and the first one leaves: the occupation goes on, still dismissed
+    assert feed(rules, [[box(x=100), box(x=600), box(x=350)]] * 60, 10.0) == []
+    assert feed(rules, [[box(x=600), box(x=350)]] * 100, 70.0) == []  # re-alerts were due at 65, 125
+    # the control: undismissed, the same occupation re-alerts
+    rules = CameraRules(1, [zone])
+    flags = feed(rules, [[box(x=100), box(x=600)]] * 10, 0.0)
+    flags += feed(rules, [[box(x=100), box(x=600), box(x=350)]] * 60, 10.0)
+    flags += feed(rules, [[box(x=600), box(x=350)]] * 100, 70.0)
+    assert [f.ts for f in flags] == [5.0, 65.0, 125.0]
+
+
 def test_a_flagged_stay_that_goes_on_is_sighted_not_flagged_again() -> None:
     """No re-alert set: one flag, then a sighting every `sighting_s` while the car stays (dispatch
     notes those on the zone's open case); a new arrival after it left is a new flag."""

@@ -141,3 +141,61 @@ async def test_open_case_attaches_and_precision_counts_reviews(hub: RunningHub) 
     assert (await hub.call("GET", "/api/v1/analytics/precision", "field1"))[0] == 403
     assert (await hub.call("GET", "/api/v1/analytics/precision?since=yesterday", "duty"))[0] == 422
     assert (await hub.call("GET", "/api/v1/analytics/precision"))[0] == 401
+
+
+async def _analysed(hub: RunningHub, camera_id: int, ts: float) -> None:
+    for _ in range(1000):
+        latest = hub.app[ANALYTICS].latest(camera_id)
+        if latest is not None and latest.ts >= ts:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"camera {camera_id}: the sample at {ts} was never analysed")
+
+
+async def _pending(hub: RunningHub, camera_id: int) -> list[dict[str, Any]]:
+    status, flags = await hub.call("GET", "/api/v1/flags?status=pending", "duty")
+    assert status == 200
+    return [f for f in flags if f["camera_id"] == camera_id]
+
+
+async def _until_pending(hub: RunningHub, camera_id: int, n: int) -> list[dict[str, Any]]:
+    for _ in range(200):
+        flags = await _pending(hub, camera_id)
+        if len(flags) >= n:
+            return flags
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"camera {camera_id}: {len(flags)} pending flags, expected {n}")
+
+
+async def test_a_dismissed_flag_keeps_its_stay_out_of_the_review_queue(hub: RunningHub, bus_frame: np.ndarray) -> None:
+    """Re-alert every minute is on. The bus that was flagged and dismissed (say, a permitted stop)
+    stays on for two more minutes: nothing more reaches the queue. The same bus on a second camera,
+    not dismissed, re-alerts twice (the control). Real model, real photo, real bus between the
+    review and the rules."""
+    analytics = hub.app[ANALYTICS]
+    dismissed, control = await camera(hub), await camera(hub)
+    for cam in (dismissed, control):
+        status, _ = await zone(hub, cam, dwell_s=5, realert_s=60)
+        assert status == 201
+    t0 = time.time() - 300  # sample times (media time) lie in the past, 2 s apart
+
+    async def play(start: int, end: int) -> None:
+        for t in range(start, end, 2):
+            for cam in (dismissed, control):
+                analytics.submit(cam, t0 + t, bus_frame.copy())
+                await _analysed(hub, cam, t0 + t)
+
+    await play(0, 12)
+    (flag,) = await _until_pending(hub, dismissed, 1)
+    await _until_pending(hub, control, 1)
+    status, _ = await hub.call("POST", f"/api/v1/flags/{flag['id']}/dismiss", "duty", json={"reason": "permitted stop"})
+    assert status == 200
+    for _ in range(200):  # the review travels over the bus to the analytics hub
+        if analytics.stats.stays_dismissed == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert analytics.stats.stays_dismissed == 1
+    await play(12, 132)  # re-alerts were due about 60 and 120 s after the flag
+    # flags leave the hub in the order they were raised, the dismissed camera's first at each step
+    assert len(await _until_pending(hub, control, 3)) == 3
+    assert await _pending(hub, dismissed) == []
