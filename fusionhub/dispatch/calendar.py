@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fusionhub.dispatch.access import Viewer, require_role
@@ -21,6 +21,8 @@ from fusionhub.dispatch.worktime import Limit, WorkCalendar, deadline, official_
 log = logging.getLogger(__name__)
 
 OVERRIDE_KINDS = ("holiday", "workday")
+# session.info key: the overrides' fingerprint as read by the statement that loaded the case
+CALENDAR_FINGERPRINT = "fusionhub.calendar_fingerprint"
 CALENDAR_READERS = ("admin", "commander", "duty")
 MAX_LISTED_DAYS = 400
 
@@ -44,23 +46,43 @@ def parse_day(value: str, field: str = "date") -> date:
         raise Invalid(field, "must be a date like 2025-10-01") from None
 
 
+def calendar_fingerprint() -> ScalarSelect[Any]:
+    """A column that spells out every override (`YYYY-MM-DD:kind`, comma-separated, in no set
+    order): a statement that reads it along with its own rows tells whether a calendar built
+    earlier still holds, without another round trip for the overrides themselves."""
+    return select(
+        func.aggregate_strings(cast(CalendarOverride.day, String) + ":" + CalendarOverride.kind, ",")
+    ).scalar_subquery()
+
+
 class CalendarService(ServiceCore):
     """Working time: the calendar every deadline is counted in, and the admin's overrides."""
 
     async def work_calendar(self, session: AsyncSession | None = None) -> WorkCalendar:
-        """The working calendar as it stands now (overrides read from the database)."""
+        """The working calendar as it stands now (overrides read from the database).
+
+        Within a transition the case's statement has read the overrides' fingerprint already
+        (session.info): a calendar built from the same overrides, in this process, is reused."""
+        fingerprint = session.info.get(CALENDAR_FINGERPRINT) if session is not None else None
+        cached: tuple[Any, WorkCalendar] | None = self.__dict__.get("_calendar_cache")
+        if fingerprint is not None and cached is not None and cached[0] == fingerprint:
+            return cached[1]
         if session is None:
             async with self.read_session() as own:
-                rows = list(await own.scalars(select(CalendarOverride)))
+                rows = (await own.execute(select(CalendarOverride.day, CalendarOverride.kind))).all()
         else:
-            rows = list(await session.scalars(select(CalendarOverride)))
+            rows = (await session.execute(select(CalendarOverride.day, CalendarOverride.kind))).all()
         cal = WorkCalendar(
             tz=ZoneInfo(self.timezone),
             periods=self.config.periods(),
-            extra_holidays=frozenset(r.day for r in rows if r.kind == "holiday"),
-            extra_workdays=frozenset(r.day for r in rows if r.kind == "workday"),
+            extra_holidays=frozenset(day for day, kind in rows if kind == "holiday"),
+            extra_workdays=frozenset(day for day, kind in rows if kind == "workday"),
         )
         self._warn_uncovered(cal)
+        if fingerprint is not None:
+            # read after the fingerprint: if an override changed in between, the next
+            # transition's fingerprint differs from this one and the calendar is read again
+            self.__dict__["_calendar_cache"] = (fingerprint, cal)
         return cal
 
     def _warn_uncovered(self, cal: WorkCalendar) -> None:

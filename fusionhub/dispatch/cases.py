@@ -11,13 +11,14 @@ branches.py and go through the same `_transition`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -26,7 +27,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from fusionhub.dispatch import board, clock, files, workflow
 from fusionhub.dispatch.access import Viewer, region_params, region_visible, require_role
-from fusionhub.dispatch.calendar import CalendarService
+from fusionhub.dispatch.calendar import CALENDAR_FINGERPRINT, CalendarService, calendar_fingerprint
 from fusionhub.dispatch.categories import FALLBACK, Category
 from fusionhub.dispatch.errors import Conflict, Forbidden, Invalid, NotFound
 from fusionhub.dispatch.models import (
@@ -65,6 +66,33 @@ def _case_options(timeline: bool = True) -> list[ORMOption]:
     if timeline:
         opts.append(selectinload(Case.events).joinedload(CaseEvent.actor))
     return opts
+
+
+@functools.cache
+def _case_by_id(timeline: bool) -> Select[Case]:
+    """One case with what a transition needs, built once: a statement's cache key is computed
+    once per statement object, and a fresh one with six loader options cost ~0.3 ms a call here."""
+    return select(Case).where(Case.id == bindparam("case_id")).options(*_case_options(timeline))
+
+
+@functools.cache
+def _case_and_actor() -> Select[Case, User, Any]:
+    """A transition's case and the user acting on it, in one round trip (None for a missing user)."""
+    # the short collections (a case's tasks and extension requests) joined into the same statement:
+    # a few rows more instead of a round trip each; attachments and the timeline can grow long
+    return (
+        select(Case, User, calendar_fingerprint())
+        .outerjoin(User, User.id == bindparam("actor_id"))
+        .where(Case.id == bindparam("case_id"))
+        .options(
+            joinedload(Case.team),
+            joinedload(Case.clock),
+            joinedload(Case.tasks).joinedload(Task.team),
+            joinedload(Case.extensions),
+            selectinload(Case.attachments),
+            selectinload(Case.events).joinedload(CaseEvent.actor),
+        )
+    )
 
 
 def _note(note: str | None, *, required: bool) -> str | None:
@@ -108,7 +136,7 @@ class CaseService(RuleService, CalendarService):
         return viewer["role"] != "field" or _field_may_see(viewer, case)
 
     async def _case(self, session: AsyncSession, viewer: Viewer, case_id: int, timeline: bool = True) -> Case:
-        case = await session.get(Case, case_id, options=_case_options(timeline))
+        case = (await session.execute(_case_by_id(timeline), {"case_id": case_id})).scalar_one_or_none()
         if not self._visible(viewer, case):
             raise NotFound(f"no case {case_id}")
         assert case is not None
@@ -222,8 +250,15 @@ class CaseService(RuleService, CalendarService):
         action is the team's, so it answers the supervision reminders of the case."""
         try:
             async with self.write_session() as session, session.begin():
-                case = await self._case(session, viewer, case_id)
-                actor = await session.get(User, int(viewer["id"]))
+                row = (
+                    await session.execute(_case_and_actor(), {"case_id": case_id, "actor_id": int(viewer["id"])})
+                ).unique().one_or_none()
+                case, actor = (row[0], row[1]) if row is not None else (None, None)
+                if row is not None:
+                    session.info[CALENDAR_FINGERPRINT] = (row[2],)  # None: no override at all
+                if not self._visible(viewer, case):
+                    raise NotFound(f"no case {case_id}")
+                assert case is not None
                 if actor is None:
                     raise NotFound(f"no user {viewer['id']}")
                 before = case.status

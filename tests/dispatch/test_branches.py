@@ -6,7 +6,7 @@ transitions, roles, concurrent actions, and the timeline's hash chain through al
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -403,3 +403,27 @@ async def test_two_people_filing_and_refusing_at_once(env: Env) -> None:
         assert _actions(final)[-2] == "request_extension"
     finally:
         await other.engine.dispose()
+
+
+async def test_a_calendar_override_set_by_another_hub_process_counts_at_the_next_dispatch(env: Env) -> None:
+    """Deadlines follow the overrides in the database at the moment of each action, even when a
+    second hub process (here a second service on the same database) changed them in between."""
+    other = env.new_service(env.engine)
+    admin = env.user("admin")
+    today = datetime.fromtimestamp(env.clock.t, ZoneInfo("Asia/Shanghai")).date()
+    week = [date.fromordinal(today.toordinal() + d) for d in range(10)]
+
+    async def deadline() -> float:
+        case = await _dispatched(env, category="damaged_road")  # handled within 5 working days
+        return float(case["deadline_at"])
+
+    plain = await deadline()
+    for day in week:  # ten days off, entered on the other process
+        await other.set_calendar_override(admin, day, "holiday", "flood recovery")
+    pushed = await deadline()
+    assert pushed - plain >= 5 * 86400  # none of those days counts any more
+    await other.set_calendar_override(admin, week[0], "workday", "all hands")  # replaced, same count
+    assert await deadline() < pushed
+    for day in week:
+        await other.delete_calendar_override(admin, day)
+    assert abs(await deadline() - plain) < 3600  # as before (the clock moved on a little)
