@@ -9,7 +9,8 @@ history, sampler) into the real AnalyticsHub and its real worker processes (Zero
 
 Two set-ups, each ramped up (x1.5 a step, then one bisection) until it no longer sustains:
   fusionhub  keyframes only, 640x360 samples scaled in one swscale pass, motion gate, the
-             dynamic-shape model at 320 (rectangular 320x192 input), OpenVINO
+             dynamic-shape model at 320 (rectangular 320x192 input), runtime `auto` (CUDA where
+             usable, else whichever of ONNX Runtime and OpenVINO costs less CPU here; printed)
   naive      decode every frame and hand every one, full size, to the detector (latest wins,
              which is kind to it), the model at 640 (what `model.predict` does), ONNX Runtime
 Both get the same two worker processes of one inference thread each.
@@ -125,6 +126,8 @@ class Rig:
             if time.monotonic() > deadline:
                 raise SystemExit("workers did not get ready in 90 s")
             await asyncio.sleep(0.1)
+        runtimes = sorted({w["runtime"] for w in self.hub.workers() if w["ready"]})
+        print(f"  {self.setup.name}: workers run on {', '.join(runtimes)}", flush=True)
 
     async def stop(self) -> None:
         await self.gateway.stop()
@@ -313,7 +316,7 @@ def main() -> None:
     parser.add_argument("--baseline-start", type=int, default=8, help="first step of the naive set-up")
     parser.add_argument("--growth", type=float, default=1.5)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one inference thread each)")
-    parser.add_argument("--runtime", choices=("openvino", "cpu", "cuda"), default="openvino")
+    parser.add_argument("--runtime", choices=("auto", "openvino", "cpu", "cuda"), default="auto")
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--data-dir", type=Path, default=REPO / "var")
     parser.add_argument("--setups", default="fusionhub,naive", help="which set-ups to run (comma-separated)")

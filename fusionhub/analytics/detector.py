@@ -67,7 +67,7 @@ def letterbox(frame: np.ndarray, size: int, *, rect: bool = False) -> tuple[np.n
 class Detector:
     """A YOLO end2end ONNX model: `detect(frame_bgr)` gives detections in the frame's pixels.
 
-    `providers` lists runtimes in order of preference ("openvino", "cuda", "cpu"); see runtime.py.
+    `providers` lists runtimes in order of preference ("openvino", "cuda", "cpu", "auto"); see runtime.py.
     A dynamic-shape model runs at any size (`detect_timed(frame, imgsz=320)`) with the
     rectangular letterbox; a fixed-shape one only at its own square size.
     """
@@ -88,7 +88,8 @@ class Detector:
         self.classes = info.classes
         self.conf = conf
         self._backend = load_backend(
-            model_path, wanted=providers, threads=threads, precision=precision, prefix=f"detector {info.name}"
+            model_path, wanted=providers, threads=threads, precision=precision, prefix=f"detector {info.name}",
+            imgsz=info.imgsz,
         )
         shape = self._backend.input_shape
         if len(shape) != 4 or shape[1] != 3:

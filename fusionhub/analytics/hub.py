@@ -223,9 +223,12 @@ class AnalyticsHub:
         return cam.latest if cam else None
 
     def workers(self) -> list[dict[str, Any]]:
-        """The workers the hub knows now (for status pages and tests)."""
+        """The workers the hub knows now (for status pages and tests); `runtime`: what a ready one runs on."""
         return [
-            {"label": w.label, "pid": w.pid, "host": w.host, "ready": w.ready, "busy": w.job is not None}
+            {
+                "label": w.label, "pid": w.pid, "host": w.host, "ready": w.ready, "busy": w.job is not None,
+                "runtime": ", ".join(str(x) for x in w.extra.get("providers", [])),
+            }
             for w in self._workers.values()
         ]
 

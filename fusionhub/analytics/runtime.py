@@ -3,16 +3,22 @@
 A worker asks for runtimes in order of preference (`["openvino", "cpu"]`, say); the first one
 this machine can run is used. A runtime that is asked for first but missing is reported once,
 as a warning naming what was used instead, so a misconfigured GPU box never silently runs on CPU.
+`auto` takes CUDA where it works, and otherwise times ONNX Runtime and OpenVINO on this model at
+start-up and keeps the one that costs less CPU per frame: which one wins depends on the CPU.
 
 Measured on the 2-core development box (yolo26n, one thread, CPU time per frame): ONNX Runtime
 7.4 ms at 320×320, OpenVINO 4.6 ms; with a dynamic-shape export and the rectangular input a
-16:9 frame needs (320×192), 4.6 ms and 2.9 ms.
+16:9 frame needs (320×192), 4.6 ms and 2.9 ms. On a later 2-core AMD EPYC box the order was
+reversed: ONNX Runtime 16 ms, OpenVINO 22.6 ms at 320.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import math
+import statistics
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,9 +31,13 @@ from fusionhub.analytics.errors import DetectorError
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("cpu", "cuda", "openvino")
+AUTO = "auto"  # CUDA where usable, else the CPU runtime that costs less CPU per frame here
 _ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
 # OpenVINO compiles one graph per input shape; a hub sees a handful (one per aspect ratio and size)
 _OV_SHAPES = 8
+# `auto`'s timing at start-up: a warm-up (OpenVINO compiles on its first run), then rounds that
+# take turns between the runtimes, so that a burst of load elsewhere on the box hits both alike
+_PROBE_WARMUP, _PROBE_ROUNDS, _PROBE_RUNS = 2, 5, 3
 
 
 class Backend(Protocol):
@@ -147,21 +157,30 @@ class OpenVinoBackend:
 
 
 def load_backend(
-    model_path: Path, *, wanted: Sequence[str], threads: int, precision: str = "auto", prefix: str = "detector"
+    model_path: Path,
+    *,
+    wanted: Sequence[str],
+    threads: int,
+    precision: str = "auto",
+    prefix: str = "detector",
+    imgsz: int = 640,
 ) -> Backend:
     """The first runtime in `wanted` that this machine has; ONNX Runtime on the CPU when none is.
 
     A preferred runtime that is missing (or fails to load the model) is logged once as a warning
-    with what runs instead.
+    with what runs instead. `auto` (see `_cheapest`) times the CPU runtimes at `imgsz`.
     """
     import onnxruntime as ort
 
     ort_have = set(ort.get_available_providers())
     missing: list[str] = []
+    backend: Backend
     for choice in [*wanted, "cpu"]:
         try:
-            if choice == "openvino" and _openvino_installed():
-                backend: Backend = OpenVinoBackend(model_path, threads=threads, precision=precision)
+            if choice == AUTO:
+                backend = _cheapest(model_path, ort_have, threads=threads, precision=precision, imgsz=imgsz, prefix=prefix)
+            elif choice == "openvino" and _openvino_installed():
+                backend = OpenVinoBackend(model_path, threads=threads, precision=precision)
             elif choice in _ORT_PROVIDERS and _ORT_PROVIDERS[choice] in ort_have:
                 backend = OrtBackend(model_path, threads=threads, provider=_ORT_PROVIDERS[choice])
             else:
@@ -176,3 +195,56 @@ def load_backend(
             log.warning("%s: runtime %s unavailable; falling back to %s", prefix, ", ".join(missing), backend.name)
         return backend
     raise DetectorError("no inference runtime could load the model")  # unreachable: cpu is always there
+
+
+def probe_shape(backend: Backend, imgsz: int) -> tuple[int, int, int, int]:
+    """The input a camera frame gets: a fixed model's own shape, or a 16:9 frame's rectangle at `imgsz`."""
+    if not backend.dynamic:
+        return (1, 3, int(backend.input_shape[2] or imgsz), int(backend.input_shape[3] or imgsz))
+    return (1, 3, max(32, math.ceil(imgsz * 9 / 16 / 32) * 32), imgsz)
+
+
+def cpu_ms_per_frame(backends: Sequence[Backend], imgsz: int) -> list[float]:
+    """CPU time per inference of each backend (all of this process's threads), median of the rounds."""
+    rng = np.random.default_rng(0)
+    blobs = [rng.random(probe_shape(b, imgsz), dtype=np.float32) for b in backends]
+    for backend, blob in zip(backends, blobs, strict=True):
+        for _ in range(_PROBE_WARMUP):
+            backend.run(blob)
+    rounds: list[list[float]] = [[] for _ in backends]
+    for _ in range(_PROBE_ROUNDS):
+        for i, (backend, blob) in enumerate(zip(backends, blobs, strict=True)):
+            started = time.process_time()
+            for _ in range(_PROBE_RUNS):
+                backend.run(blob)
+            rounds[i].append((time.process_time() - started) / _PROBE_RUNS * 1e3)
+    return [statistics.median(r) for r in rounds]
+
+
+def _cheapest(
+    model_path: Path, ort_have: set[str], *, threads: int, precision: str, imgsz: int, prefix: str
+) -> Backend:
+    """`auto`: CUDA when it loads; else whichever of ONNX Runtime and OpenVINO costs less CPU per
+    frame for this model on this machine, timed now (about 30 runs each) and logged."""
+    if _ORT_PROVIDERS["cuda"] in ort_have:
+        try:
+            return OrtBackend(model_path, threads=threads, provider=_ORT_PROVIDERS["cuda"])
+        except DetectorError as exc:
+            log.info("%s: auto: CUDA not usable here (%s); timing the CPU runtimes", prefix, exc)
+    candidates: list[Backend] = [OrtBackend(model_path, threads=threads, provider=_ORT_PROVIDERS["cpu"])]
+    if _openvino_installed():
+        try:
+            candidates.append(OpenVinoBackend(model_path, threads=threads, precision=precision))
+        except DetectorError as exc:
+            log.warning("%s: auto: OpenVINO cannot run this model (%s)", prefix, exc)
+    if len(candidates) == 1:
+        log.info("%s: auto: only %s is installed", prefix, candidates[0].name)
+        return candidates[0]
+    costs = cpu_ms_per_frame(candidates, imgsz)
+    best = min(range(len(candidates)), key=costs.__getitem__)
+    shape = "x".join(str(d) for d in probe_shape(candidates[best], imgsz)[2:])
+    log.info(
+        "%s: auto: CPU per frame at %s: %s; using %s", prefix, shape,
+        ", ".join(f"{b.name} {c:.1f} ms" for b, c in zip(candidates, costs, strict=True)), candidates[best].name,
+    )
+    return candidates[best]

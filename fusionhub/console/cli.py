@@ -164,7 +164,8 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("--processes", type=int, default=1, choices=range(1, 65), metavar="N",
                         help="worker processes (each replaced when it dies); default 1")
     worker.add_argument("--runtime", default="cpu",
-                        help="inference runtimes in order of preference, e.g. openvino,cpu or cuda,cpu (default cpu)")
+                        help="inference runtimes in order of preference, e.g. openvino,cpu or cuda,cpu; auto: CUDA where "
+                        "usable, else the cheaper of cpu and openvino on this machine, timed at start (default cpu)")
     worker.add_argument("--precision", choices=("auto", "f32"), default="auto",
                         help="OpenVINO arithmetic: auto (bfloat16 where the CPU has it) or f32")
     worker.set_defaults(func=cmd_worker)

@@ -4,6 +4,7 @@ the motion gate's decisions, and the choice of inference runtime with its fallba
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import av
@@ -167,3 +168,54 @@ def test_dynamic_model_runs_at_a_camera_size_with_a_rectangular_input(model_file
     assert bus.x1 < 40 and bus.x2 > 770  # boxes in the frame's own pixels, whatever the input size
     with pytest.raises(Exception, match="multiple of 32"):
         det.detect_timed(bus_jpg, 300)
+
+
+def _auto(model_files: ModelFiles, caplog: pytest.LogCaptureFixture) -> runtime.Backend:
+    caplog.set_level(logging.INFO, logger="fusionhub.analytics.runtime")
+    return runtime.load_backend(model_files.onnx, wanted=["auto"], threads=1, imgsz=320)
+
+
+@pytest.mark.skipif(
+    "openvino" not in runtime.available_runtimes() or "cuda" in runtime.available_runtimes(),
+    reason="auto times the two CPU runtimes only where both are installed and there is no GPU",
+)
+def test_auto_runtime_times_both_cpu_runtimes_and_keeps_the_cheaper(
+    model_files: ModelFiles, caplog: pytest.LogCaptureFixture, bus_jpg: np.ndarray
+) -> None:
+    backend = _auto(model_files, caplog)
+    line = next(r.getMessage() for r in caplog.records if "auto: CPU per frame" in r.getMessage())
+    # "...: CPU per frame at 192x320: onnxruntime/CPUExecutionProvider 16.1 ms, openvino/CPU/f32 22.5 ms; using ..."
+    assert "at 192x320" in line  # a 16:9 camera frame's input at 320, as the hub sends it
+    figures = re.findall(r"(\S+) ([\d.]+) ms", line.split("; using ")[0])
+    costs = {name: float(ms) for name, ms in figures}
+    assert len(costs) == 2 and all(c > 0 for c in costs.values()), line
+    assert backend.name == min(costs, key=costs.__getitem__)
+    assert line.endswith(f"using {backend.name}")
+    # and a detector asking for auto gets one of the two (timed again: a close race may go either way), working
+    det = Detector(model_files.onnx, threads=1, providers=["auto"])
+    assert det.providers[0] in costs
+    assert any(d.label == "bus" for d in det.detect_timed(bus_jpg, 320)[0])
+
+
+@pytest.mark.skipif("cuda" in runtime.available_runtimes(), reason="auto takes CUDA where it works")
+@pytest.mark.parametrize(("ort_ms", "ov_ms", "kept"), [(16.0, 22.6, "onnxruntime"), (7.4, 4.6, "openvino")])
+def test_auto_runtime_follows_the_timing(
+    model_files: ModelFiles, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    ort_ms: float, ov_ms: float, kept: str,
+) -> None:
+    """The figures of two boxes this project ran on: which runtime wins depends on the CPU."""
+    if "openvino" not in runtime.available_runtimes():
+        pytest.skip("openvino is not installed")
+    monkeypatch.setattr(runtime, "cpu_ms_per_frame", lambda backends, imgsz: [ort_ms, ov_ms])
+    assert _auto(model_files, caplog).name.startswith(kept)
+
+
+@pytest.mark.skipif("cuda" in runtime.available_runtimes(), reason="auto takes CUDA where it works")
+def test_auto_runtime_without_openvino_is_onnxruntime_untimed(
+    model_files: ModelFiles, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(runtime, "_openvino_installed", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_ms_per_frame", lambda backends, imgsz: pytest.fail("nothing to compare"))
+    assert _auto(model_files, caplog).name == "onnxruntime/CPUExecutionProvider"
+    assert "only onnxruntime/CPUExecutionProvider is installed" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
