@@ -139,6 +139,10 @@ class Rig:
         for i in range(self.cameras + 1, n + 1):
             self.hub.set_zones(i, [ZoneSpec(id=i, name=f"road {i}", polygon=ROAD, dwell_s=60.0)])
             await self.gateway.add_file_camera(i, self.clip, sampling=self.setup.sampling)
+            # as the console's wiring does for a camera with zones: without it the gateway stops
+            # pulling a camera nobody watches after idle_grace_s (60 s), and a ramp's first
+            # cameras fell silent in its third step
+            self.gateway.set_analytics_need(i, True)
             await asyncio.sleep(2.0 / max(1, new))
         self.cameras = n
 
