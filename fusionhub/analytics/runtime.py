@@ -8,8 +8,8 @@ start-up and keeps the one that costs less CPU per frame: which one wins depends
 
 Measured on the 2-core development box (yolo26n, one thread, CPU time per frame): ONNX Runtime
 7.4 ms at 320×320, OpenVINO 4.6 ms; with a dynamic-shape export and the rectangular input a
-16:9 frame needs (320×192), 4.6 ms and 2.9 ms. On a later 2-core AMD EPYC box the order was
-reversed: ONNX Runtime 16 ms, OpenVINO 22.6 ms at 320.
+16:9 frame needs (320×192), 4.6 ms and 2.9 ms. On a later 2-core AMD EPYC box (bfloat16):
+5.9 ms and 4.5 ms at 320×192. Which one wins is the CPU's business; `auto` measures it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
-import statistics
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -36,8 +35,9 @@ _ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"
 # OpenVINO compiles one graph per input shape; a hub sees a handful (one per aspect ratio and size)
 _OV_SHAPES = 8
 # `auto`'s timing at start-up: a warm-up (OpenVINO compiles on its first run), then rounds that
-# take turns between the runtimes, so that a burst of load elsewhere on the box hits both alike
-_PROBE_WARMUP, _PROBE_ROUNDS, _PROBE_RUNS = 2, 5, 3
+# take turns between the runtimes, so that a burst of load elsewhere on the box hits both alike;
+# each runtime's best round counts (load only ever adds to a round: the least loaded is the truest)
+_PROBE_WARMUP, _PROBE_ROUNDS, _PROBE_RUNS = 2, 6, 3
 
 
 class Backend(Protocol):
@@ -205,7 +205,7 @@ def probe_shape(backend: Backend, imgsz: int) -> tuple[int, int, int, int]:
 
 
 def cpu_ms_per_frame(backends: Sequence[Backend], imgsz: int) -> list[float]:
-    """CPU time per inference of each backend (all of this process's threads), median of the rounds."""
+    """CPU time per inference of each backend (all of this process's threads), in its best round."""
     rng = np.random.default_rng(0)
     blobs = [rng.random(probe_shape(b, imgsz), dtype=np.float32) for b in backends]
     for backend, blob in zip(backends, blobs, strict=True):
@@ -218,14 +218,14 @@ def cpu_ms_per_frame(backends: Sequence[Backend], imgsz: int) -> list[float]:
             for _ in range(_PROBE_RUNS):
                 backend.run(blob)
             rounds[i].append((time.process_time() - started) / _PROBE_RUNS * 1e3)
-    return [statistics.median(r) for r in rounds]
+    return [min(r) for r in rounds]
 
 
 def _cheapest(
     model_path: Path, ort_have: set[str], *, threads: int, precision: str, imgsz: int, prefix: str
 ) -> Backend:
     """`auto`: CUDA when it loads; else whichever of ONNX Runtime and OpenVINO costs less CPU per
-    frame for this model on this machine, timed now (about 30 runs each) and logged."""
+    frame for this model on this machine, timed now (20 runs each) and logged."""
     if _ORT_PROVIDERS["cuda"] in ort_have:
         try:
             return OrtBackend(model_path, threads=threads, provider=_ORT_PROVIDERS["cuda"])

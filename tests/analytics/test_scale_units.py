@@ -198,12 +198,12 @@ def test_auto_runtime_times_both_cpu_runtimes_and_keeps_the_cheaper(
 
 
 @pytest.mark.skipif("cuda" in runtime.available_runtimes(), reason="auto takes CUDA where it works")
-@pytest.mark.parametrize(("ort_ms", "ov_ms", "kept"), [(16.0, 22.6, "onnxruntime"), (7.4, 4.6, "openvino")])
+@pytest.mark.parametrize(("ort_ms", "ov_ms", "kept"), [(5.9, 7.5, "onnxruntime"), (5.9, 4.5, "openvino")])
 def test_auto_runtime_follows_the_timing(
     model_files: ModelFiles, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
     ort_ms: float, ov_ms: float, kept: str,
 ) -> None:
-    """The figures of two boxes this project ran on: which runtime wins depends on the CPU."""
+    """Whichever the timing favours is kept, either way round."""
     if "openvino" not in runtime.available_runtimes():
         pytest.skip("openvino is not installed")
     monkeypatch.setattr(runtime, "cpu_ms_per_frame", lambda backends, imgsz: [ort_ms, ov_ms])
