@@ -204,10 +204,13 @@ def probe_shape(backend: Backend, imgsz: int) -> tuple[int, int, int, int]:
     return (1, 3, max(32, math.ceil(imgsz * 9 / 16 / 32) * 32), imgsz)
 
 
+def _probe_blob(backend: Backend, imgsz: int) -> np.ndarray:
+    return np.random.default_rng(0).random(probe_shape(backend, imgsz), dtype=np.float32)
+
+
 def cpu_ms_per_frame(backends: Sequence[Backend], imgsz: int) -> list[float]:
     """CPU time per inference of each backend (all of this process's threads), in its best round."""
-    rng = np.random.default_rng(0)
-    blobs = [rng.random(probe_shape(b, imgsz), dtype=np.float32) for b in backends]
+    blobs = [_probe_blob(b, imgsz) for b in backends]
     for backend, blob in zip(backends, blobs, strict=True):
         for _ in range(_PROBE_WARMUP):
             backend.run(blob)
@@ -234,7 +237,9 @@ def _cheapest(
     candidates: list[Backend] = [OrtBackend(model_path, threads=threads, provider=_ORT_PROVIDERS["cpu"])]
     if _openvino_installed():
         try:
-            candidates.append(OpenVinoBackend(model_path, threads=threads, precision=precision))
+            openvino = OpenVinoBackend(model_path, threads=threads, precision=precision)
+            openvino.run(_probe_blob(openvino, imgsz))  # a shape it cannot compile fails here, not mid-timing
+            candidates.append(openvino)
         except DetectorError as exc:
             log.warning("%s: auto: OpenVINO cannot run this model (%s)", prefix, exc)
     if len(candidates) == 1:

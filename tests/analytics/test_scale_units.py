@@ -219,3 +219,18 @@ def test_auto_runtime_without_openvino_is_onnxruntime_untimed(
     assert _auto(model_files, caplog).name == "onnxruntime/CPUExecutionProvider"
     assert "only onnxruntime/CPUExecutionProvider is installed" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.skipif(
+    "openvino" not in runtime.available_runtimes() or "cuda" in runtime.available_runtimes(),
+    reason="needs OpenVINO installed and no GPU",
+)
+def test_auto_runtime_passes_over_an_openvino_that_cannot_run_the_model(
+    model_files: ModelFiles, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(self: runtime.OpenVinoBackend, blob: np.ndarray) -> np.ndarray:
+        raise runtime.DetectorError(f"OpenVINO cannot compile the model for input {blob.shape}")
+
+    monkeypatch.setattr(runtime.OpenVinoBackend, "run", refuse)
+    assert _auto(model_files, caplog).name == "onnxruntime/CPUExecutionProvider"
+    assert "auto: OpenVINO cannot run this model (OpenVINO cannot compile the model for input (1, 3, 192, 320))" in caplog.text
