@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -55,7 +53,7 @@ from fusionhub.console.wiring import CameraWiring, StatusRelay
 from fusionhub.dispatch.db import create_engine, upgrade
 from fusionhub.dispatch.service import DispatchService
 from fusionhub.media.gateway import MediaGateway
-from fusionhub.signaling.bus import create_bus
+from fusionhub.signaling.bus import create_bus, process_group
 from fusionhub.signaling.messages import FlagRaised, FlagReview, Topic, ZoneSighting
 from fusionhub.signaling.ws import WsBridge, WsHub
 
@@ -190,7 +188,7 @@ async def _records_and_bus(app: web.Application) -> AsyncIterator[None]:
 
 async def _websockets(app: web.Application) -> AsyncIterator[None]:
     hub = WsHub()
-    bridge = WsBridge(app[BUS], hub, CONSOLE_TOPICS, group=f"ws-{socket.gethostname()}-{os.getpid()}")
+    bridge = WsBridge(app[BUS], hub, CONSOLE_TOPICS, group=process_group("ws"), transient=True)
     app[WSHUB] = hub
     await bridge.start()
     try:
@@ -232,8 +230,8 @@ async def _media_and_analytics(app: web.Application) -> AsyncIterator[None]:
 
     # every hub process hears every review (a group of its own): the stay lives in the one that
     # analyses the camera
-    reviews = BusIntake(bus, Topic.FLAG_REVIEWED, f"analytics-reviews-{socket.gethostname()}-{os.getpid()}",
-                        FlagReview, on_review)
+    reviews = BusIntake(bus, Topic.FLAG_REVIEWED, process_group("analytics-reviews"), FlagReview, on_review,
+                        transient=True)
     app[ANALYTICS] = analytics
     app[MEDIA] = media
     app[WIRING] = wiring

@@ -25,8 +25,18 @@ M = TypeVar("M", bound=BaseModel)
 class BusIntake(Generic[M]):
     """Consume `topic` in consumer group `group`, handing each event as a `model` to `store`."""
 
-    def __init__(self, bus: Bus, topic: Topic, group: str, model: type[M], store: Callable[[M], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        topic: Topic,
+        group: str,
+        model: type[M],
+        store: Callable[[M], Awaitable[object]],
+        *,
+        transient: bool = False,
+    ) -> None:
         self._bus = bus
+        self._transient = transient  # the group is this process's alone (bus.process_group)
         self._topic = topic
         self._group = group
         self._model = model
@@ -38,7 +48,7 @@ class BusIntake(Generic[M]):
         """Subscribe (the group exists when this returns) and start storing."""
         if self._task is not None:
             return
-        self._sub = self._bus.subscribe([self._topic], group=self._group)
+        self._sub = self._bus.subscribe([self._topic], group=self._group, transient=self._transient)
         await self._sub.ready()
         self._task = asyncio.create_task(self._run(self._sub), name=f"intake-{self._group}")
 

@@ -9,7 +9,10 @@ Semantics:
 
 - a *group* is a consumer group: each event published on a topic reaches ONE consumer of each
   group subscribed to that topic. Hub processes share work by using the same group ("dispatch");
-  a broadcaster (the websocket bridge) uses a group of its own (``f"ws-{hostname}-{pid}"``);
+  a broadcaster (the websocket bridge) uses a group of its own process (``process_group("ws")``,
+  ``"ws@HOST-PID"``), subscribed ``transient=True``: the group is destroyed when that
+  subscription closes, and on Redis one left by a process that died is removed by the next
+  transient subscriber of the same family once all its consumers have been idle for an hour;
 - delivery is at least once: an event stays the group's until a consumer acks it; an event not
   acked is delivered again (in-process: to the group's next consumer once the subscription that
   took it closes; Redis: claimed by another consumer once it has been idle long enough).
@@ -25,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -111,13 +116,22 @@ class Bus(ABC):
 
     @abstractmethod
     def subscribe(
-        self, topics: Sequence[Topic], *, group: str, consumer: str | None = None
+        self, topics: Sequence[Topic], *, group: str, consumer: str | None = None, transient: bool = False
     ) -> Subscription:
-        """A new consumer of `group` for `topics`; raises BusClosed after close()."""
+        """A new consumer of `group` for `topics`; raises BusClosed after close(). `transient`: the
+        group is this process's alone (`process_group`) and goes when the subscription closes."""
 
     @abstractmethod
     async def close(self) -> None:
         """Release the bus; ends every subscription's iteration. Idempotent."""
+
+
+def process_group(family: str) -> str:
+    """The name of a consumer group of this process alone: `family@HOST-PID` (subscribe it with
+    `transient=True`; the family names its kind, e.g. "ws", and must not contain "@")."""
+    if not family or "@" in family:
+        raise ValueError(f"bad group family {family!r}")
+    return f"{family}@{socket.gethostname()[:64]}-{os.getpid()}"
 
 
 class _Group:
@@ -135,10 +149,13 @@ class _Group:
         self.queue: deque[Event] = deque()
         self.in_flight = 0
         self.closed = False
+        self.dropped = False  # a transient group whose subscription closed: takes nothing more
         self._item_waiters: list[asyncio.Future[None]] = []
         self._space_waiters: deque[tuple[Event, asyncio.Future[None]]] = deque()
 
     async def put(self, event: Event) -> None:
+        if self.dropped:
+            return
         if self.closed:
             raise BusClosed("the bus is closed")
         if self.in_flight < self.capacity and not self._space_waiters:
@@ -192,6 +209,16 @@ class _Group:
             if not fut.done():
                 fut.set_result(None)
 
+    def drop(self) -> None:
+        """Nobody will read this group again: forget its events; waiting publishers go on."""
+        self.dropped = self.closed = True
+        self.queue.clear()
+        while self._space_waiters:
+            _, fut = self._space_waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+        self.wake_consumers()
+
     def close(self) -> None:
         self.closed = True
         while self._space_waiters:
@@ -202,11 +229,14 @@ class _Group:
 
 
 class _InProcessSubscription(Subscription):
-    def __init__(self, bus: InProcessBus, group: _Group, topics: frozenset[Topic], consumer: str) -> None:
+    def __init__(
+        self, bus: InProcessBus, group: _Group, topics: frozenset[Topic], consumer: str, transient: bool = False
+    ) -> None:
         self._bus = bus
         self._group = group
         self.topics = topics
         self.consumer = consumer
+        self.transient = transient
         self._pending: dict[str, Event] = {}  # delivered, not acked; insertion = delivery order
         self._closed = False
 
@@ -244,6 +274,8 @@ class _InProcessSubscription(Subscription):
             self._group.requeue(list(self._pending.values()))
         self._pending.clear()
         self._group.wake_consumers()  # ends a pending __anext__ of this subscription
+        if self.transient:
+            self._bus._drop_if_unused(self._group)
 
 
 class InProcessBus(Bus):
@@ -278,7 +310,7 @@ class InProcessBus(Bus):
         return event
 
     def subscribe(
-        self, topics: Sequence[Topic], *, group: str, consumer: str | None = None
+        self, topics: Sequence[Topic], *, group: str, consumer: str | None = None, transient: bool = False
     ) -> Subscription:
         if self._closed:
             raise BusClosed("the bus is closed")
@@ -290,13 +322,19 @@ class InProcessBus(Bus):
             state = self._groups[group] = _Group(group, self._capacity)
         state.topics |= wanted
         sub = _InProcessSubscription(
-            self, state, wanted, consumer or f"{group}-{next(self._consumer_ids)}"
+            self, state, wanted, consumer or f"{group}-{next(self._consumer_ids)}", transient
         )
         self._subs.add(sub)
         return sub
 
     def _forget(self, sub: _InProcessSubscription) -> None:
         self._subs.discard(sub)
+
+    def _drop_if_unused(self, group: _Group) -> None:
+        """A transient group with no subscription left goes, with what it still held."""
+        if self._groups.get(group.name) is group and not any(s.group == group.name for s in self._subs):
+            del self._groups[group.name]
+            group.drop()
 
     async def close(self) -> None:
         if self._closed:

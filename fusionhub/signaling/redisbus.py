@@ -107,6 +107,7 @@ class RedisStreamBus(Bus):
         read_block_s: float = 1.0,
         read_batch: int = 100,
         publish_timeout_s: float = 30.0,
+        stale_group_s: float = 3600.0,
     ) -> None:
         self._where = redis_location(redis_url)
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
@@ -122,6 +123,10 @@ class RedisStreamBus(Bus):
         self.read_block_s = read_block_s
         self.read_batch = read_batch
         self.publish_timeout_s = publish_timeout_s
+        # a transient group (process_group) whose every consumer has been idle this long belonged
+        # to a process that died without closing it: the next transient subscriber of its family
+        # removes it (a live consumer blocked in XREADGROUP is never idle longer than read_block_s)
+        self.stale_group_s = stale_group_s
         self._subs: set[_RedisSubscription] = set()
         self._closed = False
 
@@ -170,14 +175,14 @@ class RedisStreamBus(Bus):
         return Event(id=_text(entry_id), topic=topic, data=json.loads(body), ts=ts)
 
     def subscribe(
-        self, topics: Sequence[Topic], *, group: str, consumer: str | None = None
+        self, topics: Sequence[Topic], *, group: str, consumer: str | None = None, transient: bool = False
     ) -> Subscription:
         if self._closed:
             raise BusClosed("the bus is closed")
         if not topics:
             raise ValueError("subscribe to at least one topic")
         name = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        sub = _RedisSubscription(self, [Topic(t) for t in topics], group, name)
+        sub = _RedisSubscription(self, [Topic(t) for t in topics], group, name, transient=transient)
         self._subs.add(sub)
         return sub
 
@@ -198,12 +203,15 @@ class RedisStreamBus(Bus):
 class _RedisSubscription(Subscription):
     """One consumer of a Redis consumer group over one stream per topic."""
 
-    def __init__(self, bus: RedisStreamBus, topics: list[Topic], group: str, consumer: str) -> None:
+    def __init__(
+        self, bus: RedisStreamBus, topics: list[Topic], group: str, consumer: str, *, transient: bool = False
+    ) -> None:
         self._bus = bus
         self._r = bus.redis
         self._topics = {bus.key(t): t for t in topics}
         self.group = group
         self.consumer = consumer
+        self.transient = transient
         self._buffer: deque[Event] = deque()
         self._unacked: set[tuple[str, str]] = set()  # (key, id) handed out or buffered, not acked
         self._ready = False
@@ -228,6 +236,30 @@ class _RedisSubscription(Subscription):
             except _TRANSIENT as exc:
                 await backoff.failed(exc)
         backoff.ok()
+        if self.transient:
+            try:
+                await self._remove_stale_siblings()
+            except (*_TRANSIENT, ResponseError) as exc:  # tidying only: never in the way of reading
+                log.debug("[%s] could not look for stale groups: %s", self.group, exc)
+
+    async def _remove_stale_siblings(self) -> None:
+        """Destroy the groups of this one's family (`ws@...`) whose consumers have all been idle
+        longer than the bus's `stale_group_s`: left by processes that died without closing them.
+        A group with no consumer at all is left alone (it may be one being created right now)."""
+        family, at, _ = self.group.partition("@")
+        if not at:
+            return
+        limit_ms = self._bus.stale_group_s * 1000
+        for key in self._topics:
+            for info in await self._r.xinfo_groups(key):
+                name = _text(info["name"])
+                if name == self.group or not name.startswith(f"{family}@"):
+                    continue
+                consumers = await self._r.xinfo_consumers(key, name)
+                if consumers and all(int(c["idle"]) > limit_ms for c in consumers):
+                    await self._r.xgroup_destroy(key, name)
+                    idle_h = min(int(c["idle"]) for c in consumers) / 3_600_000
+                    log.info("removed the consumer group %s of %s: idle for %.1f h (its process is gone)", name, key, idle_h)
 
     async def _ensure_group(self) -> None:
         for key in self._topics:
@@ -384,7 +416,11 @@ class _RedisSubscription(Subscription):
             return
         try:
             async with asyncio.timeout(_CLOSE_GRACE_S):
-                await self._leave_group()
+                if self.transient:  # nobody else reads this process's group: it goes with what it held
+                    for key in self._topics:
+                        await self._r.xgroup_destroy(key, self.group)
+                else:
+                    await self._leave_group()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

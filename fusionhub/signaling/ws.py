@@ -298,13 +298,21 @@ class WsBridge:
     process sees every event), publishes each event to the hub, then acks it."""
 
     def __init__(
-        self, bus: Bus, hub: WsHub, topics: Sequence[Topic], *, group: str, consumer: str | None = None
+        self,
+        bus: Bus,
+        hub: WsHub,
+        topics: Sequence[Topic],
+        *,
+        group: str,
+        consumer: str | None = None,
+        transient: bool = False,
     ) -> None:
         self._bus = bus
         self._hub = hub
         self._topics = list(topics)
         self._group = group
         self._consumer = consumer
+        self._transient = transient  # the group is this process's alone (bus.process_group)
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -312,7 +320,9 @@ class WsBridge:
         """Subscribe (the group exists when this returns) and start forwarding."""
         if self._task is not None:
             return
-        self._sub = self._bus.subscribe(self._topics, group=self._group, consumer=self._consumer)
+        self._sub = self._bus.subscribe(
+            self._topics, group=self._group, consumer=self._consumer, transient=self._transient
+        )
         await self._sub.ready()
         self._task = asyncio.create_task(self._run(self._sub), name=f"ws-bridge-{self._group}")
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
-from fusionhub.signaling.bus import Event, InProcessBus, Subscription, create_bus
+from fusionhub.signaling.bus import Event, InProcessBus, Subscription, create_bus, process_group
 from fusionhub.signaling.config import BusConfig
 from fusionhub.signaling.errors import BusClosed, EventNotSerializable
 from fusionhub.signaling.messages import Topic
@@ -226,3 +227,25 @@ def test_bus_config_is_strict_and_keeps_the_password_out_of_errors() -> None:
         BusConfig(redis_url="http://user:hunter2@127.0.0.1/")
     assert "hunter2" not in str([e["msg"] for e in info.value.errors()])
     assert "hunter2" not in repr(BusConfig(redis_url="redis://:hunter2@127.0.0.1:6379/0"))
+
+
+async def test_a_transient_group_goes_with_its_subscription_and_frees_a_waiting_publisher() -> None:
+    bus = InProcessBus(group_queue_size=1)
+    mine = process_group("ws")
+    assert mine.startswith("ws@") and mine.endswith(f"-{os.getpid()}")
+    sub = bus.subscribe([FLAG], group=mine, transient=True)  # never read: full after one event
+    shared = bus.subscribe([FLAG], group="dispatch")
+    reader = asyncio.create_task(take(shared, 10))
+    await bus.publish(FLAG, {"n": 0})
+    blocked = asyncio.create_task(bus.publish(FLAG, {"n": 1}))
+    await asyncio.sleep(0.02)
+    assert not blocked.done()  # backpressure from the transient group, as from any group
+    await sub.close()
+    await asyncio.wait_for(blocked, 0.5)  # not BusClosed: the bus is open, the group is gone
+    for n in range(2, 10):  # and nothing piles up for a group nobody will read
+        await asyncio.wait_for(bus.publish(FLAG, {"n": n}), 0.5)
+    assert bus.backlog(mine) == 0
+    assert [e.data["n"] for e in await reader] == list(range(10))  # the shared group lost nothing
+    with pytest.raises(ValueError, match="family"):
+        process_group("ws@x")
+    await bus.close()

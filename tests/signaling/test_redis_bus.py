@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from fusionhub.signaling.bus import Event, Subscription
+from fusionhub.signaling.bus import Event, Subscription, process_group
 from fusionhub.signaling.errors import BusUnavailable
 from fusionhub.signaling.messages import Topic
 from fusionhub.signaling.redisbus import RedisStreamBus
@@ -216,3 +216,44 @@ async def test_unreachable_redis_raises_after_the_timeout_without_logging_the_pa
     assert "127.0.0.1:1" in caplog.text
     retries = [r for r in caplog.records if "retrying" in r.getMessage() or "still failing" in r.getMessage()]
     assert 2 <= len(retries) <= 10
+
+
+async def _groups(bus: RedisStreamBus, topic: Topic) -> set[str]:
+    return {(g["name"].decode() if isinstance(g["name"], bytes) else g["name"]) for g in await bus.redis.xinfo_groups(bus.key(topic))}
+
+
+async def test_a_transient_group_goes_when_its_subscription_closes(make_bus: BusFactory) -> None:
+    bus = make_bus()
+    mine = process_group("ws")
+    transient = bus.subscribe([CASE], group=mine, transient=True)
+    shared = bus.subscribe([CASE], group="dispatch")
+    for sub in (transient, shared):
+        await sub.ready()
+    await bus.publish(CASE, {"n": 1})
+    assert [e.data["n"] for e in await take(transient, 1)] == [1]
+    assert await _groups(bus, CASE) == {mine, "dispatch"}
+    await transient.close()
+    await shared.close()
+    assert await _groups(bus, CASE) == {"dispatch"}  # a shared group outlives its subscriptions
+
+
+async def test_a_group_left_by_a_dead_process_is_removed_by_the_next_one_of_its_family(make_bus: BusFactory) -> None:
+    """A hub process killed with -9 never closes its bridge: its group would stay forever."""
+    bus = make_bus(stale_group_s=0.5)
+    key = bus.key(CASE)
+    await bus.redis.xadd(key, {"x": "1"})
+    # what dead processes left: a ws group and a reviews group whose consumers read, then went silent
+    for group in ("ws@deadhost-11", "analytics-reviews@deadhost-11", "dispatch"):
+        await bus.redis.xgroup_create(key, group, id="0")
+        await bus.redis.xreadgroup(group, "gone", {key: ">"}, count=1)
+    await bus.redis.xgroup_create(key, "ws@newhost-12", id="$")  # being created right now: no consumer yet
+    await asyncio.sleep(0.7)
+    # a live process of the family, its consumer reading just now
+    await bus.redis.xgroup_create(key, "ws@livehost-13", id="$")
+    await bus.redis.xreadgroup("ws@livehost-13", "alive", {key: ">"}, count=1)
+    sub = bus.subscribe([CASE], group=process_group("ws"), transient=True)
+    await sub.ready()
+    left = await _groups(bus, CASE)
+    assert "ws@deadhost-11" not in left
+    # another family, a shared group, a group with no consumer yet and a live one are not touched
+    assert {"analytics-reviews@deadhost-11", "dispatch", "ws@newhost-12", "ws@livehost-13", sub.group} <= left
