@@ -15,6 +15,7 @@ import heapq
 import json
 import logging
 import os
+import re
 import socket
 import time
 import uuid
@@ -245,15 +246,17 @@ class _RedisSubscription(Subscription):
     async def _remove_stale_siblings(self) -> None:
         """Destroy the groups of this one's family (`ws@...`) whose consumers have all been idle
         longer than the bus's `stale_group_s`: left by processes that died without closing them.
-        A group with no consumer at all is left alone (it may be one being created right now)."""
+        A group with no consumer at all is left alone (it may be one being created right now).
+        Earlier versions named these groups `ws-HOST-PID`: those count as the family too."""
         family, at, _ = self.group.partition("@")
         if not at:
             return
+        legacy = re.compile(rf"{re.escape(family)}-.+-\d+")
         limit_ms = self._bus.stale_group_s * 1000
         for key in self._topics:
             for info in await self._r.xinfo_groups(key):
                 name = _text(info["name"])
-                if name == self.group or not name.startswith(f"{family}@"):
+                if name == self.group or not (name.startswith(f"{family}@") or legacy.fullmatch(name)):
                     continue
                 consumers = await self._r.xinfo_consumers(key, name)
                 if consumers and all(int(c["idle"]) > limit_ms for c in consumers):
