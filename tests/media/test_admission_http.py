@@ -80,7 +80,9 @@ async def test_setups_beyond_the_limit_get_503_while_live_viewers_keep_full_rate
             assert fps >= 0.85 * CLIP_FPS
             assert all(v.fps(t1 - 1.5, t1) >= 0.6 * CLIP_FPS for v in crowd)  # the newcomers play too
             gate = hub.app[MEDIA].stats()["admission"]
-            assert gate["refused_queue_full"] >= len(refused) and gate["setting_up"] == 0
+            # every 503 is counted: mostly as queue full; on a loaded box some as event-loop lag
+            refusals = gate["refused_queue_full"] + gate["refused_lag"] + gate["refused_wait"]
+            assert refusals >= len(refused) and gate["setting_up"] == 0, gate
         finally:
             for viewer in [live, *crowd]:
                 await viewer.close()
