@@ -87,6 +87,9 @@ class Publisher:
     source: PublisherSource
     outputs: SourceOutputs
     status: PublisherStatus
+    # False while its WHIP answer is being built: counted against max_publishers, but not yet
+    # offered to viewers, whose answer depends on the audio format that answer settles
+    answered: bool = False
 
     def public(self) -> dict[str, object]:
         """As the API shows it."""
@@ -170,6 +173,7 @@ class PublisherRegistry:
             raise
         source.audio_format = session.audio_format
         outputs.audio.format = session.audio_format  # known from the SDP before the first packet
+        pub.answered = True
         self._set_status(pub, "connecting")
         log.info("publisher %s (source %d) answered by user %s; audio %s", name, source_id, user_id,
                  session.audio_format.codec if session.audio_format else "none")
@@ -212,9 +216,10 @@ class PublisherRegistry:
         await pub.outputs.close()
 
     def get(self, name: str) -> Publisher:
-        """A live publisher (raises UnknownPublisher)."""
+        """A live publisher (raises UnknownPublisher, also while its answer is still being built:
+        a viewer answered then would get no audio, as WHEP cannot add it later)."""
         pub = self._live.get(name)
-        if pub is None:
+        if pub is None or not pub.answered:
             raise UnknownPublisher(f"nobody is publishing as {name!r}")
         return pub
 

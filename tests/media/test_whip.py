@@ -14,7 +14,7 @@ from fusionhub.media.errors import CodecUnsupported, GatewayFull
 from fusionhub.media.gateway import MediaGateway
 from fusionhub.media.publishers import InvalidPublisherName, PublisherBusy, UnknownPublisher
 from fusionhub.media.whep import InvalidOffer
-from fusionhub.media.whip import install_tap
+from fusionhub.media.whip import WhipSession, install_tap
 from fusionhub.signaling.messages import PublisherStatus
 from tests.support.avclip import TONE_LEVEL
 
@@ -93,6 +93,44 @@ async def test_a_publisher_is_viewed_with_its_audio_sampled_and_recorded(hub: Hu
     with pytest.raises(UnknownPublisher):
         hub.gateway.publishers.get("phone-1")
     await until(lambda: not hub.gateway.session_ids())  # its viewers were closed with it
+
+
+async def test_a_viewer_who_comes_while_the_publisher_is_being_answered_is_told_to_retry_and_then_hears_it(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call's other party views the publisher as soon as it appears. Answered in the moment
+    between its WHIP offer and answer, the viewer got a video-only answer (the audio format is
+    settled by that answer, and WHEP cannot add audio later): a call where one side never heard
+    the other."""
+    answering = asyncio.Event()
+    release = asyncio.Event()
+    original = WhipSession.answer
+
+    async def slow_answer(self: WhipSession, offer_sdp: str) -> str:
+        answering.set()
+        await release.wait()
+        return await original(self, offer_sdp)
+
+    monkeypatch.setattr(WhipSession, "answer", slow_answer)
+    pub, early, viewer, rival = Publisher(audio=True), AvViewer(), AvViewer(), Publisher(audio=True)
+    try:
+        publishing = asyncio.create_task(hub.gateway.whip_publish("phone-3", await pub.offer(), user_id=5, region="city"))
+        await asyncio.wait_for(answering.wait(), 5)
+        with pytest.raises(UnknownPublisher):  # "not publishing yet": the call page retries
+            await hub.gateway.whep_offer_publisher("phone-3", await early.offer())
+        with pytest.raises(PublisherBusy):  # yet the name is taken while its answer is built
+            await hub.gateway.whip_publish("phone-3", await rival.offer(), user_id=6, region="city")
+        release.set()
+        answer, _ = await asyncio.wait_for(publishing, 10)
+        await pub.accept(answer)
+        answer, sid = await hub.gateway.whep_offer_publisher("phone-3", await viewer.offer())
+        await viewer.accept(answer)
+        assert hub.gateway.session(sid).audio_codec == "opus"
+        await viewer.wait(video=10, audio=20)
+        assert viewer.audio_rms > TONE_LEVEL / 2**0.5 / 2, viewer.audio_rms
+    finally:
+        for peer in (viewer, early, rival, pub):
+            await peer.close()
 
 
 async def test_a_late_viewer_gets_a_picture_at_once(hub: Hub) -> None:
