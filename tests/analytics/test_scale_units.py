@@ -170,15 +170,19 @@ def test_dynamic_model_runs_at_a_camera_size_with_a_rectangular_input(model_file
         det.detect_timed(bus_jpg, 300)
 
 
+# auto times the two CPU runtimes only where both are installed and there is no GPU
+both_cpu_runtimes = pytest.mark.skipif(
+    "openvino" not in runtime.available_runtimes() or "cuda" in runtime.available_runtimes(),
+    reason="needs OpenVINO installed and no GPU",
+)
+
+
 def _auto(model_files: ModelFiles, caplog: pytest.LogCaptureFixture) -> runtime.Backend:
     caplog.set_level(logging.INFO, logger="fusionhub.analytics.runtime")
     return runtime.load_backend(model_files.onnx, wanted=["auto"], threads=1, imgsz=320)
 
 
-@pytest.mark.skipif(
-    "openvino" not in runtime.available_runtimes() or "cuda" in runtime.available_runtimes(),
-    reason="auto times the two CPU runtimes only where both are installed and there is no GPU",
-)
+@both_cpu_runtimes
 def test_auto_runtime_times_both_cpu_runtimes_and_keeps_the_cheaper(
     model_files: ModelFiles, caplog: pytest.LogCaptureFixture, bus_jpg: np.ndarray
 ) -> None:
@@ -221,10 +225,7 @@ def test_auto_runtime_without_openvino_is_onnxruntime_untimed(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-@pytest.mark.skipif(
-    "openvino" not in runtime.available_runtimes() or "cuda" in runtime.available_runtimes(),
-    reason="needs OpenVINO installed and no GPU",
-)
+@both_cpu_runtimes
 def test_auto_runtime_passes_over_an_openvino_that_cannot_run_the_model(
     model_files: ModelFiles, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
