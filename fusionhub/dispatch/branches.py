@@ -8,13 +8,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from fusionhub.dispatch import clock, workflow
 from fusionhub.dispatch.access import Viewer, require_role
 from fusionhub.dispatch.cases import TASK_RETURNED, CaseService, _note
 from fusionhub.dispatch.errors import Invalid, TransitionRefused
 from fusionhub.dispatch.models import Case, CaseExtension, Task, User
+from fusionhub.dispatch.unit import Unit
 from fusionhub.dispatch.worktime import LIMIT_TYPES, Limit
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ class BranchService(CaseService):
         require_role(viewer, "field")
         text = _note(reason, required=True)
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task]:
             task = self._assigned(viewer, case)
             task.status = TASK_RETURNED
             task.done_at = now
@@ -53,7 +52,7 @@ class BranchService(CaseService):
                 if ext.status == EXT_PENDING:
                     ext.status = EXT_WITHDRAWN
             case.team = None
-            armed = await self._arm(session, case, clock.STAGE_DISPATCH, now)
+            armed = self._arm(await unit.calendar(), case, clock.STAGE_DISPATCH, now)
             return {"task_id": task.id, "team_id": task.team_id, "dispatch_due_at": armed.due_at.timestamp()}, task
 
         return await self._transition(viewer, case_id, workflow.RETURN, text, step, answers=True)
@@ -63,7 +62,7 @@ class BranchService(CaseService):
         require_role(viewer, "field")
         text = _note(note, required=True)
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
             task = self._assigned(viewer, case)
             return {"task_id": task.id}, None
 
@@ -79,7 +78,7 @@ class BranchService(CaseService):
         if limit_type is not None and limit_type not in LIMIT_TYPES:
             raise Invalid("limit_type", f"one of {', '.join(LIMIT_TYPES)}")
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
             task = self._assigned(viewer, case)
             if _pending(case) is not None:
                 raise TransitionRefused(
@@ -99,8 +98,8 @@ class BranchService(CaseService):
                 requested_at=now,
                 old_due_at=case.deadline_at,
             )
+            ext.id = await unit.new_id(CaseExtension)
             case.extensions.append(ext)
-            await session.flush()
             return {"task_id": task.id, "extension_id": ext.id, "limit": {"type": kind, "amount": float(amount)}}, None
 
         return await self._transition(viewer, case_id, workflow.REQUEST_EXTENSION, text, step, answers=True)
@@ -113,7 +112,7 @@ class BranchService(CaseService):
         require_role(viewer, "commander")
         text = _note(note, required=False)
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task | None]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task | None]:
             ext = _pending(case)
             if ext is None:
                 raise _no_pending(case, workflow.APPROVE_EXTENSION)
@@ -122,7 +121,7 @@ class BranchService(CaseService):
                 raise Invalid("amount", f"more than 0 and at most {MAX_EXTENSION[ext.limit_type]} ({ext.limit_type})")
             if case.clock is None:
                 raise _no_pending(case, workflow.APPROVE_EXTENSION)
-            cal = await self.work_calendar(session)
+            cal = await unit.calendar()
             extra = Limit(clock.as_limit_type(ext.limit_type), granted)
             new_due = clock.extend(case.clock, extra, now, cal, self.supervision())
             ext.status, ext.decided_by, ext.decided_at, ext.decision_note = EXT_APPROVED, actor.id, now, text
@@ -142,7 +141,7 @@ class BranchService(CaseService):
         require_role(viewer, "commander")
         text = _note(reason, required=True)
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
             ext = _pending(case)
             if ext is None:
                 raise _no_pending(case, workflow.REFUSE_EXTENSION)
@@ -156,9 +155,9 @@ class BranchService(CaseService):
         require_role(viewer, "commander")
         text = _note(reason, required=True)
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
             case.suspended_from = case.status
-            clock.pause(case.clock, now, await self.work_calendar(session))
+            clock.pause(case.clock, now, await unit.calendar())
             remaining = case.clock.remaining if case.clock is not None else None
             return {"suspended_from": case.status, "remaining": remaining}, None
 
@@ -170,8 +169,8 @@ class BranchService(CaseService):
         require_role(viewer, "commander")
         text = _note(note, required=False)
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task | None]:
-            clock.resume(case.clock, now, await self.work_calendar(session), self.supervision())
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task | None]:
+            clock.resume(case.clock, now, await unit.calendar(), self.supervision())
             back_to = case.suspended_from
             case.suspended_from = None
             data: dict[str, Any] = {"resumed_to": back_to}
@@ -193,7 +192,7 @@ class BranchService(CaseService):
         if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
             raise Invalid("score", "a whole number from 1 to 5")
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
             case.satisfaction = score
             return {"score": score}, None
 

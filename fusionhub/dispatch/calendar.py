@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ScalarSelect, String, cast, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from fusionhub.dispatch.access import Viewer, require_role
 from fusionhub.dispatch.core import ServiceCore
@@ -58,20 +58,26 @@ def calendar_fingerprint() -> ScalarSelect[Any]:
 class CalendarService(ServiceCore):
     """Working time: the calendar every deadline is counted in, and the admin's overrides."""
 
-    async def work_calendar(self, session: AsyncSession | None = None) -> WorkCalendar:
-        """The working calendar as it stands now (overrides read from the database).
+    async def work_calendar(
+        self, reader: AsyncSession | AsyncConnection | None = None, *, fingerprint: Any = None
+    ) -> WorkCalendar:
+        """The working calendar as it stands now (overrides read from the database, through
+        `reader` when given: a transition's own transaction).
 
         Within a transition the case's statement has read the overrides' fingerprint already
-        (session.info): a calendar built from the same overrides, in this process, is reused."""
-        fingerprint = session.info.get(CALENDAR_FINGERPRINT) if session is not None else None
+        (`fingerprint`, or session.info): a calendar built from the same overrides, in this
+        process, is reused."""
+        if fingerprint is None and isinstance(reader, AsyncSession):
+            fingerprint = reader.info.get(CALENDAR_FINGERPRINT)
         cached: tuple[Any, WorkCalendar] | None = self.__dict__.get("_calendar_cache")
         if fingerprint is not None and cached is not None and cached[0] == fingerprint:
             return cached[1]
-        if session is None:
+        query = select(CalendarOverride.day, CalendarOverride.kind)
+        if reader is None:
             async with self.read_session() as own:
-                rows = (await own.execute(select(CalendarOverride.day, CalendarOverride.kind))).all()
+                rows = (await own.execute(query)).all()
         else:
-            rows = (await session.execute(select(CalendarOverride.day, CalendarOverride.kind))).all()
+            rows = (await reader.execute(query)).all()
         cal = WorkCalendar(
             tz=ZoneInfo(self.timezone),
             periods=self.config.periods(),

@@ -1,9 +1,10 @@
 """Cases through the workflow (dispatch, acknowledge, report, verify, reject), tasks, attachments.
 
-Every action is one transaction: the status change, its task change, its clock change and its
-timeline entry commit together or not at all; the case's version column refuses a concurrent
-second writer (Conflict) — the deadline supervisor bumps it too when it writes to a case, so a
-person and the supervisor never interleave on one case either. Bus messages go out after COMMIT.
+Every action is one unit of work (unit.py): the status change, its task change, its clock change
+and its timeline entry are written together or not at all; the case's version column refuses a
+concurrent second writer (Conflict) — the deadline supervisor bumps it too when it writes to a
+case, so a person and the supervisor never interleave on one case either. Bus messages go out
+after the write is durable.
 The other branches (intake, return, extension, suspension, evaluation) live in intake.py and
 branches.py and go through the same `_transition`.
 """
@@ -17,17 +18,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
-from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.interfaces import ORMOption
 
 from fusionhub.dispatch import board, clock, files, workflow
 from fusionhub.dispatch.access import Viewer, region_params, region_visible, require_role
-from fusionhub.dispatch.calendar import CALENDAR_FINGERPRINT, CalendarService, calendar_fingerprint
+from fusionhub.dispatch.calendar import CalendarService
 from fusionhub.dispatch.categories import FALLBACK, Category
 from fusionhub.dispatch.errors import Conflict, Forbidden, Invalid, NotFound
 from fusionhub.dispatch.models import (
@@ -36,12 +37,13 @@ from fusionhub.dispatch.models import (
     CaseClock,
     CaseEvent,
     Task,
-    Team,
     User,
 )
 from fusionhub.dispatch.rules import RuleService
-from fusionhub.dispatch.timeline import append_event, chain_intact
+from fusionhub.dispatch.timeline import chain_intact
+from fusionhub.dispatch.unit import Stale, Unit, transaction
 from fusionhub.dispatch.views import case_dict, task_dict
+from fusionhub.dispatch.worktime import WorkCalendar
 from fusionhub.signaling.messages import Topic
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,9 @@ log = logging.getLogger(__name__)
 TASK_PENDING, TASK_ACKNOWLEDGED, TASK_DONE, TASK_RETURNED = "pending", "acknowledged", "done", "returned"
 MAX_LIST = 2000  # the most a list answers at once (a city has millions of cases)
 
-# (session, case, actor, now) -> (timeline data, task touched or None)
-Step = Callable[[AsyncSession, Case, User, datetime], Awaitable[tuple[dict[str, Any], Task | None]]]
+# (unit, case, actor, now) -> (timeline data, task touched or None); the step changes the unit's
+# objects in memory, the unit writes what changed (unit.py)
+Step = Callable[[Unit, Case, User, datetime], Awaitable[tuple[dict[str, Any], Task | None]]]
 
 
 def _case_options(timeline: bool = True) -> list[ORMOption]:
@@ -75,26 +78,6 @@ def _case_by_id(timeline: bool) -> Select[Case]:
     return select(Case).where(Case.id == bindparam("case_id")).options(*_case_options(timeline))
 
 
-@functools.cache
-def _case_and_actor() -> Select[Case, User, Any]:
-    """A transition's case and the user acting on it, in one round trip (None for a missing user)."""
-    # the short collections (a case's tasks and extension requests) joined into the same statement:
-    # a few rows more instead of a round trip each; attachments and the timeline can grow long
-    return (
-        select(Case, User, calendar_fingerprint())
-        .outerjoin(User, User.id == bindparam("actor_id"))
-        .where(Case.id == bindparam("case_id"))
-        .options(
-            joinedload(Case.team),
-            joinedload(Case.clock),
-            joinedload(Case.tasks).joinedload(Task.team),
-            joinedload(Case.extensions),
-            selectinload(Case.attachments),
-            selectinload(Case.events).joinedload(CaseEvent.actor),
-        )
-    )
-
-
 def _note(note: str | None, *, required: bool) -> str | None:
     text = (note or "").strip()
     if required and not text:
@@ -104,17 +87,17 @@ def _note(note: str | None, *, required: bool) -> str | None:
     return text or None
 
 
-async def attach_photo(
-    session: AsyncSession, case: Case, stored: tuple[str, str], size: int, content_type: str, actor: User, now: datetime
-) -> dict[str, Any]:
-    """Attach a stored photo (`files.store_photo`'s path and digest) to a case; the timeline data naming it."""
-    att = Attachment(
+def photo_attachment(stored: tuple[str, str], size: int, content_type: str, actor: User, now: datetime) -> Attachment:
+    """The attachment of a stored photo (`files.store_photo`'s path and digest)."""
+    return Attachment(
         kind="photo", path=stored[0], sha256=stored[1], size=size, content_type=content_type,
         created_at=now, created_by=actor.id,
     )
-    case.attachments.append(att)
-    await session.flush()
-    return {"attachment_id": att.id, "photo_sha256": stored[1]}
+
+
+def photo_data(att: Attachment) -> dict[str, Any]:
+    """The timeline data naming an attached photo."""
+    return {"attachment_id": att.id, "photo_sha256": att.sha256}
 
 
 def _field_may_see(viewer: Viewer, case: Case) -> bool:
@@ -217,22 +200,21 @@ class CaseService(RuleService, CalendarService):
         catalog = self.catalog.current
         return catalog.find(code) or catalog.get(FALLBACK)
 
-    async def _arm(self, session: AsyncSession, case: Case, stage: str, now: datetime) -> CaseClock:
-        """Start the clock of a stage (dispatch: from filing; handle: from dispatch) at `now`."""
+    def _arm(self, cal: WorkCalendar, case: Case, stage: str, now: datetime) -> CaseClock:
+        """Start the clock of a stage (dispatch: from filing; handle: from dispatch) at `now`; a
+        case without a clock gets a new one."""
         cat = self._category(case.category)
         limit = cat.dispatch_limit if stage == clock.STAGE_DISPATCH else cat.handle_limit
-        cal = await self.work_calendar(session)
         armed = clock.arm(case.clock, stage, limit, now, cal, self.supervision())
         if case.clock is None:
             armed.case_id = case.id
-            session.add(armed)
             case.clock = armed
         case.deadline_at = armed.due_at
         return armed
 
     async def on_case_filed(self, session: AsyncSession, case: Case, now: datetime) -> None:
         """Filing starts the dispatch stage's clock."""
-        await self._arm(session, case, clock.STAGE_DISPATCH, now)
+        session.add(self._arm(await self.work_calendar(session), case, clock.STAGE_DISPATCH, now))
 
     # -- the workflow ---------------------------------------------------------------------------
 
@@ -249,13 +231,10 @@ class CaseService(RuleService, CalendarService):
         """Apply one workflow action in one transaction; publish after COMMIT. `answers`: the
         action is the team's, so it answers the supervision reminders of the case."""
         try:
-            async with self.write_session() as session, session.begin():
-                row = (
-                    await session.execute(_case_and_actor(), {"case_id": case_id, "actor_id": int(viewer["id"])})
-                ).unique().one_or_none()
-                case, actor = (row[0], row[1]) if row is not None else (None, None)
-                if row is not None:
-                    session.info[CALENDAR_FINGERPRINT] = (row[2],)  # None: no override at all
+            async with transaction(self.write_engine) as io:
+                work = Unit(self, io)
+                await work.load(case_id, int(viewer["id"]))
+                case, actor = work.case, work.actor
                 if not self._visible(viewer, case):
                     raise NotFound(f"no case {case_id}")
                 assert case is not None
@@ -264,26 +243,25 @@ class CaseService(RuleService, CalendarService):
                 before = case.status
                 after = workflow.next_status(before, action, previous=case.suspended_from)
                 now = self.now()
-                data, task = await step(session, case, actor, now)
+                data, task = await step(work, case, actor, now)
                 if answers:
                     clock.answered(case.clock)
                 case.status = after
                 case.updated_at = now
-                append_event(
-                    case, actor=actor, action=action, from_status=before, to_status=after, at=now, note=note, data=data
-                )
-        except (StaleDataError, IntegrityError) as exc:
+                work.append(actor=actor, action=action, from_status=before, to_status=after, at=now, note=note, data=data)
+                await work.write(ZoneInfo(self.timezone))
+        except (Stale, IntegrityError) as exc:
             current = await self._current_status(case_id)
             log.info("case %s: concurrent %s refused (now %s)", case_id, action, current)
             raise Conflict(
                 f"case {case_id} was changed by someone else at the same time; it is now {current}", current=current
             ) from exc
         log.debug("case %s: %s by user %s, %s -> %s", case_id, action, actor.id, before, after)
-        messages: list[tuple[Topic, dict[str, Any]]] = [(Topic.CASE_CHANGED, case_dict(case, timeline=False))]
+        messages: list[tuple[Topic, dict[str, Any]]] = [(Topic.CASE_CHANGED, work.case_reply(timeline=False))]
         if task is not None:
             messages.append((Topic.TASK_CHANGED, task_dict(task, case)))
         await self.emit(messages)
-        return case_dict(case)
+        return work.case_reply()
 
     async def _current_status(self, case_id: int) -> str | None:
         async with self.read_session() as session:
@@ -311,11 +289,11 @@ class CaseService(RuleService, CalendarService):
         if team_id is None and user_id is not None:
             raise Invalid("team_id", "name the team of the person")
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task]:
             assignee: User | None = None
             rule_id: int | None = None
             if team_id is None:
-                rule = await self._rule_for(session, case.category, case.region)
+                rule = await unit.rule(case.category, case.region)
                 if rule is None:
                     raise Invalid(
                         "team_id",
@@ -323,15 +301,15 @@ class CaseService(RuleService, CalendarService):
                     )
                 team, assignee, rule_id = rule.team, rule.user, rule.id
             else:
-                found = await session.get(Team, team_id)
+                found = await unit.team(team_id)
                 if found is None or not region_visible(viewer, found.region):
                     raise Invalid("team_id", f"no team {team_id} in your region")
                 team = found
                 if user_id is not None:
-                    assignee = await session.get(User, user_id)
+                    assignee = await unit.user(user_id)
                     if assignee is None or assignee.role != "field" or assignee.team_id != team.id:
                         raise Invalid("user_id", f"user {user_id} is not a field member of team {team.id}")
-            armed = await self._arm(session, case, clock.STAGE_HANDLE, now)
+            armed = self._arm(await unit.calendar(), case, clock.STAGE_HANDLE, now)
             task = Task(
                 team_id=team.id,
                 status=TASK_PENDING,
@@ -360,7 +338,7 @@ class CaseService(RuleService, CalendarService):
         """A member of the assigned team takes the task on: the case is being handled."""
         require_role(viewer, "field")
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task]:
             task = self._assigned(viewer, case)
             task.status = TASK_ACKNOWLEDGED
             task.acknowledged_at = now
@@ -390,13 +368,13 @@ class CaseService(RuleService, CalendarService):
             workflow.next_status(probe.status, workflow.REPORT)
             stored = await asyncio.to_thread(files.store_photo, self.data_dir, photo, suffix)
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task]:
             task = self._assigned(viewer, case)
             task.status = TASK_DONE
             task.done_at = now
             task.done_by = actor.id
             # the centre's verification time does not count against the team: the clock stands still
-            clock.pause(case.clock, now, await self.work_calendar(session))
+            clock.pause(case.clock, now, await unit.calendar())
             for ext in case.extensions:
                 if ext.status == "pending":
                     ext.status = "withdrawn"
@@ -404,7 +382,10 @@ class CaseService(RuleService, CalendarService):
             if case.deadline_at is not None:
                 data["on_time"] = now <= case.deadline_at
             if stored is not None and photo is not None and photo_type is not None:
-                data.update(await attach_photo(session, case, stored, len(photo), photo_type, actor, now))
+                att = photo_attachment(stored, len(photo), photo_type, actor, now)
+                att.id = await unit.new_id(Attachment)
+                case.attachments.append(att)
+                data.update(photo_data(att))
             return data, task
 
         try:
@@ -419,7 +400,7 @@ class CaseService(RuleService, CalendarService):
         require_role(viewer, "duty")
         text = _note(note, required=False)
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
             clock.stop(case.clock)
             return {}, None
 
@@ -430,13 +411,13 @@ class CaseService(RuleService, CalendarService):
         require_role(viewer, "duty")
         text = _note(note, required=True)
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task]:
             task = self._current_task(case)
             task.status = TASK_ACKNOWLEDGED
             task.done_at = None
             task.done_by = None
             # back to handling: the team's clock runs on from where the report stopped it
-            clock.resume(case.clock, now, await self.work_calendar(session), self.supervision())
+            clock.resume(case.clock, now, await unit.calendar(), self.supervision())
             case.deadline_at = case.clock.due_at if case.clock is not None else case.deadline_at
             task.deadline_at = case.deadline_at
             return {"task_id": task.id, "deadline_at": case.deadline_at.timestamp() if case.deadline_at else None}, task

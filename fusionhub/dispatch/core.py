@@ -55,8 +55,9 @@ class ServiceCore:
         self._reader = async_sessionmaker(self._reads, expire_on_commit=False)
         # write sessions keep the statistics rollup with every timeline entry (rollup.py), by the
         # calendar days of the hub's time zone
+        self._writes = engine.execution_options(**{WRITE_OPTION: True})
         self._writer = async_sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True}),
+            self._writes,
             expire_on_commit=False,
             sync_session_class=recording_sessions(ZoneInfo(timezone)),
         )
@@ -72,6 +73,11 @@ class ServiceCore:
     def write_session(self) -> AsyncSession:
         """A session for one read-modify-write unit of work (BEGIN IMMEDIATE on SQLite)."""
         return self._writer()
+
+    @property
+    def write_engine(self) -> AsyncEngine:
+        """The engine for read-write units of work (BEGIN IMMEDIATE on SQLite)."""
+        return self._writes
 
     def now(self) -> datetime:
         """The clock as an aware UTC datetime."""

@@ -8,14 +8,13 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from fusionhub.dispatch import clock, files, workflow
 from fusionhub.dispatch.access import Viewer, region_visible, require_role
-from fusionhub.dispatch.cases import CaseService, _note, attach_photo
+from fusionhub.dispatch.cases import CaseService, _note, photo_attachment, photo_data
 from fusionhub.dispatch.errors import Forbidden, Invalid, NotFound
 from fusionhub.dispatch.models import Case, Task, User
 from fusionhub.dispatch.timeline import append_event
+from fusionhub.dispatch.unit import Unit
 from fusionhub.dispatch.views import case_dict
 from fusionhub.signaling.messages import Topic
 
@@ -97,7 +96,10 @@ class IntakeService(CaseService):
                 await session.flush()
                 data: dict[str, Any] = {"source": source, "category": cat.code, "region": where}
                 if stored is not None and photo is not None and photo_type is not None:
-                    data.update(await attach_photo(session, case, stored, len(photo), photo_type, actor, now))
+                    att = photo_attachment(stored, len(photo), photo_type, actor, now)
+                    case.attachments.append(att)
+                    await session.flush()
+                    data.update(photo_data(att))
                 append_event(
                     case, actor=actor, action=workflow.INTAKE, from_status=workflow.NEW, to_status=case.status,
                     at=now, note=text, data=data,
@@ -119,12 +121,12 @@ class IntakeService(CaseService):
         text = _note(note, required=False)
         new_category = self.catalog.current.get(category).code if category else None
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], None]:
             data: dict[str, Any] = {}
             if new_category is not None and new_category != case.category:
                 data.update(category=new_category, previous_category=case.category)
                 case.category = new_category
-            armed = await self._arm(session, case, clock.STAGE_DISPATCH, now)
+            armed = self._arm(await unit.calendar(), case, clock.STAGE_DISPATCH, now)
             data["dispatch_due_at"] = armed.due_at.timestamp()
             return data, None
 
@@ -136,7 +138,7 @@ class IntakeService(CaseService):
         require_role(viewer, *FILERS)
         text = _note(reason, required=True)
 
-        async def step(session: AsyncSession, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task | None]:
+        async def step(unit: Unit, case: Case, actor: User, now: datetime) -> tuple[dict[str, Any], Task | None]:
             clock.stop(case.clock)
             return {}, None
 

@@ -108,6 +108,20 @@ def event_deltas(
     return out
 
 
+def journal_rows(
+    facts: CaseFacts,
+    *,
+    at: datetime,
+    from_status: str | None,
+    to_status: str,
+    prior: Sequence[tuple[str, datetime]],
+    tz: tzinfo,
+) -> list[dict[str, Any]]:
+    """The case_stat_deltas rows of one timeline entry written without the ORM session (the
+    after-flush hook journals the same for entries the session writes)."""
+    return _rows(event_deltas(facts, at=at, from_status=from_status, to_status=to_status, prior=prior, tz=tz))
+
+
 def _insert_for(dialect: str) -> Any:
     if dialect == "postgresql":
         return pg_insert

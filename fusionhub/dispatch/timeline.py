@@ -84,6 +84,50 @@ def chain_intact(events: Sequence[CaseEvent], head: str | None) -> bool:
     return all(chain_report(events)) and ends_at_head(events, head)
 
 
+def entry_values(
+    *,
+    case_id: int,
+    prev: str,
+    seq: int,
+    actor_id: int | None,
+    action: str,
+    from_status: str | None,
+    to_status: str,
+    at: datetime,
+    note: str | None,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """The columns of a new timeline entry after `prev` (the hash of the entry before it), its
+    own hash included."""
+    digest = chain_hash(
+        prev,
+        canonical_entry(
+            case_id=case_id,
+            seq=seq,
+            at=at,
+            actor_id=actor_id,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            note=note,
+            data=data,
+        ),
+    )
+    return {
+        "case_id": case_id,
+        "seq": seq,
+        "at": at,
+        "actor_id": actor_id,
+        "action": action,
+        "from_status": from_status,
+        "to_status": to_status,
+        "note": note,
+        "data": data,
+        "prev_hash": prev,
+        "hash": digest,
+    }
+
+
 def append_event(
     case: Case,
     *,
@@ -101,38 +145,20 @@ def append_event(
     case's version column make exactly one of them commit.
     """
     events = case.events
-    prev = events[-1].hash if events else GENESIS
-    seq = len(events) + 1
-    payload = dict(data or {})
-    actor_id = actor.id if actor is not None else None
-    digest = chain_hash(
-        prev,
-        canonical_entry(
-            case_id=case.id,
-            seq=seq,
-            at=at,
-            actor_id=actor_id,
-            action=action,
-            from_status=from_status,
-            to_status=to_status,
-            note=note,
-            data=payload,
-        ),
-    )
-    event = CaseEvent(
+    values = entry_values(
         case_id=case.id,
-        seq=seq,
-        at=at,
-        actor_id=actor_id,
+        prev=events[-1].hash if events else GENESIS,
+        seq=len(events) + 1,
+        actor_id=actor.id if actor is not None else None,
         action=action,
         from_status=from_status,
         to_status=to_status,
+        at=at,
         note=note,
-        data=payload,
-        prev_hash=prev,
-        hash=digest,
+        data=dict(data or {}),
     )
+    event = CaseEvent(**values)
     event.actor = actor
     events.append(event)
-    case.timeline_head = digest
+    case.timeline_head = values["hash"]
     return event

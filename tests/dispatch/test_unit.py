@@ -1,0 +1,94 @@
+"""The transition unit of work (dispatch/unit.py): on PostgreSQL a transition reads its case in one
+statement (the collections as JSON) and writes in one; these tests hold those to the plain Core
+statements the unit runs on SQLite, on the same database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from fusionhub.dispatch import unit
+from fusionhub.dispatch.errors import Conflict
+from tests.dispatch.conftest import Env
+
+
+def _jpeg() -> bytes:
+    ok, jpeg = cv2.imencode(".jpg", np.full((8, 8, 3), 90, np.uint8))
+    assert ok
+    return jpeg.tobytes()
+
+
+def _plain(rows: Any) -> list[list[Any]]:
+    return [list(r) for r in rows]
+
+
+async def _both_loads(env: Env, case_id: int, actor_id: int) -> tuple[Any, Any]:
+    async with env.engine.connect() as conn:
+        core = await unit.CoreIO(conn).load(case_id, actor_id)
+        raw = (await conn.get_raw_connection()).driver_connection
+        pg = await unit.PgIO(raw, env.engine.dialect).load(case_id, actor_id)
+    return core, pg
+
+
+async def test_one_statement_load_reads_what_the_five_statements_read(env: Env) -> None:
+    """A case with a timeline (notes, JSON data), a task, an extension request and a photo: every
+    value, timestamps included, is the same either way."""
+    if env.backend == "sqlite":
+        pytest.skip("the one-statement load is PostgreSQL's")
+    s = env.service
+    _, case = await env.filed_case()
+    cid = case["id"]
+    await s.dispatch_case(env.user("commander"), cid, env.team("patrol")["id"])
+    await s.acknowledge_case(env.user("field1"), cid)
+    await s.request_extension(env.user("field1"), cid, 2, "waiting for the truck — 等待清运车")
+    await s.report_handled(env.user("field1"), cid, "cleared", photo=_jpeg(), photo_type="image/jpeg")
+    core, pg = await _both_loads(env, cid, env.user("duty")["id"])
+    assert core is not None and pg is not None
+    assert list(core[0]) == list(pg[0])
+    for kind, a, b in zip(("tasks", "extensions", "attachments", "timeline"), core[1:], pg[1:], strict=True):
+        assert a, kind  # each collection has rows: the comparison below is not of two empty lists
+        assert _plain(a) == _plain(b), kind
+    assert await _both_loads(env, 10**9, env.user("duty")["id"]) == (None, None)
+
+
+async def test_a_transition_replies_with_what_a_fresh_read_shows(env: Env) -> None:
+    """The reply is built from the unit's objects after the write; read back, the case is the same."""
+    s = env.service
+    _, case = await env.filed_case()
+    cid = case["id"]
+    replies = [
+        await s.dispatch_case(env.user("commander"), cid, env.team("patrol")["id"]),
+        await s.acknowledge_case(env.user("field1"), cid),
+        await s.request_extension(env.user("field1"), cid, 1, "rain"),
+        await s.approve_extension(env.user("commander"), cid),
+        await s.report_handled(env.user("field1"), cid, "done", photo=_jpeg(), photo_type="image/jpeg"),
+    ]
+    for reply in replies:
+        assert reply["timeline"][-1]["seq"] == len(reply["timeline"])
+    assert replies[-1] == await s.get_case(env.user("commander"), cid)
+    assert replies[-1]["tasks"][0]["id"] is not None and replies[-1]["attachments"][-1]["id"] is not None
+    assert await s.verify_timeline(cid)
+
+
+async def test_a_transition_that_fails_to_write_leaves_nothing(env: Env) -> None:
+    """A timeline entry whose seq another writer took (the unique (case_id, seq)): the case, its
+    clock and task, the statistics journal are all as before, and the caller gets a Conflict."""
+    s = env.service
+    _, case = await env.filed_case()
+    cid = case["id"]
+    before = await s.get_case(env.user("commander"), cid)
+    counts = [await env.count(t) for t in ("tasks", "case_events", "case_stat_deltas", "case_clocks")]
+
+    async def step(work: unit.Unit, case: Any, actor: Any, now: Any) -> tuple[dict[str, Any], None]:
+        case.deadline_at = now
+        work.timeline.pop()  # the unit now chains the entry onto a seq the case already has
+        return {}, None
+
+    with pytest.raises(Conflict):
+        await s._transition(env.user("commander"), cid, "dispatch", None, step)
+    assert await s.get_case(env.user("commander"), cid) == before
+    assert [await env.count(t) for t in ("tasks", "case_events", "case_stat_deltas", "case_clocks")] == counts
+    assert await s.verify_timeline(cid)
