@@ -21,8 +21,6 @@ from fusionhub.dispatch.worktime import Limit, WorkCalendar, deadline, official_
 log = logging.getLogger(__name__)
 
 OVERRIDE_KINDS = ("holiday", "workday")
-# session.info key: the overrides' fingerprint as read by the statement that loaded the case
-CALENDAR_FINGERPRINT = "fusionhub.calendar_fingerprint"
 CALENDAR_READERS = ("admin", "commander", "duty")
 MAX_LISTED_DAYS = 400
 
@@ -65,10 +63,7 @@ class CalendarService(ServiceCore):
         `reader` when given: a transition's own transaction).
 
         Within a transition the case's statement has read the overrides' fingerprint already
-        (`fingerprint`, or session.info): a calendar built from the same overrides, in this
-        process, is reused."""
-        if fingerprint is None and isinstance(reader, AsyncSession):
-            fingerprint = reader.info.get(CALENDAR_FINGERPRINT)
+        (`fingerprint`): a calendar built from the same overrides, in this process, is reused."""
         cached: tuple[Any, WorkCalendar] | None = self.__dict__.get("_calendar_cache")
         if fingerprint is not None and cached is not None and cached[0] == fingerprint:
             return cached[1]

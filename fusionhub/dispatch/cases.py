@@ -257,11 +257,13 @@ class CaseService(RuleService, CalendarService):
                 f"case {case_id} was changed by someone else at the same time; it is now {current}", current=current
             ) from exc
         log.debug("case %s: %s by user %s, %s -> %s", case_id, action, actor.id, before, after)
-        messages: list[tuple[Topic, dict[str, Any]]] = [(Topic.CASE_CHANGED, work.case_reply(timeline=False))]
+        reply = work.case_reply()
+        changed = {k: v for k, v in reply.items() if k != "timeline"}  # what lists show of a case
+        messages: list[tuple[Topic, dict[str, Any]]] = [(Topic.CASE_CHANGED, changed)]
         if task is not None:
             messages.append((Topic.TASK_CHANGED, task_dict(task, case)))
         await self.emit(messages)
-        return work.case_reply()
+        return reply
 
     async def _current_status(self, case_id: int) -> str | None:
         async with self.read_session() as session:

@@ -205,7 +205,11 @@ def _user_statement() -> Select[Any]:
 
 
 def _build(model: type[Any], names: Sequence[str], values: Sequence[Any]) -> Any:
-    return model(**dict(zip(names, values, strict=True)))
+    """A transient instance holding the values as loaded: written straight into its state, as the
+    ORM's own loading does (no attribute events, no history; the unit keeps its own, _Tracked)."""
+    obj = model.__mapper__.class_manager.new_instance()
+    obj.__dict__.update(zip(names, values, strict=True))
+    return obj
 
 
 def _event_dict(row: Sequence[Any]) -> dict[str, Any]:
@@ -503,7 +507,7 @@ class Unit:
         tasks = []
         for task_row in task_rows:
             task = _build(Task, TASK_COLS, task_row[: len(TASK_COLS)])
-            task.team = self._team_of(teams, task_row[len(TASK_COLS) :])
+            task.__dict__["team"] = self._team_of(teams, task_row[len(TASK_COLS) :])
             tasks.append(task)
         extensions = [_build(CaseExtension, EXTENSION_COLS, r) for r in extension_rows]
         attachments = [_build(Attachment, ATTACHMENT_COLS, r) for r in attachment_rows]
@@ -511,8 +515,8 @@ class Unit:
             self.timeline.append(_event_dict(event_row))
             self.prior.append((event_row[5], event_row[1]))
         case = _build(Case, CASE_COLS, case_values)
-        case.team, case.clock = team, clock
-        case.tasks, case.extensions, case.attachments = tasks, extensions, attachments
+        # relationships as loaded, like the columns: plain lists (a step's append needs no events)
+        case.__dict__.update(team=team, clock=clock, tasks=tasks, extensions=extensions, attachments=attachments)
         self.case, self._team, self._version = case, team, case.version
         self._track(case, CASES, CASE_COLS)
         if clock is not None:
@@ -653,11 +657,9 @@ class Unit:
 
     # -- the reply ------------------------------------------------------------------------------
 
-    def case_reply(self, *, timeline: bool = True) -> dict[str, Any]:
-        """`Case` of the API as written (with its timeline unless `timeline` is False)."""
+    def case_reply(self) -> dict[str, Any]:
+        """`Case` of the API as written, timeline included."""
         assert self.case is not None
         out = case_dict(self.case, timeline=False)
-        if timeline:
-            out["timeline"] = list(self.timeline)
+        out["timeline"] = list(self.timeline)
         return out
-
