@@ -6,7 +6,7 @@ transitions, roles, concurrent actions, and the timeline's hash chain through al
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -410,7 +410,11 @@ async def test_a_calendar_override_set_by_another_hub_process_counts_at_the_next
     second hub process (here a second service on the same database) changed them in between."""
     other = env.new_service(env.engine)
     admin = env.user("admin")
-    today = datetime.fromtimestamp(env.clock.t, ZoneInfo("Asia/Shanghai")).date()
+    tz = ZoneInfo("Asia/Shanghai")
+    today = datetime.fromtimestamp(env.clock.t, tz).date()
+    # within today's working hours, whatever the hour the test runs: after them, making today a
+    # working day would add no time and the deadline could not move
+    env.clock.t = datetime.combine(today, time(10, 0), tzinfo=tz).timestamp()
     week = [date.fromordinal(today.toordinal() + d) for d in range(10)]
 
     async def deadline() -> float:
