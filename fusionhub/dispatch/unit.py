@@ -22,6 +22,7 @@ the id of a row it adds before the timeline entry is hashed (an extension reques
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -459,7 +460,13 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[CoreIO | PgIO]:
         async with engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
             assert raw is not None
-            yield PgIO(raw, engine.dialect)
+            try:
+                yield PgIO(raw, engine.dialect)
+            except (asyncio.CancelledError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+                # the driver may be mid-statement or gone: SQLAlchemy did not see the statements run
+                # on it, so it would pool the connection as clean; take it out of the pool instead
+                await conn.invalidate()
+                raise
     else:
         async with engine.begin() as conn:
             yield CoreIO(conn)

@@ -15,6 +15,7 @@ yet, weekdays are working days until an admin adds that year's overrides.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -51,8 +52,11 @@ class Limit:
         return {"type": self.type, "amount": self.amount}
 
 
+@functools.lru_cache(maxsize=4096)
 def official_workday(day: date) -> bool | None:
-    """Whether the official calendar makes `day` a working day; None for a year it does not cover."""
+    """Whether the official calendar makes `day` a working day; None for a year it does not cover.
+    Remembered per day: a deadline walks the days it spans, a transition or two each, and the
+    package's lookup validates its argument every time (a few percent of a transition)."""
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:

@@ -4,6 +4,8 @@ statements the unit runs on SQLite, on the same database."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import cv2
@@ -91,4 +93,27 @@ async def test_a_transition_that_fails_to_write_leaves_nothing(env: Env) -> None
         await s._transition(env.user("commander"), cid, "dispatch", None, step)
     assert await s.get_case(env.user("commander"), cid) == before
     assert [await env.count(t) for t in ("tasks", "case_events", "case_stat_deltas", "case_clocks")] == counts
+    assert await s.verify_timeline(cid)
+
+
+async def test_cancelled_transitions_leave_the_service_working(env: Env) -> None:
+    """Requests cancelled at every point of a transition (a client that went away): each one either
+    happened whole or not at all, and the service goes on serving from the same pool."""
+    s = env.service
+    _, case = await env.filed_case()
+    cid = case["id"]
+    await s.dispatch_case(env.user("commander"), cid, env.team("patrol")["id"])
+    await s.acknowledge_case(env.user("field1"), cid)
+    for ticks in range(40):  # cancelled after 0, 1, 2, ... turns of the event loop
+        task = asyncio.ensure_future(s.progress_case(env.user("field1"), cid, f"update {ticks}"))
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    done = await s.progress_case(env.user("field1"), cid, "after the cancellations")
+    notes = [e["note"] for e in done["timeline"] if e["action"] == "progress"]
+    assert notes[-1] == "after the cancellations"
+    assert all(n.startswith("update ") for n in notes[:-1])
+    assert len(done["timeline"]) == await env.count("case_events", f"case_id = {cid}")
     assert await s.verify_timeline(cid)
