@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Execution option naming a read-write unit of work: on SQLite it starts with BEGIN IMMEDIATE,
 # so concurrent writers queue on the write lock (busy timeout) instead of failing late.
 WRITE_OPTION = "fusionhub_write"
+# A PostgreSQL connection idle this long or more is pinged before use (_ping_idle_connections).
+PING_IDLE_S = 0.5
+_LAST_USED = "fusionhub_last_used"
 
 
 def create_engine(database_url: str) -> AsyncEngine:
@@ -36,8 +41,40 @@ def create_engine(database_url: str) -> AsyncEngine:
         _tune_sqlite(engine)
         return engine
     if url.get_backend_name() == "postgresql":
-        return create_async_engine(url, pool_pre_ping=True)
+        engine = create_async_engine(url)
+        _ping_idle_connections(engine)
+        return engine
     raise ValueError(f"unsupported database {url.get_backend_name()!r}: use sqlite+aiosqlite or postgresql+asyncpg")
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before handing it out only when it sat idle `PING_IDLE_S` or
+    more; a dead one is replaced, the caller never sees it.
+
+    The pool's own pre-ping pings at every checkout: a round trip per request or transition,
+    about a tenth of a transition's time here. A connection handed back a moment ago is as alive
+    as a ping would show (the idea of HikariCP's alive-bypass window); a database restart takes
+    longer than the window, so every connection from before it is pinged and replaced."""
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "connect")
+    def _connected(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_LAST_USED, 0.0) < PING_IDLE_S:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as exc:  # whatever the driver raises for a connection that is gone
+            log.info("a pooled database connection was gone; replacing it (%s)", exc.__class__.__name__)
+            raise DisconnectionError("pooled connection failed its ping") from exc
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -8,11 +8,12 @@ import asyncio
 import contextlib
 from typing import Any
 
+import asyncpg
 import cv2
 import numpy as np
 import pytest
 
-from fusionhub.dispatch import unit
+from fusionhub.dispatch import db, unit
 from fusionhub.dispatch.errors import Conflict
 from tests.dispatch.conftest import Env
 
@@ -117,3 +118,30 @@ async def test_cancelled_transitions_leave_the_service_working(env: Env) -> None
     assert all(n.startswith("update ") for n in notes[:-1])
     assert len(done["timeline"]) == await env.count("case_events", f"case_id = {cid}")
     assert await s.verify_timeline(cid)
+
+
+async def test_connections_killed_under_the_pool_are_replaced_unseen(env: Env) -> None:
+    """PostgreSQL drops every connection (a restart, a failover, an admin's pg_terminate_backend):
+    the next board read and the next transition still succeed, on fresh connections."""
+    if env.backend == "sqlite":
+        pytest.skip("connections to PostgreSQL")
+    s = env.service
+    _, case = await env.filed_case()
+    cid = case["id"]
+    await s.dispatch_case(env.user("commander"), cid, env.team("patrol")["id"])
+    await s.list_cases(env.user("commander"))
+    database = env.engine.url.database
+    killer = await asyncpg.connect(host=env.engine.url.host, port=env.engine.url.port or 5432,
+                                   user=env.engine.url.username, database="postgres")
+    try:
+        killed = await killer.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+    finally:
+        await killer.close()
+    assert killed >= 1
+    await asyncio.sleep(db.PING_IDLE_S + 0.1)  # a restart takes longer than this
+    assert [c["id"] for c in await s.list_cases(env.user("commander"), "dispatched")] == [cid]
+    acked = await s.acknowledge_case(env.user("field1"), cid)
+    assert acked["status"] == "handling" and await s.verify_timeline(cid)
