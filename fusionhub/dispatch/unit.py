@@ -393,14 +393,20 @@ def _shape(op: Op) -> Shape:
 @functools.cache
 def _pg_types(table: str) -> dict[str, str]:
     """Each column's type as PostgreSQL spells it: every parameter is cast, so that an INSERT fed
-    by a SELECT types its values as the columns do."""
+    by a SELECT types its values as the columns do. Without a length: a cast to VARCHAR(16) would
+    cut a longer value short without a word, where the column itself refuses it."""
     dialect = postgresql.dialect()
-    return {c.key: c.type.compile(dialect=dialect) for c in Base.metadata.tables[table].columns}
+    out = {}
+    for column in Base.metadata.tables[table].columns:
+        spelled = column.type.compile(dialect=dialect)
+        out[column.key] = spelled.partition("(")[0] if spelled.startswith("VARCHAR(") else spelled
+    return out
 
 
 @functools.cache
 def _unit_sql(shapes: tuple[Shape, ...]) -> str:
     """The SQL of PgIO.apply for a sequence of op shapes (cached: a few dozen shapes in all)."""
+    quote = postgresql.dialect().identifier_preparer.quote
     n = 0
 
     def mark(table: str, column: str) -> str:
@@ -411,20 +417,21 @@ def _unit_sql(shapes: tuple[Shape, ...]) -> str:
     parts: list[str] = []
     returned: list[str] = []
     for i, (table, columns, key, rows, returning) in enumerate(shapes):
-        name = f"w{i}"
+        name, target = f"w{i}", quote(table)
         if key:
-            sets = ", ".join(f"{c} = {mark(table, c)}" for c in columns)
-            where = " AND ".join(f"{c} = {mark(table, c)}" for c in key)
+            sets = ", ".join(f"{quote(c)} = {mark(table, c)}" for c in columns)
+            where = " AND ".join(f"{quote(c)} = {mark(table, c)}" for c in key)
             if i == 0:
-                parts.append(f"{name} AS (UPDATE {table} SET {sets} WHERE {where} RETURNING 1)")
+                parts.append(f"{name} AS (UPDATE {target} SET {sets} WHERE {where} RETURNING 1)")
             else:
-                parts.append(f"{name} AS (UPDATE {table} SET {sets} WHERE {where} AND EXISTS (SELECT FROM w0))")
+                parts.append(f"{name} AS (UPDATE {target} SET {sets} WHERE {where} AND EXISTS (SELECT FROM w0))")
             continue
         selects = []
         for _ in range(rows):
             selects.append("SELECT " + ", ".join(mark(table, c) for c in columns) + " FROM w0")
+        names = ", ".join(quote(c) for c in columns)
         tail = " RETURNING id" if returning else ""
-        parts.append(f"{name} AS (INSERT INTO {table} ({', '.join(columns)}) {' UNION ALL '.join(selects)}{tail})")
+        parts.append(f"{name} AS (INSERT INTO {target} ({names}) {' UNION ALL '.join(selects)}{tail})")
         if returning:
             returned.append(f"(SELECT id FROM {name})")
     return "WITH " + ", ".join(parts) + " SELECT " + ", ".join(["(SELECT count(*) FROM w0)", *returned])

@@ -12,6 +12,7 @@ import asyncpg
 import cv2
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from fusionhub.dispatch import db, unit
 from fusionhub.dispatch.errors import Conflict
@@ -145,3 +146,20 @@ async def test_connections_killed_under_the_pool_are_replaced_unseen(env: Env) -
     assert [c["id"] for c in await s.list_cases(env.user("commander"), "dispatched")] == [cid]
     acked = await s.acknowledge_case(env.user("field1"), cid)
     assert acked["status"] == "handling" and await s.verify_timeline(cid)
+
+
+async def test_a_value_too_long_for_its_column_is_refused_not_cut(env: Env) -> None:
+    """The one-statement write casts every value to its column's type: never to a length, which
+    would cut a long value short without a word where the column refuses it."""
+    if env.backend == "sqlite":
+        pytest.skip("SQLite keeps strings of any length")
+    _, case = await env.filed_case()
+    cid = case["id"]
+    async with env.engine.connect() as conn:
+        version = (await conn.execute(text("SELECT version FROM cases WHERE id = :id"), {"id": cid})).scalar_one()
+    too_long = "dispatched-and-more"  # the status column holds 16 characters
+    async with unit.transaction(env.service.write_engine) as io:
+        with pytest.raises(asyncpg.StringDataRightTruncationError):
+            await io.apply([unit.Op(unit.CASES, {"status": too_long, "version": version + 1},
+                                    key={"id": cid, "version": version})])
+    assert (await env.service.get_case(env.user("commander"), cid))["status"] == "filed"
