@@ -108,18 +108,10 @@ def event_deltas(
     return out
 
 
-def journal_rows(
-    facts: CaseFacts,
-    *,
-    at: datetime,
-    from_status: str | None,
-    to_status: str,
-    prior: Sequence[tuple[str, datetime]],
-    tz: tzinfo,
-) -> list[dict[str, Any]]:
-    """The case_stat_deltas rows of one timeline entry written without the ORM session (the
-    after-flush hook journals the same for entries the session writes)."""
-    return _rows(event_deltas(facts, at=at, from_status=from_status, to_status=to_status, prior=prior, tz=tz))
+def journal_rows(deltas: Mapping[RowKey, Sequence[int]]) -> list[dict[str, Any]]:
+    """The case_stat_deltas rows of deltas written without the ORM session (the after-flush hook
+    journals the same for entries the session writes)."""
+    return _rows(deltas)
 
 
 def _insert_for(dialect: str) -> Any:

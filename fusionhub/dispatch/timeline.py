@@ -99,21 +99,7 @@ def entry_values(
 ) -> dict[str, Any]:
     """The columns of a new timeline entry after `prev` (the hash of the entry before it), its
     own hash included."""
-    digest = chain_hash(
-        prev,
-        canonical_entry(
-            case_id=case_id,
-            seq=seq,
-            at=at,
-            actor_id=actor_id,
-            action=action,
-            from_status=from_status,
-            to_status=to_status,
-            note=note,
-            data=data,
-        ),
-    )
-    return {
+    entry: dict[str, Any] = {
         "case_id": case_id,
         "seq": seq,
         "at": at,
@@ -123,9 +109,8 @@ def entry_values(
         "to_status": to_status,
         "note": note,
         "data": data,
-        "prev_hash": prev,
-        "hash": digest,
     }
+    return {**entry, "prev_hash": prev, "hash": chain_hash(prev, canonical_entry(**entry))}
 
 
 def append_event(

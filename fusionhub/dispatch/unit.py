@@ -53,7 +53,7 @@ from fusionhub.dispatch.models import (
     UtcDateTime,
     to_epoch,
 )
-from fusionhub.dispatch.rollup import CaseFacts, journal_rows
+from fusionhub.dispatch.rollup import CaseFacts, event_deltas, journal_rows
 from fusionhub.dispatch.timeline import GENESIS, entry_values
 from fusionhub.dispatch.views import case_dict
 from fusionhub.dispatch.worktime import WorkCalendar
@@ -643,10 +643,10 @@ class Unit:
             created_at=case.created_at,
             deadline_at=case.deadline_at,
         )
-        rows = journal_rows(
+        rows = journal_rows(event_deltas(
             facts, at=event["at"], from_status=event["from_status"], to_status=event["to_status"],
             prior=self.prior, tz=tz,
-        )
+        ))
         if rows:
             ops.append(Op(_table(CaseStatDelta), rows[0], more=rows[1:]))
         ids = await self.io.apply(ops)
