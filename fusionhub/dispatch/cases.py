@@ -228,8 +228,8 @@ class CaseService(RuleService, CalendarService):
         *,
         answers: bool = False,
     ) -> dict[str, Any]:
-        """Apply one workflow action in one transaction; publish after COMMIT. `answers`: the
-        action is the team's, so it answers the supervision reminders of the case."""
+        """Apply one workflow action as one unit of work (unit.py); publish once it is written.
+        `answers`: the action is the team's, so it answers the supervision reminders of the case."""
         try:
             async with transaction(self.write_engine) as io:
                 work = Unit(self, io)
