@@ -29,6 +29,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -51,11 +52,10 @@ from fusionhub.dispatch.models import (
     Team,
     User,
     UtcDateTime,
-    to_epoch,
 )
 from fusionhub.dispatch.rollup import CaseFacts, event_deltas, journal_rows
 from fusionhub.dispatch.timeline import GENESIS, entry_values
-from fusionhub.dispatch.views import case_dict
+from fusionhub.dispatch.views import case_dict, event_view
 from fusionhub.dispatch.worktime import WorkCalendar
 
 if TYPE_CHECKING:
@@ -214,23 +214,13 @@ def _build(model: type[Any], names: Sequence[str], values: Sequence[Any]) -> Any
 
 
 def _event_dict(row: Sequence[Any]) -> dict[str, Any]:
-    """`Event` of the API from a row of `_events_statement` (views.event_dict's shape)."""
-    seq, at, actor_id, action, from_status, to_status, note, data, digest, username, display_name, role = row
-    return {
-        "seq": seq,
-        "at": to_epoch(at),
-        "actor": (
-            {"id": actor_id, "username": username, "display_name": display_name, "role": role}
-            if actor_id is not None and username is not None
-            else None
-        ),
-        "action": action,
-        "from_status": from_status,
-        "to_status": to_status,
-        "note": note,
-        "data": data,
-        "hash": digest,
-    }
+    """`Event` of the API from a row of `_events_statement`."""
+    event = SimpleNamespace(**dict(zip(EVENT_COLS, row[: len(EVENT_COLS)], strict=True)))
+    username, display_name, role = row[len(EVENT_COLS) :]
+    actor = None
+    if event.actor_id is not None and username is not None:
+        actor = SimpleNamespace(id=event.actor_id, username=username, display_name=display_name, role=role)
+    return event_view(event, actor)
 
 
 class _Tracked:
@@ -601,17 +591,7 @@ class Unit:
         )
         case.timeline_head = values["hash"]
         self._event = values
-        self.timeline.append({
-            "seq": values["seq"],
-            "at": to_epoch(at),
-            "actor": {"id": actor.id, "username": actor.username, "display_name": actor.display_name, "role": actor.role},
-            "action": action,
-            "from_status": from_status,
-            "to_status": to_status,
-            "note": note,
-            "data": values["data"],
-            "hash": values["hash"],
-        })
+        self.timeline.append(event_view(SimpleNamespace(**values), actor))
 
     async def write(self, tz: tzinfo) -> None:
         """Write what the step changed, the case first (Stale if its version moved on: then

@@ -139,7 +139,12 @@ def clip_fields(flag: Flag) -> dict[str, Any]:
 
 def event_dict(event: CaseEvent) -> dict[str, Any]:
     """`Event` of the API (`actor` must be loaded)."""
-    actor = event.actor
+    return event_view(event, event.actor)
+
+
+def event_view(event: Any, actor: Any) -> dict[str, Any]:
+    """`Event` of the API from anything with an entry's attributes (an ORM CaseEvent, a row) and
+    its actor (anything with a user's id, username, display_name and role; None: the system)."""
     return {
         "seq": event.seq,
         "at": to_epoch(event.at),
