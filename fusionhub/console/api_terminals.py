@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fusionhub.console.auth import require_role
 from fusionhub.console.errors import ApiError
 from fusionhub.console.http import int_param, json_reply, read_body, user_of
-from fusionhub.console.keys import DISPATCH, MEDIA, WHEP_OWNERS
+from fusionhub.console.keys import CALLS, DISPATCH, MEDIA, TERMINAL_BRIDGE, WHEP_OWNERS
 from fusionhub.console.whip import _offer, _sdp_reply
 from fusionhub.media.publishers import PublisherRegistry, UnknownPublisher
 from fusionhub.media.sip import SipError, SipSession
@@ -102,6 +102,7 @@ async def dial(request: web.Request) -> web.Response:
     except SipError as exc:
         raise ApiError(502, "sip_failed", str(exc)) from None
     log.info("terminal %s dialled by user %s", terminal["id"], user["id"])
+    await join_calls(request.app, int(terminal["id"]))
     return json_reply(_live(pubs, terminal))
 
 
@@ -138,6 +139,16 @@ async def sip_address(request: web.Request) -> web.Response:
     require_role(user, VIEWERS)
     host, port = request.app[SIP_AGENT].address
     return json_reply({"sip_uri": f"sip:fusionhub@{host}:{port}", "transport": "udp"})
+
+
+async def join_calls(app: web.Application, terminal_id: int) -> None:
+    """A terminal just connected: the video calls it was added to before (shown beside the call
+    while it was not connected) now send it their picture and voices."""
+    calls, bridge = app.get(CALLS), app.get(TERMINAL_BRIDGE)
+    if calls is None or bridge is None:
+        return
+    for call in calls.with_terminal(terminal_id):
+        await bridge.refresh(call)
 
 
 class _Incoming:
@@ -180,6 +191,7 @@ class _Incoming:
                 log.debug("terminal %s: refusal not sent", terminal["id"], exc_info=True)
             return
         log.info("terminal %s called the hub; accepted", terminal["id"])
+        await join_calls(self._app, int(terminal["id"]))
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -8,7 +8,8 @@ encoder per terminal, whatever the number of listeners). The people in the call 
 the terminal by viewing it as a feed of the call (their browsers mix what they receive), so
 everybody hears everybody else and nobody hears themselves.
 
-`refresh(call)` is called when a terminal is added and whenever a party starts publishing; `end`
+`refresh(call)` is called when a terminal is added, when an added terminal connects (dialled
+after it was added, or calling in), and whenever a party starts publishing; `end`
 when the call ends. Each mix is owned here and stopped there, or at `close()`.
 """
 

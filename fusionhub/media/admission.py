@@ -5,7 +5,9 @@ more than a frame sent to a live viewer. `SetupGate` lets `max_concurrent_setups
 more wait in a bounded FIFO for at most `setup_wait_s`; past either bound the offer is refused
 with GatewayFull (503 + Retry-After) instead of queueing without limit. `LoopLagMonitor` tells
 how late the loop runs its timers: when that average passes `max_loop_lag_ms` the hub is
-saturated, and a new viewer would slow every live one, so it is refused as well.
+saturated, and a new viewer would slow every live one: the offer waits (in the same bounded
+queue) for the loop to catch up, and is refused only when it is still late when the wait ends,
+so a moment's stall delays a set-up instead of failing it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections import deque
 from fusionhub.media.errors import GatewayFull
 
 log = logging.getLogger(__name__)
+
+LAG_POLL_S = 0.05  # how often an offer waiting for a late loop looks again
 
 
 class LoopLagMonitor:
@@ -89,6 +93,7 @@ class SetupGate:
         self._max_lag_ms = max_lag_ms
         self._active = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._lag_waiting = 0  # offers waiting for the loop to catch up
         self.refused_queue_full = 0
         self.refused_wait = 0
         self.refused_lag = 0
@@ -101,29 +106,36 @@ class SetupGate:
 
     @property
     def waiting(self) -> int:
-        """Offers waiting for a place."""
+        """Offers waiting for a place or for the loop to catch up."""
+        return self._queued() + self._lag_waiting
+
+    def _queued(self) -> int:
         return sum(1 for f in self._waiters if not f.done())
 
     def _refuse(self, why: str) -> GatewayFull:
         return GatewayFull(f"the hub is {why}; try again in {self._retry_after_s} s", retry_after_s=self._retry_after_s)
 
+    def _lagging(self) -> bool:
+        return self._lag is not None and self._max_lag_ms > 0 and self._lag.lag_ms > self._max_lag_ms
+
     async def acquire(self) -> SetupSlot:
-        """A place for one set-up; raises GatewayFull when the hub is saturated or the queue full or too slow."""
-        if self._lag is not None and self._max_lag_ms > 0 and self._lag.lag_ms > self._max_lag_ms:
-            self.refused_lag += 1
-            log.debug("refusing a set-up: the event loop runs %.0f ms late", self._lag.lag_ms)
-            raise self._refuse("saturated (its event loop runs late)")
-        if self._active < self._slots and not self.waiting:
+        """A place for one set-up; raises GatewayFull when the hub stays saturated, or the queue is
+        full, or no place frees up within the wait."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait_s
+        if self._lagging():
+            await self._wait_out_lag(deadline)
+        if self._active < self._slots and not self._queued():
             self._active += 1
             self.admitted += 1
             return SetupSlot(self)
         if self.waiting >= self._queue:
             self.refused_queue_full += 1
             raise self._refuse("busy setting up other viewers")
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[None] = loop.create_future()
         self._waiters.append(fut)
         try:
-            async with asyncio.timeout(self._wait_s):
+            async with asyncio.timeout_at(deadline):
                 await fut
         except (TimeoutError, asyncio.CancelledError) as exc:
             if fut.done() and not fut.cancelled():
@@ -137,6 +149,26 @@ class SetupGate:
                 self._waiters.remove(fut)
         self.admitted += 1
         return SetupSlot(self)
+
+    async def _wait_out_lag(self, deadline: float) -> None:
+        """The loop runs late: a moment's stall (a collection, a burst of work) passes within the
+        wait and the offer goes on; a loop that stays late past `deadline` is saturated and the
+        offer is refused. The offers waiting here count against the queue bound."""
+        if self.waiting >= self._queue:
+            self.refused_lag += 1
+            raise self._refuse("saturated (its event loop runs late)")
+        assert self._lag is not None
+        log.debug("an offer waits: the event loop runs %.0f ms late", self._lag.lag_ms)
+        loop = asyncio.get_running_loop()
+        self._lag_waiting += 1
+        try:
+            while self._lagging():
+                if loop.time() >= deadline:
+                    self.refused_lag += 1
+                    raise self._refuse("saturated (its event loop runs late)")
+                await asyncio.sleep(min(LAG_POLL_S, max(0.0, deadline - loop.time())))
+        finally:
+            self._lag_waiting -= 1
 
     def _release(self) -> None:
         while self._waiters:

@@ -152,6 +152,10 @@ class CallRegistry:
         """The live calls this user is in or is being rung for."""
         return [c for c in self._calls.values() if user_id in c.party_ids() or (c.state == "ringing" and user_id in c.ringing)]
 
+    def with_terminal(self, terminal_id: int) -> list[Call]:
+        """The active calls a terminal was added to."""
+        return [c for c in self._calls.values() if c.state == "active" and terminal_id in c.terminal_ids]
+
     async def answer(self, call_id: str, user: Party) -> Call:
         """A rung callee answers: the call becomes active with them (the others stop ringing)."""
         call = self.get(call_id, user.user_id)

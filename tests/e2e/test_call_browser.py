@@ -166,20 +166,32 @@ async def _add_terminal_feed(hub: RunningHub, desk: Page, phone: Page) -> None:
     async with baresip.baresip_terminal("pcmu") as uri:
         status, term = await hub.call("POST", "/api/v1/terminals", "commander", json={"name": "hall", "sip_uri": uri, "region": "city"})
         assert status == 201, term
-        status, dialled = await hub.call("POST", f"/api/v1/terminals/{term['id']}/dial", "commander")
-        assert status == 200, dialled
+        # added before it is dialled: the dock says it is not connected yet and keeps trying
         await desk.select_option("[data-testid=call-feed-kind]", "terminal")
         await desk.fill("[data-testid=call-feed-id]", str(term["id"]))
         await desk.click("[data-testid=call-add-feed]")
+        error = desk.locator("[data-testid=call-error]")
+        async with asyncio.timeout(10):
+            while not ("dial it first" in (shown := await error.inner_text()) or "终端未接通" in shown):
+                await asyncio.sleep(0.2)
+        assert await desk.locator(f"[data-testid=call-feed][data-feed-id='{term['id']}']").count() == 1, shown
+        status, dialled = await hub.call("POST", f"/api/v1/terminals/{term['id']}/dial", "commander")
+        assert status == 200, dialled
         feed = {"kind": "terminal", "id": term["id"]}
         for page in (desk, phone):  # the field member is shown the room too, and hears it
             video = page.locator(f"[data-testid=call-feed][data-kind=terminal][data-feed-id='{term['id']}'] video")
-            async with asyncio.timeout(20):
-                while not await video.evaluate("(v) => v.readyState >= 2 && v.videoWidth > 0"):
-                    await asyncio.sleep(0.2)
+            try:
+                async with asyncio.timeout(20):
+                    while not await video.evaluate("(v) => v.readyState >= 2 && v.videoWidth > 0"):
+                        await asyncio.sleep(0.2)
+            except TimeoutError:
+                dock = await page.locator("[data-testid=call-dock]").inner_text()
+                raise AssertionError(f"{page.url}: no terminal picture; the call dock shows {dock!r}; "
+                                     f"publishers: {hub.app[MEDIA].stats()['publishers']}") from None
             async with asyncio.timeout(20):
                 while (await page.evaluate("(f) => window.fhCall.stats(f)", feed))["audioEnergy"] <= 0:
                     await asyncio.sleep(0.2)
+        assert await error.inner_text() == ""  # the wait's message went with it
         # the other way: the terminal is shown the commander's camera (relayed H.264) and hears both
         # people, their Opus mixed into one PCMU stream by one encoder; its receiver reports say both arrive
         session = hub.app[MEDIA].publishers.get(f"terminal-{term['id']}").session

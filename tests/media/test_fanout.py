@@ -4,6 +4,7 @@ answered from it, set-ups are admitted through a bounded gate, idle cameras are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -153,18 +154,46 @@ async def test_setup_gate_admits_in_order_and_refuses_beyond_its_bounds() -> Non
     }
 
 
-async def test_setup_gate_refuses_while_the_loop_runs_late() -> None:
+async def test_setup_gate_waits_out_a_stall_and_refuses_a_loop_that_stays_late() -> None:
     lag = LoopLagMonitor(interval_s=0.02, alpha=0.5)
-    gate = SetupGate(slots=4, queue=4, wait_s=1, retry_after_s=2, lag=lag, max_lag_ms=50)
+    gate = SetupGate(slots=4, queue=1, wait_s=0.6, retry_after_s=2, lag=lag, max_lag_ms=50)
     lag.start()
+
+    async def busy_loop() -> None:  # a saturated loop: every turn of it runs 60 ms of work
+        while True:
+            time.sleep(0.06)  # noqa: ASYNC251 -- on purpose
+            await asyncio.sleep(0)
+
     try:
         (await gate.acquire()).release()
         await asyncio.sleep(0.05)  # the monitor is running
-        time.sleep(0.3)  # noqa: ASYNC251 -- on purpose: a saturated loop
+
+        # one stall: the offer made in it waits until the loop has caught up, then is admitted
+        time.sleep(0.3)  # noqa: ASYNC251 -- on purpose: one long stall
         await asyncio.sleep(0.03)
         assert lag.lag_ms > 50
+        (await asyncio.wait_for(gate.acquire(), 5)).release()
+        assert lag.lag_ms <= 50 and gate.refused_lag == 0
+
+        # a loop that stays late: the offer waits its 0.6 s, then is refused as saturated;
+        # one more while it waits finds the queue (1) full and is refused at once
+        hog = asyncio.create_task(busy_loop())
+        async with asyncio.timeout(5):
+            while lag.lag_ms <= 50:
+                await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(gate.acquire())
+        await asyncio.sleep(0.1)
+        assert gate.stats()["waiting"] == 1
         with pytest.raises(GatewayFull, match="saturated"):
             await gate.acquire()
+        t = time.monotonic()
+        with pytest.raises(GatewayFull, match="saturated"):
+            await waiting
+        assert time.monotonic() - t < 1.5
+        hog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await hog
+
         async with asyncio.timeout(5):
             while lag.lag_ms > 50:  # the loop is fine again: so is admission
                 await asyncio.sleep(0.02)
@@ -172,7 +201,7 @@ async def test_setup_gate_refuses_while_the_loop_runs_late() -> None:
     finally:
         await lag.stop()
         await lag.stop()
-    assert gate.refused_lag == 1
+    assert gate.refused_lag == 2 and gate.stats()["waiting"] == 0
 
 
 def test_pull_demand_grace_viewers_and_analytics() -> None:

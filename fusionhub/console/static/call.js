@@ -11,7 +11,11 @@ import { busy, cue, fill, h, notify } from "./dom.js";
 import { t, tr } from "./i18n.js";
 
 const VIEW_RETRY_MS = 700;
-const VIEW_TRIES = 80; // about a minute for the other side to start sending
+const VIEW_RETRY_MAX_MS = 5_000;
+const VIEW_TRIES = 80; // about a minute for the other side (or a dialled terminal) to start sending
+// worth another try: nothing to watch yet (the other side or the terminal is still connecting),
+// the hub is busy (503, with its Retry-After), or the network dropped the request
+const VIEW_AGAIN = new Set(["not_publishing", "conflict", "not_connected", "network"]);
 const STAFF = ["commander", "duty"];
 
 function iceGathered(pc) {
@@ -61,6 +65,23 @@ async function watch(path, video) {
   } catch (err) {
     pc.close();
     throw err;
+  }
+}
+
+/** Watch `path` like `watch`, trying again while the failure is passing (VIEW_AGAIN, 503) and
+ * `current()` still wants it (`onRetry(err)` says why it waits); null when it no longer does. */
+async function watchPatiently(path, video, current, onRetry = () => {}) {
+  for (let i = 1; ; i++) {
+    try {
+      return await watch(path, video);
+    } catch (err) {
+      const again = err instanceof ApiError && (VIEW_AGAIN.has(err.code) || err.status === 503);
+      if (!again || i >= VIEW_TRIES) throw err;
+      if (err.code !== "not_publishing") onRetry(err); // the other side not sending yet is normal
+      const wait = err.retryAfter ? Math.min(VIEW_RETRY_MAX_MS, err.retryAfter * 1000) : VIEW_RETRY_MS;
+      await new Promise((r) => setTimeout(r, wait));
+      if (!current()) return null;
+    }
   }
 }
 
@@ -268,15 +289,7 @@ export class CallDock {
     if (media.view || media.viewing) return;
     media.viewing = true;
     try {
-      for (let i = 0; i < VIEW_TRIES && this.media === media; i++) {
-        try {
-          media.view = await watch(`/api/v1/calls/${media.callId}/view`, media.remoteVideo);
-          break;
-        } catch (err) {
-          if (!(err instanceof ApiError && (err.code === "not_publishing" || err.code === "conflict"))) throw err;
-          await new Promise((r) => setTimeout(r, VIEW_RETRY_MS));
-        }
-      }
+      media.view = await watchPatiently(`/api/v1/calls/${media.callId}/view`, media.remoteVideo, () => this.media === media);
       if (this.media !== media && media.view) {
         media.view.pc.close();
         endSession(media.view.location);
@@ -301,7 +314,23 @@ export class CallDock {
     media.cams.push(cam);
     this.render();
     try {
-      Object.assign(cam, await watch(`/api/v1/calls/${media.callId}/feeds/${kind}/${id}/view`, video));
+      const wanted = () => this.media === media && media.cams.includes(cam);
+      let waitedFor = "";
+      const got = await watchPatiently(`/api/v1/calls/${media.callId}/feeds/${kind}/${id}/view`, video, wanted, (err) => {
+        waitedFor = this.error = errorText(err); // e.g. the terminal is not connected yet; tried again
+        this.render();
+      });
+      if (waitedFor && this.error === waitedFor) {
+        this.error = "";
+        this.render();
+      }
+      if (!got) return;
+      if (!wanted()) {
+        got.pc.close();
+        endSession(got.location);
+        return;
+      }
+      Object.assign(cam, got);
     } catch (err) {
       media.cams = media.cams.filter((c) => c !== cam);
       this.render();

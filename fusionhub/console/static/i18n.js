@@ -334,6 +334,8 @@ const TABLE = {
   "err.codec_unsupported": ["浏览器不支持 H.264 视频。", "This browser cannot play H.264 video."],
   "err.no_frame": ["暂无画面。", "No picture yet."],
   "err.network": ["无法连接到指挥中心服务器。", "Cannot reach the hub."],
+  "err.not_connected": ["终端未接通，接通后自动显示画面。", "The terminal is not connected; its picture shows once it is."],
+  "err.hub_full": ["服务器繁忙，稍后自动重试。", "The hub is busy; trying again shortly."],
   "err.server": ["服务器出错（{status}）。", "The hub answered with an error ({status})."],
   "err.unknown": ["操作失败。", "Something went wrong."],
 
