@@ -58,6 +58,7 @@ class Call:
     state: str = "ringing"
     callee: Party | None = None
     started_at: float | None = None
+    started_mono: float | None = None  # the answer on the monotonic clock
     declined: set[int] = field(default_factory=set)
     camera_ids: list[int] = field(default_factory=list)
     terminal_ids: list[int] = field(default_factory=list)
@@ -85,8 +86,16 @@ class Call:
             caller_id=self.caller.user_id, caller_name=self.caller.name, state=state,  # type: ignore[arg-type]
             ring_user_ids=list(self.rung), team_id=self.team_id,
             participants=parts, camera_ids=list(self.camera_ids), terminal_ids=list(self.terminal_ids), end_reason=reason, started_at=self.started_at,
-            at=at if at is not None else time.time(),
+            at=at if at is not None else self.now(),
         )
+
+    def now(self) -> float:
+        """Epoch seconds now; for an answered call, its answer plus the time since on the monotonic
+        clock, so that a step of the wall clock (a VM's clock set at resume, NTP) never makes the
+        call look longer or shorter than it was (its recordings are measured by their media)."""
+        if self.started_at is None or self.started_mono is None:
+            return time.time()
+        return self.started_at + max(0.0, time.monotonic() - self.started_mono)
 
     def public(self) -> dict[str, object]:
         """As the API shows it."""
@@ -164,7 +173,7 @@ class CallRegistry:
         if any(user.user_id in c.party_ids() for c in self._calls.values() if c is not call):
             raise CallBusy("you are already in a call; hang up first")
         self._cancel_timer(call_id)
-        call.state, call.callee, call.started_at = "active", user, time.time()
+        call.state, call.callee, call.started_at, call.started_mono = "active", user, time.time(), time.monotonic()
         call.ringing = {}
         log.info("call %s: answered by %s", call_id[:6], user.user_id)
         await self._on_change(call.message("active"))

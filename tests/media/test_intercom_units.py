@@ -14,10 +14,11 @@ from pydantic import ValidationError
 from bench.ptt_client import tone_cycle
 from fusionhub.media.intercom.config import IntercomConfig
 from fusionhub.media.intercom.forward import FRAME, ForwardTrack, RoomClock, make_packet
-from fusionhub.media.intercom.recorder import opus_head, opus_samples, write_ogg_opus
+from fusionhub.media.intercom.recorder import BurstRecorder, Speaker, opus_head, opus_samples, write_ogg_opus
 from fusionhub.media.intercom.room import level_from
 from fusionhub.signaling.errors import ProtocolError
 from fusionhub.signaling.intercom import FloorMsg, parse_client
+from fusionhub.signaling.messages import PttBurst
 
 
 def test_room_clock_follows_a_talker_and_continues_across_talkers() -> None:
@@ -80,6 +81,31 @@ def test_burst_remux_plays_back_with_its_gaps(tmp_path: Path) -> None:
     assert abs(gap).max() < 1e-3 and abs(frames[2].to_ndarray()).max() > 0.1
     with pytest.raises(ValueError):
         write_ogg_opus(tmp_path / "empty.ogg", [])
+
+
+async def test_a_burst_lasts_as_its_hold_when_the_wall_clock_steps(tmp_path: Path) -> None:
+    """A VM's clock set at resume (or NTP) steps time.time(): the burst's start and end still
+    differ by how long the hold lasted, so its times agree with its audio."""
+    now = {"wall": 1_800_000_000.0, "mono": 100.0}
+    reported: list[PttBurst] = []
+
+    async def report(burst: PttBurst) -> None:
+        reported.append(burst)
+
+    recorder = BurstRecorder("case:1", case_id=1, data_dir=tmp_path, subdir="ptt", max_packets=500,
+                             on_burst=report, wall=lambda: now["wall"], clock=lambda: now["mono"])
+    cycle = tone_cycle()
+    recorder.start(Speaker("s1", 7, "Field Zhao"))
+    for i in range(150):  # 3 s of audio, over 3 s of hold
+        recorder.add("s1", i * FRAME, cycle[i % len(cycle)])
+    now["wall"] += 6.3 + 3.0  # the wall clock was stepped 6.3 s forward meanwhile
+    now["mono"] += 3.0
+    recorder.finish("s1", "released")
+    await recorder.close()
+    (burst,) = reported
+    assert burst.started_at == 1_800_000_000.0
+    assert burst.ended_at - burst.started_at == pytest.approx(3.0)
+    assert abs(burst.duration_s - 3.0) < 0.05
 
 
 def test_opus_packet_durations_from_the_toc() -> None:

@@ -46,6 +46,7 @@ class Speaker:
 class _Burst:
     speaker: Speaker
     started_at: float  # epoch seconds
+    started_mono: float  # the same moment on the monotonic clock
     packets: list[tuple[int, bytes]] = field(default_factory=list)
     truncated: bool = False
 
@@ -153,6 +154,7 @@ class BurstRecorder:
         max_packets: int,
         on_burst: BurstCallback,
         wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.room_id = room_id
         self._case_id = case_id
@@ -161,6 +163,7 @@ class BurstRecorder:
         self._max_packets = max_packets
         self._on_burst = on_burst
         self._wall = wall
+        self._clock = clock
         self._current: _Burst | None = None
         self._writes: set[asyncio.Task[None]] = set()
         self.written = 0
@@ -170,7 +173,7 @@ class BurstRecorder:
         """A grant: a new burst from `speaker` (one in progress is finished first)."""
         if self._current is not None:
             self.finish(self._current.speaker.session_id, "preempted")
-        self._current = _Burst(speaker, self._wall())
+        self._current = _Burst(speaker, self._wall(), self._clock())
 
     def add(self, session_id: str, pts: int, payload: bytes) -> None:
         """One forwarded packet of the current burst."""
@@ -191,7 +194,10 @@ class BurstRecorder:
         if not burst.packets:
             log.debug("room %s: burst of %s had no audio; not recorded", self.room_id, burst.speaker.name)
             return
-        task = asyncio.create_task(self._write(burst, reason, self._wall()), name=f"ptt-write-{self.room_id}")
+        # the end is the start plus the time the hold lasted: a step of the wall clock (a VM's clock
+        # set at resume, NTP) never makes a burst look longer or shorter than its audio
+        ended_at = burst.started_at + max(0.0, self._clock() - burst.started_mono)
+        task = asyncio.create_task(self._write(burst, reason, ended_at), name=f"ptt-write-{self.room_id}")
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 

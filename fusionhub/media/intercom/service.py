@@ -80,6 +80,7 @@ class Intercom:
                 subdir=self._config.recordings_dir,
                 max_packets=int(longest * PACKETS_PER_S),
                 on_burst=self._on_burst,
+                clock=self._clock,
             )
         room = self.room_class(room_id, self._config, recorder=recorder, clock=self._clock)
         room.start()
