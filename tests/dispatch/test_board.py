@@ -26,6 +26,10 @@ async def test_lists_match_the_case_and_task_shapes(env: Env) -> None:
     [listed] = [c for c in await s.list_cases(cmd) if c["id"] == cid]
     assert listed == page
     assert [c for c in await s.list_cases(cmd, "handling") if c["id"] == cid] == [page]
+    assert [c for c in await s.list_cases(field) if c["id"] == cid] == [page]  # the team's case
+    assert not [c for c in await s.list_cases(cmd, overdue=True) if c["id"] == cid]
+    env.clock.t += 400 * 86400  # long past the handling deadline: on the supervision board too
+    assert [c for c in await s.list_cases(cmd, overdue=True) if c["id"] == cid] == [page]
 
     pushed = dict(env.published)[Topic.TASK_CHANGED]
     assert [t for t in await s.list_tasks(field, open_only=True) if t["case_id"] == cid] == [pushed]
