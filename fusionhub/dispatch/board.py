@@ -32,7 +32,6 @@ from fusionhub.dispatch.models import (
     UtcDateTime,
     literal_in,
 )
-from fusionhub.dispatch.unit import json_list, json_rows, time_positions
 from fusionhub.dispatch.views import attachment_dict, case_fields, extension_dict, intake_fields, task_fields
 
 _Rows = Select[*tuple[Any, ...]]  # a SELECT of plain columns (rows, not ORM objects)
@@ -60,49 +59,19 @@ _ClockColumns = namedtuple("_ClockColumns", _CLOCK_FIELDS)  # type: ignore[misc]
 _CLOCK_AT = len(_CASE_COLUMNS) + 2  # after the case's columns, team_name and clock_id
 
 
-# PostgreSQL: the listed cases' tasks, attachments and extension requests come in each case's row
-# as JSON arrays of rows (one round trip for the whole list instead of two to four)
-_TASK_JSON = (*_TASK_COLUMNS, Team.name)
-_TaskRow = namedtuple("_TaskRow", [*(c.key for c in _TASK_COLUMNS), "team_name"])  # type: ignore[misc]
-_ATTACHMENT_JSON = tuple(Attachment.__table__.columns)
-_AttachmentRow = namedtuple("_AttachmentRow", [c.key for c in _ATTACHMENT_JSON])  # type: ignore[misc]
-_EXTENSION_JSON = tuple(CaseExtension.__table__.columns)
-_ExtensionRow = namedtuple("_ExtensionRow", [c.key for c in _EXTENSION_JSON])  # type: ignore[misc]
-_INLINE = (  # (label, namedtuple, timestamp positions)
-    ("tasks_json", _TaskRow, time_positions(_TASK_JSON)),
-    ("attachments_json", _AttachmentRow, time_positions(_ATTACHMENT_JSON)),
-    ("extensions_json", _ExtensionRow, time_positions(_EXTENSION_JSON)),
-)
-
-
-def _case_query(*, inline: bool) -> _Rows:
-    """The columns of a listed case, its team's name and its clock (one row per case: joined in);
-    case_statement adds WHERE, ORDER BY and LIMIT. With `inline` (PostgreSQL) its tasks,
-    attachments and extension requests as JSON arrays; else whether it has attachments or
-    extension requests (most have none: their queries are then skipped)."""
+def _case_query() -> _Rows:
+    """The columns of a listed case, its team's name, its clock (one row per case: joined in) and
+    whether it has attachments or extension requests (most have none: their queries are then
+    skipped); case_statement adds WHERE, ORDER BY and LIMIT."""
     clock = CaseClock.__table__.c
-    extra: tuple[Any, ...]
-    if inline:
-        task_source = Task.__table__.join(Team.__table__, Team.id == Task.team_id)
-        extra = (
-            json_list(Task.__table__, _TASK_JSON, Task.id, Task.case_id == Case.id, task_source).label("tasks_json"),
-            json_list(Attachment.__table__, _ATTACHMENT_JSON, Attachment.id, Attachment.case_id == Case.id)
-            .label("attachments_json"),
-            json_list(CaseExtension.__table__, _EXTENSION_JSON, CaseExtension.id, CaseExtension.case_id == Case.id)
-            .label("extensions_json"),
-        )
-    else:
-        extra = (
-            exists().where(Attachment.case_id == Case.id).label("has_attachments"),
-            exists().where(CaseExtension.case_id == Case.id).label("has_extensions"),
-        )
     return (
         select(
             *_CASE_COLUMNS,
             Team.name.label("team_name"),
             clock.id.label("clock_id"),
             *(clock[name].label(f"clock_{name}") for name in _CLOCK_FIELDS),
-            *extra,
+            exists().where(Attachment.case_id == Case.id).label("has_attachments"),
+            exists().where(CaseExtension.case_id == Case.id).label("has_extensions"),
         )
         .outerjoin(Team, Team.id == Case.team_id)
         .outerjoin(CaseClock, CaseClock.case_id == Case.id)
@@ -131,13 +100,12 @@ _CASE_TASKS_BY_DIALECT = {
 # Each list shape is built once (composing forty labelled columns and their joins was about 8 % of
 # a list's time); every call only binds its parameters.
 @cache
-def case_statement(*, status: bool, overdue: bool, field: bool, inline: bool = False) -> _Rows:
+def case_statement(*, status: bool, overdue: bool, field: bool) -> _Rows:
     """The board's case list in the viewer's region, built once per shape; its parameters are
     region_params(viewer), `limit`, and `status` (a status), `now` (overdue: only cases whose stage
     clock ran past its deadline, the longest overdue first), `team_id`, `user_id` (field: only
-    their team's cases and those they reported), as the shape asks. `inline`: the collections in
-    the row (PostgreSQL; case_list chooses)."""
-    query = _case_query(inline=inline).where(region_filter_bound(Case.region))
+    their team's cases and those they reported), as the shape asks."""
+    query = _case_query().where(region_filter_bound(Case.region))
     if status:
         query = query.where(Case.status == bindparam("status"))
     order: tuple[Any, ...] = (Case.created_at.desc(), Case.id.desc())
@@ -170,22 +138,16 @@ def _task(row: Row[Any], title: str, status: str, region: str) -> dict[str, Any]
     return task_fields(row, row.team_name, title, status, region)
 
 
-async def case_list(conn: AsyncConnection, shape: dict[str, bool], params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run the case_statement of `shape` (its keyword arguments) and return the cases as
-    views.case_dict(timeline=False) would."""
-    if conn.dialect.name == "postgresql":
-        cases = (await conn.execute(case_statement(**shape, inline=True), params)).all()
-        by_case = [{c.id: _inline(c, i) for c in cases} for i in range(len(_INLINE))]
-        tasks, attachments, extensions = by_case
-    else:
-        cases = (await conn.execute(case_statement(**shape), params)).all()
-        if not cases:
-            return []
-        tasks = defaultdict(list)
-        for row in await conn.execute(_CASE_TASKS_BY_DIALECT[conn.dialect.name], {"ids": [c.id for c in cases]}):
-            tasks[row.case_id].append(row)
-        attachments = await _by_case(conn, Attachment, [c.id for c in cases if c.has_attachments])
-        extensions = await _by_case(conn, CaseExtension, [c.id for c in cases if c.has_extensions])
+async def case_list(conn: AsyncConnection, query: _Rows, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a case_statement and return the cases as views.case_dict(timeline=False) would."""
+    cases = (await conn.execute(query, params)).all()
+    if not cases:
+        return []
+    tasks: dict[int, list[Any]] = defaultdict(list)
+    for row in await conn.execute(_CASE_TASKS_BY_DIALECT[conn.dialect.name], {"ids": [c.id for c in cases]}):
+        tasks[row.case_id].append(row)
+    attachments = await _by_case(conn, Attachment, [c.id for c in cases if c.has_attachments])
+    extensions = await _by_case(conn, CaseExtension, [c.id for c in cases if c.has_extensions])
     out = []
     for c in cases:
         item = case_fields(c, c.team_name)
@@ -197,12 +159,6 @@ async def case_list(conn: AsyncConnection, shape: dict[str, bool], params: dict[
         item["extensions"] = [extension_dict(e) for e in extensions.get(c.id, ())]
         out.append(item)
     return out
-
-
-def _inline(case: Row[Any], which: int) -> list[Any]:
-    """One of a case's inline collections (PostgreSQL) as rows with attribute access."""
-    label, row_type, times = _INLINE[which]
-    return [row_type._make(r) for r in json_rows(getattr(case, label), times)]
 
 
 async def _by_case(conn: AsyncConnection, model: type[Attachment] | type[CaseExtension],

@@ -136,7 +136,7 @@ class CaseService(RuleService, CalendarService):
         if not 1 <= limit <= MAX_LIST:
             raise Invalid("limit", f"between 1 and {MAX_LIST}")
         field = viewer["role"] == "field"
-        shape = {"status": status is not None, "overdue": overdue, "field": field}
+        query = board.case_statement(status=status is not None, overdue=overdue, field=field)
         params: dict[str, Any] = {**region_params(viewer), "limit": limit}
         if status is not None:
             params["status"] = status
@@ -145,7 +145,7 @@ class CaseService(RuleService, CalendarService):
         if field:
             params.update(team_id=viewer.get("team_id"), user_id=viewer.get("id"))
         async with self.read_connection() as conn:
-            return await board.case_list(conn, shape, params)
+            return await board.case_list(conn, query, params)
 
     async def get_case(self, viewer: Viewer, case_id: int) -> dict[str, Any]:
         """One case with timeline, tasks and attachments; NotFound if the viewer may not see it."""

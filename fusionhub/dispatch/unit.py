@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from sqlalchemy import JSON, Dialect, FromClause, Select, Table, bindparam, func, insert, select, update
+from sqlalchemy import JSON, Dialect, Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -146,7 +146,7 @@ def _new_id_statement(table: Table, dialect: str) -> Select[Any]:
     return select(func.coalesce(func.max(table.c.id), 0) + 1)
 
 
-def json_list(table: FromClause, columns: Sequence[Any], order: Any, where: Any, joined: Any = None) -> Any:
+def _json_list(table: Table, columns: Sequence[Any], order: Any, where: Any, joined: Any = None) -> Any:
     """A scalar subquery: the rows as one JSON array of arrays (PostgreSQL), in `order`."""
     source = joined if joined is not None else table
     return (
@@ -164,26 +164,26 @@ def _pg_load_statement() -> Select[Any]:
     task_cols = [*TASKS.columns, *(TEAMS.c[n] for n in TEAM_COLS)]
     event_cols = [*(EVENTS.c[n] for n in EVENT_COLS), *(USERS.c[n] for n in ACTOR_COLS)]
     return _case_statement().add_columns(
-        json_list(TASKS, task_cols, TASKS.c.id, TASKS.c.case_id == CASES.c.id,
+        _json_list(TASKS, task_cols, TASKS.c.id, TASKS.c.case_id == CASES.c.id,
                    TASKS.join(TEAMS, TEAMS.c.id == TASKS.c.team_id)),
-        json_list(EXTENSIONS, list(EXTENSIONS.columns), EXTENSIONS.c.id, EXTENSIONS.c.case_id == CASES.c.id),
-        json_list(ATTACHMENTS, list(ATTACHMENTS.columns), ATTACHMENTS.c.id, ATTACHMENTS.c.case_id == CASES.c.id),
-        json_list(EVENTS, event_cols, EVENTS.c.seq, EVENTS.c.case_id == CASES.c.id,
+        _json_list(EXTENSIONS, list(EXTENSIONS.columns), EXTENSIONS.c.id, EXTENSIONS.c.case_id == CASES.c.id),
+        _json_list(ATTACHMENTS, list(ATTACHMENTS.columns), ATTACHMENTS.c.id, ATTACHMENTS.c.case_id == CASES.c.id),
+        _json_list(EVENTS, event_cols, EVENTS.c.seq, EVENTS.c.case_id == CASES.c.id,
                    EVENTS.outerjoin(USERS, USERS.c.id == EVENTS.c.actor_id)),
     )
 
 
-def time_positions(columns: Sequence[Any]) -> tuple[int, ...]:
+def _time_positions(columns: Sequence[Any]) -> tuple[int, ...]:
     return tuple(i for i, c in enumerate(columns) if isinstance(c.type, UtcDateTime))
 
 
-_TASK_TIMES = time_positions([*TASKS.columns, *(TEAMS.c[n] for n in TEAM_COLS)])
-_EXTENSION_TIMES = time_positions(list(EXTENSIONS.columns))
-_ATTACHMENT_TIMES = time_positions(list(ATTACHMENTS.columns))
-_EVENT_TIMES = time_positions([EVENTS.c[n] for n in EVENT_COLS])
+_TASK_TIMES = _time_positions([*TASKS.columns, *(TEAMS.c[n] for n in TEAM_COLS)])
+_EXTENSION_TIMES = _time_positions(list(EXTENSIONS.columns))
+_ATTACHMENT_TIMES = _time_positions(list(ATTACHMENTS.columns))
+_EVENT_TIMES = _time_positions([EVENTS.c[n] for n in EVENT_COLS])
 
 
-def json_rows(value: Any, times: tuple[int, ...]) -> list[list[Any]]:
+def _json_rows(value: Any, times: tuple[int, ...]) -> list[list[Any]]:
     """Rows from a JSON array of arrays; the timestamps (ISO text in JSON) back to aware UTC."""
     if value is None:
         return []
@@ -325,10 +325,10 @@ class PgIO:
         lists = row[-4:]
         return (
             row[:-4],
-            json_rows(lists[0], _TASK_TIMES),
-            json_rows(lists[1], _EXTENSION_TIMES),
-            json_rows(lists[2], _ATTACHMENT_TIMES),
-            json_rows(lists[3], _EVENT_TIMES),
+            _json_rows(lists[0], _TASK_TIMES),
+            _json_rows(lists[1], _EXTENSION_TIMES),
+            _json_rows(lists[2], _ATTACHMENT_TIMES),
+            _json_rows(lists[3], _EVENT_TIMES),
         )
 
     async def scalar(self, stmt: Select[Any]) -> Any:
