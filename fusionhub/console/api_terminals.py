@@ -148,7 +148,12 @@ async def join_calls(app: web.Application, terminal_id: int) -> None:
     if calls is None or bridge is None:
         return
     for call in calls.with_terminal(terminal_id):
-        await bridge.refresh(call)
+        try:
+            await bridge.refresh(call)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the terminal is connected all the same; it is still shown in the call
+            log.exception("terminal %s: could not join call %s", terminal_id, call.call_id[:6])
 
 
 class _Incoming:
