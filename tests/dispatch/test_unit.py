@@ -37,15 +37,20 @@ async def _both_loads(env: Env, case_id: int, actor_id: int) -> tuple[Any, Any]:
     return core, pg
 
 
+async def _dispatched_on_postgresql(env: Env, why: str) -> int:
+    """A filed case dispatched to the patrol team (its id); the test is skipped on SQLite."""
+    if env.backend == "sqlite":
+        pytest.skip(why)
+    _, case = await env.filed_case()
+    await env.service.dispatch_case(env.user("commander"), case["id"], env.team("patrol")["id"])
+    return int(case["id"])
+
+
 async def test_one_statement_load_reads_what_the_five_statements_read(env: Env) -> None:
     """A case with a timeline (notes, JSON data), a task, an extension request and a photo: every
     value, timestamps included, is the same either way."""
-    if env.backend == "sqlite":
-        pytest.skip("the one-statement load is PostgreSQL's")
     s = env.service
-    _, case = await env.filed_case()
-    cid = case["id"]
-    await s.dispatch_case(env.user("commander"), cid, env.team("patrol")["id"])
+    cid = await _dispatched_on_postgresql(env, "the one-statement load is PostgreSQL's")
     await s.acknowledge_case(env.user("field1"), cid)
     await s.request_extension(env.user("field1"), cid, 2, "waiting for the truck — 等待清运车")
     await s.report_handled(env.user("field1"), cid, "cleared", photo=_jpeg(), photo_type="image/jpeg")
@@ -124,12 +129,8 @@ async def test_cancelled_transitions_leave_the_service_working(env: Env) -> None
 async def test_connections_killed_under_the_pool_are_replaced_unseen(env: Env) -> None:
     """PostgreSQL drops every connection (a restart, a failover, an admin's pg_terminate_backend):
     the next board read and the next transition still succeed, on fresh connections."""
-    if env.backend == "sqlite":
-        pytest.skip("connections to PostgreSQL")
     s = env.service
-    _, case = await env.filed_case()
-    cid = case["id"]
-    await s.dispatch_case(env.user("commander"), cid, env.team("patrol")["id"])
+    cid = await _dispatched_on_postgresql(env, "connections to PostgreSQL")
     await s.list_cases(env.user("commander"))
     database = env.engine.url.database
     killer = await asyncpg.connect(host=env.engine.url.host, port=env.engine.url.port or 5432,
