@@ -136,7 +136,6 @@ class CaseService(RuleService, CalendarService):
         if not 1 <= limit <= MAX_LIST:
             raise Invalid("limit", f"between 1 and {MAX_LIST}")
         field = viewer["role"] == "field"
-        query = board.case_statement(status=status is not None, overdue=overdue, field=field)
         params: dict[str, Any] = {**region_params(viewer), "limit": limit}
         if status is not None:
             params["status"] = status
@@ -145,7 +144,7 @@ class CaseService(RuleService, CalendarService):
         if field:
             params.update(team_id=viewer.get("team_id"), user_id=viewer.get("id"))
         async with self.read_connection() as conn:
-            return await board.case_list(conn, query, params)
+            return await board.cases(conn, params, status=status is not None, overdue=overdue, field=field)
 
     async def get_case(self, viewer: Viewer, case_id: int) -> dict[str, Any]:
         """One case with timeline, tasks and attachments; NotFound if the viewer may not see it."""
@@ -162,7 +161,7 @@ class CaseService(RuleService, CalendarService):
         if field:
             params["team_id"] = viewer.get("team_id")
         async with self.read_connection() as conn:
-            return await board.task_list(conn, board.task_statement(open_only=open_only, field=field), params)
+            return await board.tasks(conn, params, open_only=open_only, field=field)
 
     async def attachment_path(self, viewer: Viewer, case_id: int, att_id: int) -> tuple[Path, str]:
         """The file of an attachment and its content type; NotFound if not the viewer's or missing."""

@@ -1,18 +1,25 @@
-"""The database engine (SQLite or PostgreSQL, async) and schema migrations (Alembic, run in-process)."""
+"""The database engine (SQLite or PostgreSQL, async), schema migrations (Alembic, run in-process),
+and the hot paths' statements run straight on the asyncpg connection (PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
 import time
+from collections import namedtuple
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import CompoundSelect, Connection, Dialect, Select, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +100,78 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Connection) -> None:
         mode = "IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def uses_asyncpg(engine: AsyncEngine | AsyncConnection) -> bool:
+    """Whether statements may run straight on the driver (PostgreSQL through asyncpg)."""
+    return engine.dialect.name == "postgresql" and engine.dialect.driver == "asyncpg"
+
+
+@contextlib.asynccontextmanager
+async def driver_connection(conn: AsyncConnection) -> AsyncIterator[Any]:
+    """The asyncpg connection under a pooled one, for statements SQLAlchemy does not run (no
+    BEGIN: each statement is its own transaction). If the block is cancelled or the connection
+    fails, it is taken out of the pool: the driver may be mid-statement, and SQLAlchemy, which
+    did not see the statements, would pool it as clean."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    try:
+        yield raw
+    except (asyncio.CancelledError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+        await conn.invalidate()
+        raise
+
+
+@functools.cache
+def compiled_sql(stmt: Rows, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """A statement built once (cached) as SQL text for the driver: its text, the order of its
+    parameters and the values of those the statement carries itself. Running a statement this
+    way skips SQLAlchemy's per-call cache key, compilation and result wrapping."""
+    defaults = dict(stmt.compile(dialect=dialect).params)
+    unbound = {k: 0 for k, v in defaults.items() if v is None}
+    rendered = stmt.params(**unbound).compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    return str(rendered), tuple(rendered.positiontup or ()), defaults
+
+
+def driver_args(compiled: tuple[str, tuple[str, ...], dict[str, Any]], params: dict[str, Any]) -> list[Any]:
+    """The positional arguments of a compiled_sql statement from named `params` (the statement's
+    own values where a name is not given)."""
+    _sql, order, defaults = compiled
+    return [params[k] if k in params else defaults[k] for k in order]
+
+
+# a statement of plain columns, and a function that runs one (built once, cached) with its named
+# parameters and returns its rows
+Rows = Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]]
+Fetch = Callable[[Rows, dict[str, Any]], Awaitable[Sequence[Any]]]
+
+
+@contextlib.asynccontextmanager
+async def reader(conn: AsyncConnection) -> AsyncIterator[Fetch]:
+    """How the hot reads (the board's lists, statistics) run their cached statements: on
+    PostgreSQL (asyncpg) straight on the driver, each row a named tuple of the statement's
+    columns (SQLAlchemy's per-call cache key, execution machinery and Row objects cost more than
+    a short statement itself); elsewhere through SQLAlchemy Core. Rows read the same either way
+    (by name or position); values come as the driver gives them (aware UTC datetimes on both)."""
+    if not uses_asyncpg(conn):
+        async def core(stmt: Rows, params: dict[str, Any]) -> Sequence[Any]:
+            return (await conn.execute(stmt, params)).all()
+
+        yield core
+        return
+    async with driver_connection(conn) as raw:
+        async def driver(stmt: Rows, params: dict[str, Any]) -> Sequence[Any]:
+            compiled = compiled_sql(stmt, conn.dialect)
+            make = _record_type(stmt)._make
+            return [make(r) for r in await raw.fetch(compiled[0], *driver_args(compiled, params))]
+
+        yield driver
+
+
+@functools.cache
+def _record_type(stmt: Rows) -> type[Any]:
+    """A named tuple of the statement's columns, for the driver's rows."""
+    return namedtuple("Record", list(stmt.selected_columns.keys()))  # type: ignore[misc]
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -22,7 +22,6 @@ the id of a row it adds before the timeline entry is hashed (an extension reques
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import json
@@ -39,6 +38,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fusionhub.dispatch.calendar import calendar_fingerprint
+from fusionhub.dispatch.db import compiled_sql, driver_args, driver_connection, uses_asyncpg
 from fusionhub.dispatch.models import (
     Attachment,
     Base,
@@ -313,8 +313,8 @@ class PgIO:
         self._sa_dialect = dialect
 
     async def rows(self, stmt: Select[Any], params: dict[str, Any]) -> Sequence[Sequence[Any]]:
-        sql, order, defaults = _compiled(stmt, self._sa_dialect)
-        return await self.raw.fetch(sql, *(params[k] if k in params else defaults[k] for k in order))
+        compiled = compiled_sql(stmt, self._sa_dialect)
+        return await self.raw.fetch(compiled[0], *driver_args(compiled, params))
 
     async def load(self, case_id: int, actor_id: int) -> Loaded | None:
         """As CoreIO.load in one round trip: the collections come as JSON arrays of rows."""
@@ -332,8 +332,8 @@ class PgIO:
         )
 
     async def scalar(self, stmt: Select[Any]) -> Any:
-        sql, order, defaults = _compiled(stmt, self._sa_dialect)
-        return await self.raw.fetchval(sql, *(defaults[k] for k in order))
+        compiled = compiled_sql(stmt, self._sa_dialect)
+        return await self.raw.fetchval(compiled[0], *driver_args(compiled, {}))
 
     async def apply(self, ops: Sequence[Op]) -> list[int] | None:
         """All the writes as one statement (data-modifying CTEs, each after the guarded case
@@ -360,16 +360,6 @@ class PgIO:
         except asyncpg.IntegrityConstraintViolationError as exc:
             # a concurrent writer took the timeline's next seq first, or a row referred to is gone
             raise Stale(str(exc)) from exc
-
-
-@functools.cache
-def _compiled(stmt: Select[Any], dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    """A cached statement as SQL text for the driver: its text, the order of its parameters and
-    the values of those the statement carries itself."""
-    defaults = dict(stmt.compile(dialect=dialect).params)
-    unbound = {k: 0 for k, v in defaults.items() if v is None}
-    rendered = stmt.params(**unbound).compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    return str(rendered), tuple(rendered.positiontup or ()), defaults
 
 
 Shape = tuple[str, tuple[str, ...], tuple[str, ...], int, bool]  # table, columns, key, rows, returning
@@ -453,17 +443,9 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[CoreIO | PgIO]:
     and the writes are one statement, atomic by itself, guarded by the case version the reads
     saw. Elsewhere a Core transaction (BEGIN IMMEDIATE on SQLite), committed when the block ends.
     Either way nothing is written if the block raises."""
-    if engine.dialect.name == "postgresql" and engine.dialect.driver == "asyncpg":
-        async with engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            assert raw is not None
-            try:
-                yield PgIO(raw, engine.dialect)
-            except (asyncio.CancelledError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
-                # the driver may be mid-statement or gone: SQLAlchemy did not see the statements run
-                # on it, so it would pool the connection as clean; take it out of the pool instead
-                await conn.invalidate()
-                raise
+    if uses_asyncpg(engine):
+        async with engine.connect() as conn, driver_connection(conn) as raw:
+            yield PgIO(raw, engine.dialect)
     else:
         async with engine.begin() as conn:
             yield CoreIO(conn)
