@@ -5,6 +5,7 @@ hub process counts deadlines the same way)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -57,10 +58,15 @@ class CalendarService(ServiceCore):
     """Working time: the calendar every deadline is counted in, and the admin's overrides."""
 
     async def work_calendar(
-        self, reader: AsyncSession | AsyncConnection | None = None, *, fingerprint: Any = None
+        self,
+        reader: AsyncSession | AsyncConnection | None = None,
+        *,
+        fingerprint: Any = None,
+        overrides: Callable[[], Awaitable[Sequence[Sequence[Any]]]] | None = None,
     ) -> WorkCalendar:
-        """The working calendar as it stands now (overrides read from the database, through
-        `reader` when given: a transition's own transaction).
+        """The working calendar as it stands now (overrides read from the database: through
+        `reader` when given, a transaction's own; or by `overrides`, which returns their (day,
+        kind) rows; else on a connection of its own).
 
         Within a transition the case's statement has read the overrides' fingerprint already
         (`fingerprint`): a calendar built from the same overrides, in this process, is reused."""
@@ -68,7 +74,10 @@ class CalendarService(ServiceCore):
         if fingerprint is not None and cached is not None and cached[0] == fingerprint:
             return cached[1]
         query = select(CalendarOverride.day, CalendarOverride.kind)
-        if reader is None:
+        rows: Sequence[Sequence[Any]]
+        if overrides is not None:
+            rows = await overrides()
+        elif reader is None:
             async with self.read_session() as own:
                 rows = (await own.execute(query)).all()
         else:

@@ -33,9 +33,10 @@ PING_IDLE_S = 0.5
 _LAST_USED = "fusionhub_last_used"
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def create_engine(database_url: str, **pool: Any) -> AsyncEngine:
     """An async engine: `sqlite+aiosqlite:///path` (WAL, foreign keys, busy timeout) or
-    `postgresql+asyncpg://...`."""
+    `postgresql+asyncpg://...`; `pool`: the connection pool's options (pool_size, max_overflow,
+    pool_timeout), SQLAlchemy's defaults otherwise."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -44,11 +45,11 @@ def create_engine(database_url: str) -> AsyncEngine:
         quiet = logging.getLogger("aiosqlite")
         if quiet.level < logging.INFO:  # NOTSET or DEBUG: would follow a DEBUG root
             quiet.setLevel(logging.INFO)
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, **pool)
         _tune_sqlite(engine)
         return engine
     if url.get_backend_name() == "postgresql":
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, **pool)
         _ping_idle_connections(engine)
         return engine
     raise ValueError(f"unsupported database {url.get_backend_name()!r}: use sqlite+aiosqlite or postgresql+asyncpg")

@@ -147,14 +147,3 @@ class RuleService(ServiceCore):
         if user is None or user.role != "field" or user.team_id != team.id:
             raise Invalid(f"{at}.user_id", f"user {user_id} is not a field member of team {team.id}")
         return user
-
-    async def _rule_for(self, session: AsyncSession, category: str, region: str) -> DispatchRule | None:
-        """The auto-dispatch rule for a case of `category` in `region`, with team and user loaded."""
-        parts = region.split(".")
-        covering = [".".join(parts[: i + 1]) for i in range(len(parts))]
-        rules = await session.scalars(
-            select(DispatchRule)
-            .where(DispatchRule.region.in_(covering))
-            .options(selectinload(DispatchRule.team), selectinload(DispatchRule.user))
-        )
-        return pick_rule(rules, category, region)

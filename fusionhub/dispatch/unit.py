@@ -38,10 +38,11 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fusionhub.dispatch.calendar import calendar_fingerprint
-from fusionhub.dispatch.db import compiled_sql, driver_args, driver_connection, uses_asyncpg
+from fusionhub.dispatch.db import Rows, compiled_sql, driver_args, driver_connection, uses_asyncpg
 from fusionhub.dispatch.models import (
     Attachment,
     Base,
+    CalendarOverride,
     Case,
     CaseClock,
     CaseEvent,
@@ -54,6 +55,7 @@ from fusionhub.dispatch.models import (
     UtcDateTime,
 )
 from fusionhub.dispatch.rollup import CaseFacts, event_deltas, journal_rows
+from fusionhub.dispatch.rules import pick_rule
 from fusionhub.dispatch.timeline import GENESIS, entry_values
 from fusionhub.dispatch.views import case_dict, event_view
 from fusionhub.dispatch.worktime import WorkCalendar
@@ -205,6 +207,21 @@ def _user_statement() -> Select[Any]:
     return select(*(USERS.c[n] for n in USER_COLS)).where(USERS.c.id == bindparam("id"))
 
 
+@functools.cache
+def _rules_statement() -> Select[Any]:
+    """Every auto-dispatch rule with its team and named person (a centre keeps dozens: pick_rule
+    chooses among them in Python, as the rules page shows them)."""
+    rules = _table(DispatchRule)
+    return (
+        select(*rules.columns, *(TEAMS.c[n] for n in TEAM_COLS), *(USERS.c[n] for n in USER_COLS))
+        .select_from(rules.join(TEAMS, TEAMS.c.id == rules.c.team_id).outerjoin(USERS, USERS.c.id == rules.c.user_id))
+        .order_by(rules.c.position, rules.c.id)
+    )
+
+
+_OVERRIDES = select(CalendarOverride.day, CalendarOverride.kind)
+
+
 def _build(model: type[Any], names: Sequence[str], values: Sequence[Any]) -> Any:
     """A transient instance holding the values as loaded: written straight into its state, as the
     ORM's own loading does (no attribute events, no history; the unit keeps its own, _Tracked)."""
@@ -263,7 +280,7 @@ class CoreIO:
         self.conn = conn
         self.dialect = conn.dialect.name
 
-    async def rows(self, stmt: Select[Any], params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+    async def rows(self, stmt: Rows, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
         return (await self.conn.execute(stmt, params)).all()
 
     async def load(self, case_id: int, actor_id: int) -> Loaded | None:
@@ -312,7 +329,7 @@ class PgIO:
         self.dialect = "postgresql"
         self._sa_dialect = dialect
 
-    async def rows(self, stmt: Select[Any], params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+    async def rows(self, stmt: Rows, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
         compiled = compiled_sql(stmt, self._sa_dialect)
         return await self.raw.fetch(compiled[0], *driver_args(compiled, params))
 
@@ -526,12 +543,15 @@ class Unit:
     def _track(self, obj: Any, table: Table, cols: Sequence[str]) -> None:
         self._tracked[id(obj)] = _Tracked(obj, table, cols)
 
+    # Whatever a step reads goes through the unit's own connection: a unit that took a second one
+    # from the pool while holding its first could wait forever once a burst of units held them all.
+
     async def calendar(self) -> WorkCalendar:
-        """The working calendar, reused while the overrides' fingerprint read with the case holds."""
-        # on PostgreSQL the overrides, when not cached, are read apart from the transaction (after
-        # the fingerprint, as the cache requires)
-        reader = self.io.conn if isinstance(self.io, CoreIO) else None
-        return await self.service.work_calendar(reader, fingerprint=self.fingerprint)
+        """The working calendar, reused while the overrides' fingerprint read with the case holds;
+        otherwise built from the overrides read now (after the fingerprint, as the cache requires)."""
+        return await self.service.work_calendar(
+            fingerprint=self.fingerprint, overrides=lambda: self.io.rows(_OVERRIDES, {})
+        )
 
     async def team(self, team_id: int) -> Team | None:
         rows = await self.io.rows(_team_statement(), {"id": team_id})
@@ -543,8 +563,18 @@ class Unit:
 
     async def rule(self, category: str, region: str) -> DispatchRule | None:
         """The auto-dispatch rule for a case of `category` in `region` (team and user loaded)."""
-        async with self.service.read_session() as session:
-            return await self.service._rule_for(session, category, region)
+        n_rule, n_team = len(_table(DispatchRule).columns), len(TEAM_COLS)
+        rules = []
+        for row in await self.io.rows(_rules_statement(), {}):
+            values = tuple(row)
+            rule = _build(DispatchRule, tuple(c.key for c in _table(DispatchRule).columns), values[:n_rule])
+            user = values[n_rule + n_team :]
+            rule.__dict__.update(
+                team=_build(Team, TEAM_COLS, values[n_rule : n_rule + n_team]),
+                user=_build(User, USER_COLS, user) if user[0] is not None else None,
+            )
+            rules.append(rule)
+        return pick_rule(rules, category, region)
 
     async def new_id(self, model: type[Base]) -> int:
         """An id for a row of `model` the step adds (written with this unit)."""

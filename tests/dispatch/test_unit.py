@@ -164,3 +164,29 @@ async def test_a_value_too_long_for_its_column_is_refused_not_cut(env: Env) -> N
             await io.apply([unit.Op(unit.CASES, {"status": too_long, "version": version + 1},
                                     key={"id": cid, "version": version})])
     assert (await env.service.get_case(env.user("commander"), cid))["status"] == "filed"
+
+
+async def test_more_transitions_at_once_than_the_pool_has_connections(env: Env) -> None:
+    """A burst of transitions in one hub process, more than its database pool holds, each needing
+    the working calendar (not yet cached) and an auto-dispatch rule: every one completes. A
+    transition that took a second connection while holding its own (to read the calendar or the
+    rules) left the pool empty with every holder waiting for another: nothing moved until the
+    pool's timeout failed them all."""
+    s = env.service
+    admin, duty, cmd = env.user("admin"), env.user("duty"), env.user("commander")
+    await s.replace_dispatch_rules(admin, [{"region": "city", "team_id": env.team("patrol")["id"]}])
+    reported = [
+        (await s.create_case(duty, source="manual", category="dirty_road", location=f"No. {n}"))["id"]
+        for n in range(6)
+    ]
+    small = db.create_engine(env.url, pool_size=2, max_overflow=0, pool_timeout=5)
+    try:
+        service = env.new_service(small)  # a fresh process: nothing cached
+        filed = await asyncio.gather(*(service.file_case(duty, cid) for cid in reported))
+        assert [c["status"] for c in filed] == ["filed"] * 6
+        dispatched = await asyncio.gather(*(service.dispatch_case(cmd, cid) for cid in reported))
+        assert [c["team_id"] for c in dispatched] == [env.team("patrol")["id"]] * 6
+    finally:
+        await small.dispose()
+    for cid in reported:
+        assert await s.verify_timeline(cid)
