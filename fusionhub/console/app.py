@@ -169,7 +169,7 @@ async def _records_and_bus(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     url = config.resolved_database_url()
     await upgrade(url)
-    engine = create_engine(url)
+    engine = create_engine(url, pool_size=config.database_pool)
     bus = create_bus(config.bus)
 
     async def publish(topic: Topic, data: dict[str, Any]) -> None:

@@ -53,6 +53,11 @@ class HubConfig(BaseModel):
         None,
         description="SQLAlchemy async URL; default sqlite+aiosqlite under the data directory",
     )
+    database_pool: int = Field(
+        20, ge=1, le=500,
+        description="database connections this process keeps open (PostgreSQL); more requests at once "
+        "wait for one. Hub processes x this must stay under the server's max_connections",
+    )
     timezone: str = Field("Asia/Shanghai", description="IANA time zone the console shows times in")
     default_lang: str = Field("zh-CN", pattern=r"^(zh-CN|en)$", description="console language")
     http: HttpConfig = Field(default_factory=HttpConfig)

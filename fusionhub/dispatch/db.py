@@ -33,10 +33,18 @@ PING_IDLE_S = 0.5
 _LAST_USED = "fusionhub_last_used"
 
 
-def create_engine(database_url: str, **pool: Any) -> AsyncEngine:
+# PostgreSQL connections a hub process keeps open (HubConfig.database_pool). A pool with room
+# for more on demand ("overflow") opens one for a burst and closes it when handed back: with 8
+# transitions at once against SQLAlchemy's 5 kept connections, opening and closing them cost more
+# than the transitions (one process: 699/s against 1,159/s with 20 kept). So a fixed number is
+# kept and a burst beyond it waits its turn for one.
+PG_POOL = 20
+
+
+def create_engine(database_url: str, pool_size: int | None = None, **pool: Any) -> AsyncEngine:
     """An async engine: `sqlite+aiosqlite:///path` (WAL, foreign keys, busy timeout) or
-    `postgresql+asyncpg://...`; `pool`: the connection pool's options (pool_size, max_overflow,
-    pool_timeout), SQLAlchemy's defaults otherwise."""
+    `postgresql+asyncpg://...` (`pool_size` connections kept, default PG_POOL, none more);
+    `pool`: more of the pool's options (max_overflow, pool_timeout)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -45,11 +53,14 @@ def create_engine(database_url: str, **pool: Any) -> AsyncEngine:
         quiet = logging.getLogger("aiosqlite")
         if quiet.level < logging.INFO:  # NOTSET or DEBUG: would follow a DEBUG root
             quiet.setLevel(logging.INFO)
+        if pool_size is not None:
+            pool["pool_size"] = pool_size
         engine = create_async_engine(url, **pool)
         _tune_sqlite(engine)
         return engine
     if url.get_backend_name() == "postgresql":
-        engine = create_async_engine(url, **pool)
+        options = {"pool_size": pool_size or PG_POOL, "max_overflow": 0, **pool}
+        engine = create_async_engine(url, **options)
         _ping_idle_connections(engine)
         return engine
     raise ValueError(f"unsupported database {url.get_backend_name()!r}: use sqlite+aiosqlite or postgresql+asyncpg")

@@ -12,6 +12,7 @@ import asyncpg
 import cv2
 import numpy as np
 import pytest
+import sqlalchemy
 from sqlalchemy import text
 
 from fusionhub.dispatch import db, unit
@@ -190,3 +191,37 @@ async def test_more_transitions_at_once_than_the_pool_has_connections(env: Env) 
         await small.dispose()
     for cid in reported:
         assert await s.verify_timeline(cid)
+
+
+async def test_bursts_reuse_the_pools_connections(env: Env) -> None:
+    """On PostgreSQL, bursts of concurrent transitions (more than SQLAlchemy's default of five
+    kept connections) run on connections the pool keeps: the second burst opens none. A pool that
+    opened extra connections for a burst and closed them after paid a connection set-up per
+    transition, most of a transition's cost."""
+    if env.backend == "sqlite":
+        pytest.skip("SQLite keeps SQLAlchemy's pool")
+    s = env.service
+    duty, cmd = env.user("duty"), env.user("commander")
+    reported = [
+        (await s.create_case(duty, source="manual", category="dirty_road", location=f"No. {n}"))["id"]
+        for n in range(20)
+    ]
+    engine = db.create_engine(env.url)
+    opened = 0
+
+    def count(*_args: Any) -> None:
+        nonlocal opened
+        opened += 1
+
+    sqlalchemy.event.listen(engine.sync_engine.pool, "connect", count)
+    try:
+        service = env.new_service(engine)
+        await asyncio.gather(*(service.file_case(duty, cid) for cid in reported[:10]))
+        first = opened
+        await asyncio.gather(*(service.file_case(duty, cid) for cid in reported[10:]))
+        for burst in (reported[:10], reported[10:]):
+            await asyncio.gather(*(service.dispatch_case(cmd, cid, env.team("patrol")["id"]) for cid in burst))
+    finally:
+        await engine.dispose()
+    assert 5 < first <= db.PG_POOL  # the burst ran in parallel on connections of its own
+    assert opened == first  # and the later bursts found them kept
