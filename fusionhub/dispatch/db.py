@@ -114,6 +114,12 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+# a statement of plain columns, and a function that runs one (built once, cached) with its named
+# parameters and returns its rows
+Rows = Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]]
+Fetch = Callable[[Rows, dict[str, Any]], Awaitable[Sequence[Any]]]
+
+
 def uses_asyncpg(engine: AsyncEngine | AsyncConnection) -> bool:
     """Whether statements may run straight on the driver (PostgreSQL through asyncpg)."""
     return engine.dialect.name == "postgresql" and engine.dialect.driver == "asyncpg"
@@ -150,12 +156,6 @@ def driver_args(compiled: tuple[str, tuple[str, ...], dict[str, Any]], params: d
     own values where a name is not given)."""
     _sql, order, defaults = compiled
     return [params[k] if k in params else defaults[k] for k in order]
-
-
-# a statement of plain columns, and a function that runs one (built once, cached) with its named
-# parameters and returns its rows
-Rows = Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]]
-Fetch = Callable[[Rows, dict[str, Any]], Awaitable[Sequence[Any]]]
 
 
 @contextlib.asynccontextmanager
