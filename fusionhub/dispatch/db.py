@@ -47,13 +47,14 @@ def create_engine(database_url: str, pool_size: int | None = None, **pool: Any) 
     `pool`: more of the pool's options (max_overflow, pool_timeout)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        in_file = bool(url.database) and url.database != ":memory:"
+        if in_file:
+            Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
         # aiosqlite logs every statement with its parameters at DEBUG: camera URLs carry credentials
         quiet = logging.getLogger("aiosqlite")
         if quiet.level < logging.INFO:  # NOTSET or DEBUG: would follow a DEBUG root
             quiet.setLevel(logging.INFO)
-        if pool_size is not None:
+        if pool_size is not None and in_file:  # an in-memory database is one connection, not a pool
             pool["pool_size"] = pool_size
         engine = create_async_engine(url, **pool)
         _tune_sqlite(engine)
