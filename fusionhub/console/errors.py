@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import sqlalchemy.exc
 from aiohttp import web
 
 from fusionhub.dispatch import errors as dispatch_errors
@@ -15,6 +16,8 @@ from fusionhub.media.publishers import InvalidPublisherName, PublisherBusy, Unkn
 from fusionhub.media.whep import InvalidOffer
 
 log = logging.getLogger(__name__)
+
+DB_BUSY_RETRY_S = 2
 
 
 class ApiError(Exception):
@@ -105,6 +108,13 @@ async def error_middleware(
         raise
     except (ApiError, dispatch_errors.DispatchError, media_errors.MediaError) as exc:
         return to_response(exc)
+    except sqlalchemy.exc.TimeoutError:
+        # every pooled database connection stayed busy for the pool's timeout: an overload, not a bug
+        log.warning("%s %s: no database connection came free in time", request.method, request.path)
+        return error_response(
+            503, "busy", "the hub's database connections are all in use; try again in a moment",
+            **{"Retry-After": str(DB_BUSY_RETRY_S)},
+        )
     except TimeoutError:
         log.warning("%s %s timed out", request.method, request.path)
         return error_response(504, "timeout", "the hub could not finish this in time; try again")
