@@ -8,10 +8,11 @@ per collection keyed by the listed case ids (tasks always; attachments and exten
 only for the cases that have some).
 
 On PostgreSQL (asyncpg) the statements run straight on the driver (db.reader: SQL text built
-once per shape) and each row becomes a named tuple: SQLAlchemy's per-call cache key,
-execution machinery and Row objects cost more than the statements themselves (interleaved on 200k cases: open cases 2.90 -> 1.87 ms p50, a team's inbox 1.15 -> 0.65 ms). The
-dicts are built by the same code either way. (Tried and measured slower: PostgreSQL building the
-list's JSON itself, 2.79 ms: json_build_object and decoding the JSON cost more than the rows.)
+once per shape) and each row becomes a named tuple: SQLAlchemy's per-call cache key, execution
+machinery and Row objects cost more than the statements themselves (interleaved on 200k cases:
+open cases 2.90 -> 1.87 ms p50, a team's inbox 1.15 -> 0.65 ms). The dicts are built by the same
+code either way. (Tried and measured slower: PostgreSQL building the list's JSON itself, 2.79 ms:
+json_build_object and decoding the JSON cost more than the rows.)
 """
 
 from __future__ import annotations
