@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 OVERRIDE_KINDS = ("holiday", "workday")
 CALENDAR_READERS = ("admin", "commander", "duty")
 MAX_LISTED_DAYS = 400
+# every override as (day, kind): what a calendar is built from
+OVERRIDE_ROWS = select(CalendarOverride.day, CalendarOverride.kind)
 
 
 def override_dict(row: CalendarOverride) -> dict[str, Any]:
@@ -73,15 +75,14 @@ class CalendarService(ServiceCore):
         cached: tuple[Any, WorkCalendar] | None = self.__dict__.get("_calendar_cache")
         if fingerprint is not None and cached is not None and cached[0] == fingerprint:
             return cached[1]
-        query = select(CalendarOverride.day, CalendarOverride.kind)
         rows: Sequence[Sequence[Any]]
         if overrides is not None:
             rows = await overrides()
         elif reader is None:
             async with self.read_session() as own:
-                rows = (await own.execute(query)).all()
+                rows = (await own.execute(OVERRIDE_ROWS)).all()
         else:
-            rows = (await reader.execute(query)).all()
+            rows = (await reader.execute(OVERRIDE_ROWS)).all()
         cal = WorkCalendar(
             tz=ZoneInfo(self.timezone),
             periods=self.config.periods(),

@@ -37,12 +37,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from fusionhub.dispatch.calendar import calendar_fingerprint
+from fusionhub.dispatch.calendar import OVERRIDE_ROWS, calendar_fingerprint
 from fusionhub.dispatch.db import Rows, compiled_sql, driver_args, driver_connection, uses_asyncpg
 from fusionhub.dispatch.models import (
     Attachment,
     Base,
-    CalendarOverride,
     Case,
     CaseClock,
     CaseEvent,
@@ -86,6 +85,8 @@ CLOCK_COLS = tuple(c.key for c in CLOCKS.columns)
 TASK_COLS = tuple(c.key for c in TASKS.columns)
 EXTENSION_COLS = tuple(c.key for c in EXTENSIONS.columns)
 ATTACHMENT_COLS = tuple(c.key for c in ATTACHMENTS.columns)
+RULES = _table(DispatchRule)
+RULE_COLS = tuple(c.key for c in RULES.columns)
 # what a step and the timeline show of a person (never the password hash)
 USER_COLS = ("id", "username", "display_name", "role", "region", "team_id")
 TEAM_COLS = ("id", "name", "region")
@@ -211,15 +212,11 @@ def _user_statement() -> Select[Any]:
 def _rules_statement() -> Select[Any]:
     """Every auto-dispatch rule with its team and named person (a centre keeps dozens: pick_rule
     chooses among them in Python, as the rules page shows them)."""
-    rules = _table(DispatchRule)
     return (
-        select(*rules.columns, *(TEAMS.c[n] for n in TEAM_COLS), *(USERS.c[n] for n in USER_COLS))
-        .select_from(rules.join(TEAMS, TEAMS.c.id == rules.c.team_id).outerjoin(USERS, USERS.c.id == rules.c.user_id))
-        .order_by(rules.c.position, rules.c.id)
+        select(*RULES.columns, *(TEAMS.c[n] for n in TEAM_COLS), *(USERS.c[n] for n in USER_COLS))
+        .select_from(RULES.join(TEAMS, TEAMS.c.id == RULES.c.team_id).outerjoin(USERS, USERS.c.id == RULES.c.user_id))
+        .order_by(RULES.c.position, RULES.c.id)
     )
-
-
-_OVERRIDES = select(CalendarOverride.day, CalendarOverride.kind)
 
 
 def _build(model: type[Any], names: Sequence[str], values: Sequence[Any]) -> Any:
@@ -550,7 +547,7 @@ class Unit:
         """The working calendar, reused while the overrides' fingerprint read with the case holds;
         otherwise built from the overrides read now (after the fingerprint, as the cache requires)."""
         return await self.service.work_calendar(
-            fingerprint=self.fingerprint, overrides=lambda: self.io.rows(_OVERRIDES, {})
+            fingerprint=self.fingerprint, overrides=lambda: self.io.rows(OVERRIDE_ROWS, {})
         )
 
     async def team(self, team_id: int) -> Team | None:
@@ -563,11 +560,11 @@ class Unit:
 
     async def rule(self, category: str, region: str) -> DispatchRule | None:
         """The auto-dispatch rule for a case of `category` in `region` (team and user loaded)."""
-        n_rule, n_team = len(_table(DispatchRule).columns), len(TEAM_COLS)
+        n_rule, n_team = len(RULE_COLS), len(TEAM_COLS)
         rules = []
         for row in await self.io.rows(_rules_statement(), {}):
             values = tuple(row)
-            rule = _build(DispatchRule, tuple(c.key for c in _table(DispatchRule).columns), values[:n_rule])
+            rule = _build(DispatchRule, RULE_COLS, values[:n_rule])
             user = values[n_rule + n_team :]
             rule.__dict__.update(
                 team=_build(Team, TEAM_COLS, values[n_rule : n_rule + n_team]),
