@@ -10,7 +10,7 @@ from typing import Protocol
 class EncodedPacket:
     """One encoded access unit, exactly as the camera sent it (never transcoded)."""
 
-    data: bytes  # H.264 Annex-B access unit; keyframes carry SPS/PPS in-band (dump_extra)
+    data: bytes  # H.264 Annex-B access unit; keyframes carry SPS/PPS in-band (annexb.py)
     pts: int  # presentation time on a 90 kHz clock, monotonic per source (rebased to start near 0)
     is_keyframe: bool
     codec: str = "h264"

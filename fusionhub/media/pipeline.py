@@ -16,6 +16,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from .annexb import AnnexB
 from .options import IngestOptions
 from .packets import EncodedPacket
 from .sampler import CLOCK_RATE, KeyframeSampler, downscale
@@ -51,18 +52,6 @@ def _scaled(ts: int, num: int, den: int) -> int:
     return value // den if value >= 0 else -(-value // den)
 
 
-def _annexb_filter(stream: av.VideoStream) -> av.bitstream.BitStreamFilterContext:
-    """A filter that makes every keyframe a self-contained Annex-B access unit with SPS/PPS.
-
-    MP4 files carry length-prefixed NAL units and an avcC record (first byte 1):
-    h264_mp4toannexb converts them and inserts SPS/PPS before each IDR. RTSP is already Annex-B
-    but many cameras put SPS/PPS only in the SDP: dump_extra prepends them to each keyframe.
-    """
-    extradata = stream.codec_context.extradata or b""
-    name = "h264_mp4toannexb" if extradata[:1] == b"\x01" else "dump_extra"
-    return av.bitstream.BitStreamFilterContext(name, stream)
-
-
 class PacketPipeline:
     """Turns one source's demuxed packets into EncodedPackets, samples and snapshots."""
 
@@ -78,7 +67,7 @@ class PacketPipeline:
         self._options = options
         self._stats = stats
         self._on_sample = on_sample
-        self._bsf: av.bitstream.BitStreamFilterContext | None = None
+        self._annexb: AnnexB | None = None
         self._sampler = KeyframeSampler(camera_id, options=options, on_sample=on_sample, on_error=self._sample_error)
         # source ticks -> 90 kHz as an integer ratio (Fraction arithmetic cost ~6 µs a packet here)
         self._tb_num, self._tb_den = 1, 1
@@ -91,7 +80,8 @@ class PacketPipeline:
 
     def begin(self, stream: av.VideoStream) -> None:
         """Start a new segment (connection or file loop) whose pts continue after the last one."""
-        self._bsf = _annexb_filter(stream)
+        # raises MalformedPacket for a broken avcC record (the source ends the session)
+        self._annexb = AnnexB(stream.codec_context.extradata)
         self._sampler.reset()
         time_base = stream.time_base or Fraction(1, CLOCK_RATE)
         self._tb_num, self._tb_den = time_base.numerator * CLOCK_RATE, time_base.denominator
@@ -102,24 +92,24 @@ class PacketPipeline:
         self._segment_started = False
         self._base = 0 if self._last_out is None else self._last_out + self._gap
 
-    def push(self, packet: av.Packet) -> list[EncodedPacket]:
-        """Filter one demuxed packet: zero or more EncodedPackets, in order."""
-        if self._bsf is None:
+    def push(self, packet: av.Packet) -> EncodedPacket | None:
+        """One demuxed packet as an Annex-B EncodedPacket; None if it held no NAL unit.
+
+        Raises MalformedPacket for a packet whose NAL lengths do not add up."""
+        annexb = self._annexb
+        if annexb is None:
             raise RuntimeError("begin() must be called before push()")
-        out: list[EncodedPacket] = []
-        for filtered in self._bsf.filter(packet):
-            data = bytes(filtered)
-            if not data:
-                continue
-            key = bool(filtered.is_keyframe)
-            ts = filtered.pts if filtered.pts is not None else filtered.dts
-            pts = self._map_pts(ts)
-            out.append(EncodedPacket(data=data, pts=pts, is_keyframe=key))
-            if key:
-                self._stats.keyframes += 1
-            if key or self._sampler.wants_every_packet:
-                self._maybe_sample(data, pts, key)
-        return out
+        key = bool(packet.is_keyframe)
+        data = annexb.convert(packet, key)
+        if not data:
+            return None
+        ts = packet.pts
+        pts = self._map_pts(ts if ts is not None else packet.dts)
+        if key:
+            self._stats.keyframes += 1
+        if key or self._sampler.wants_every_packet:
+            self._maybe_sample(data, pts, key)
+        return EncodedPacket(data=data, pts=pts, is_keyframe=key)
 
     def _map_pts(self, ts: int | None) -> int:
         """Source timestamp -> monotonic 90 kHz pts. Untimed packets (an RTSP stream's first

@@ -16,6 +16,7 @@ import av
 import cv2
 import numpy as np
 from av.video.codeccontext import VideoCodecContext
+from av.video.reformatter import VideoReformatter
 
 from .options import IngestOptions
 from .urls import redact
@@ -52,6 +53,9 @@ class KeyframeSampler:
         self.decoded = 0
         self.decode_cpu_s = 0.0
         self.resize_cpu_s = 0.0
+        # One scaler for every sample: `frame.reformat()` builds a new swscale context for each
+        # frame (filter tables and all), 1.55 ms for 720p -> 640x360 here against 0.66 ms reused.
+        self._scaler = VideoReformatter()
         # Snapshot: the latest decoded keyframe and its JPEG, encoded lazily once per keyframe.
         self._snap_lock = threading.Lock()
         self._snap_frame: av.VideoFrame | None = None
@@ -60,8 +64,15 @@ class KeyframeSampler:
         self._jpeg: tuple[int, bytes] | None = None
 
     def reset(self) -> None:
-        """A new stream (connection, file loop): start with a fresh decoder."""
-        self._decoder = self._new_decoder()
+        """A new stream (connection, file loop): the next frame decoded must be a keyframe.
+
+        In keyframe mode every packet decoded is a keyframe that stands alone (SPS/PPS in-band),
+        so the decoder is kept: building one costs more than the keyframe it decodes (6.8 against
+        4.7 ms for 720p here), and a file camera starts a new stream at every loop. In rate mode
+        the P-frames of the new stream must not meet the old one's pictures: a fresh decoder.
+        """
+        if self._decoder is None or self.wants_every_packet:
+            self._decoder = self._new_decoder()
         self._need_keyframe = True
 
     def _new_decoder(self) -> VideoCodecContext:
@@ -122,7 +133,7 @@ class KeyframeSampler:
             self._snap_generation += 1
         self.samples += 1
         started = time.thread_time()
-        small = downscale(frame, self._options.sample_max_side)
+        small = downscale(frame, self._options.sample_max_side, self._scaler)
         self.resize_cpu_s += time.thread_time() - started
         self._on_sample(time.time(), small)
 
@@ -149,16 +160,18 @@ class KeyframeSampler:
             return self._jpeg[1]
 
 
-def downscale(frame: av.VideoFrame, max_side: int) -> np.ndarray:
+def downscale(frame: av.VideoFrame, max_side: int, scaler: VideoReformatter | None = None) -> np.ndarray:
     """BGR uint8 copy of `frame` whose longer side is at most `max_side` pixels.
 
     One swscale pass scales and converts from YUV at once (0.4 ms for 720p to 640x360 here,
-    against 0.6 ms to convert the full frame to BGR before scaling it with OpenCV).
+    against 0.6 ms to convert the full frame to BGR before scaling it with OpenCV). Pass the
+    same `scaler` for a camera's frames (one thread at a time): it keeps the swscale context.
     """
     w, h = frame.width, frame.height
     longest = max(h, w)
+    scaler = scaler or VideoReformatter()
     if longest <= max_side:
-        return frame.to_ndarray(format="bgr24")
+        return scaler.reformat(frame, format="bgr24").to_ndarray()
     scale = max_side / longest
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return frame.reformat(size[0], size[1], "bgr24", interpolation="AREA").to_ndarray()
+    return scaler.reformat(frame, size[0], size[1], "bgr24", interpolation="AREA").to_ndarray()

@@ -24,6 +24,7 @@ import numpy as np
 
 from fusionhub.signaling.messages import CameraStatus
 
+from .annexb import MalformedPacket
 from .audiopipe import AudioPipeline, pick_audio_stream
 from .handoff import LoopHandoff
 from .options import IngestOptions
@@ -210,9 +211,9 @@ class ThreadedSource(ABC):
         return stream
 
     def _pump(self, stream: av.VideoStream, packets: Iterator[av.Packet]) -> None:
-        self._pipeline.begin(stream)
         last_key = last_video = time.monotonic()
         try:
+            self._pipeline.begin(stream)
             for packet in packets:
                 if self._stop_event.is_set():
                     return
@@ -227,22 +228,26 @@ class ThreadedSource(ABC):
                         raise SourceFailure("no_video", f"audio but no video for {silent:.0f} s")
                     continue
                 last_video = time.monotonic()
-                for encoded in self._pipeline.push(packet):
-                    if self._realtime:
-                        self._pace(encoded.pts)
-                        if self._stop_event.is_set():
-                            return
-                    self._post_packet(encoded)
-                    now = time.monotonic()
-                    if encoded.is_keyframe:
-                        last_key = now
-                    if now - last_key > self._options.keyframe_timeout_s:
-                        self._report("degraded", "no_keyframe")
-                    else:
-                        self._report("online", None)
-                    self._check_stable(now)
+                encoded = self._pipeline.push(packet)
+                if encoded is None:
+                    continue
+                if self._realtime:
+                    self._pace(encoded.pts)
+                    if self._stop_event.is_set():
+                        return
+                self._post_packet(encoded)
+                now = time.monotonic()
+                if encoded.is_keyframe:
+                    last_key = now
+                if now - last_key > self._options.keyframe_timeout_s:
+                    self._report("degraded", "no_keyframe")
+                else:
+                    self._report("online", None)
+                self._check_stable(now)
         except av.error.FFmpegError as exc:
             raise SourceFailure(self._classify(exc, opening=False), str(exc)) from None
+        except MalformedPacket as exc:
+            raise SourceFailure("ended", str(exc)) from None
 
     def _check_stable(self, now: float) -> None:
         """After a while online, backoff restarts from the minimum and logging gets loud again."""

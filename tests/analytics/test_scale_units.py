@@ -68,6 +68,28 @@ def test_keyframe_mode_decodes_keyframes_only(clip: Path) -> None:
     assert stats.decode_cpu_s > 0 and stats.resize_cpu_s >= 0
 
 
+def test_a_looping_camera_samples_the_same_pictures_on_every_pass(clip: Path) -> None:
+    """A file camera starts a new stream at each loop, an RTSP one at each reconnect: the sampler
+    keeps its keyframe decoder across them, and the samples must not change because of it."""
+    frames: list[np.ndarray] = []
+    stats = IngestStats()
+    pipeline = PacketPipeline(1, options=IngestOptions(), stats=stats, on_sample=lambda _ts, f: frames.append(f))
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        for _ in range(3):
+            pipeline.begin(stream)
+            for packet in container.demux(stream):
+                if packet.size:
+                    pipeline.push(packet)
+            container.seek(0, stream=stream)
+    per_pass = round(CLIP_S / GOP_S)
+    assert len(frames) == 3 * per_pass and stats.sample_errors == 0
+    first = frames[:per_pass]
+    assert not np.array_equal(first[0], first[-1])  # the clip changes within a pass
+    for later in (frames[per_pass : 2 * per_pass], frames[2 * per_pass :]):
+        assert all(np.array_equal(a, b) for a, b in zip(first, later, strict=True))
+
+
 def _street(rng: np.random.Generator) -> np.ndarray:
     frame = np.full((360, 640, 3), 90, np.uint8)
     frame[200:, :] = 60  # road

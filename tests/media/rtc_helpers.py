@@ -22,15 +22,19 @@ def make_h264_clip(
     seconds: float = 2.0,
     profile: str = "high",
     gop_s: float = 1.0,
+    x264_extra: str = "",
 ) -> Path:
-    """An MP4 like a camera's: libx264, no B-frames, a keyframe every `gop_s`, a moving bar."""
+    """An MP4 like a camera's: libx264, no B-frames, a keyframe every `gop_s`, a moving bar.
+
+    `x264_extra`: more x264 parameters (e.g. "slices=4"), colon-separated."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {
             "preset": "veryfast",
             "profile": profile,
-            "x264-params": f"keyint={round(fps * gop_s)}:min-keyint={round(fps * gop_s)}:scenecut=0:bframes=0",
+            "x264-params": f"keyint={round(fps * gop_s)}:min-keyint={round(fps * gop_s)}:scenecut=0:bframes=0"
+            + (f":{x264_extra}" if x264_extra else ""),
         }
         for i in range(round(fps * seconds)):
             img = np.full((height, width, 3), 40, np.uint8)
