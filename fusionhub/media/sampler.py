@@ -62,6 +62,7 @@ class KeyframeSampler:
         self._snap_generation = 0
         self._jpeg_lock = threading.Lock()
         self._jpeg: tuple[int, bytes] | None = None
+        self._snap_scaler = VideoReformatter()  # used under _jpeg_lock (snapshots come from worker threads)
 
     def reset(self) -> None:
         """A new stream (connection, file loop): the next frame decoded must be a keyframe.
@@ -151,7 +152,7 @@ class KeyframeSampler:
                 return self._jpeg[1]
             ok, buf = cv2.imencode(
                 ".jpg",
-                frame.to_ndarray(format="bgr24"),
+                self._snap_scaler.reformat(frame, format="bgr24").to_ndarray(),
                 [cv2.IMWRITE_JPEG_QUALITY, self._options.jpeg_quality],
             )
             if not ok:
