@@ -21,6 +21,9 @@ the sample age (decoded -> rules done) p99 <= 2 s. CPU per analysed frame is pro
 (the bench process, where ingest and the hub run, plus the workers) split into decode / resize
 (sample scaling, letterbox, gate thumbnail) / inference / post-processing / rules / other
 (packet ingest, relay, ZeroMQ, event loop). The last line is one JSON object.
+
+It starts by timing, in one thread on the still idle box, a keyframe's decode and scaling and one
+inference per CPU runtime: boxes of one size differ, and these say which one the run measured.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -45,8 +50,11 @@ from fusionhub.analytics.config import AnalyticsConfig  # noqa: E402
 from fusionhub.analytics.hub import AnalyticsHub  # noqa: E402
 from fusionhub.analytics.models import fetch_model  # noqa: E402
 from fusionhub.analytics.rules import ZoneSpec  # noqa: E402
+from fusionhub.analytics.runtime import available_runtimes, cpu_ms_per_frame, load_backend  # noqa: E402
 from fusionhub.media.config import MediaConfig  # noqa: E402
 from fusionhub.media.gateway import MediaGateway  # noqa: E402
+from fusionhub.media.options import IngestOptions  # noqa: E402
+from fusionhub.media.pipeline import IngestStats, PacketPipeline  # noqa: E402
 from fusionhub.media.sampling import SamplingOptions  # noqa: E402
 from fusionhub.signaling.messages import FlagRaised  # noqa: E402
 
@@ -255,6 +263,31 @@ async def ramp(rig: Rig, start: int, deadline: float, args: argparse.Namespace) 
     return best, steps
 
 
+def calibrate(clip: Path, models: Path, imgsz: int) -> str:
+    """One thread on the idle box, before any camera runs: what a sample and an inference cost.
+
+    Boxes of the same size differ (one earlier note's box ran the model 2.5x faster than the
+    next one's), so these figures say what machine the rest of the run measured."""
+    stats = IngestStats()
+    pipeline = PacketPipeline(0, options=IngestOptions(), stats=stats, on_sample=lambda _ts, _frame: None)
+    for _ in range(3):  # the whole clip thrice: keyframes only, as the fusionhub set-up samples
+        with av.open(str(clip)) as container:
+            stream = container.streams.video[0]
+            pipeline.begin(stream)
+            for packet in container.demux(stream):
+                if packet.size:
+                    pipeline.push(packet)
+    parts = [
+        f"keyframe decode {stats.decode_cpu_s / max(1, stats.decoded) * 1e3:.2f} ms",
+        f"sample scaling {stats.resize_cpu_s / max(1, stats.samples) * 1e3:.2f} ms",
+    ]
+    model = models / f"yolo26n-{imgsz}.onnx"
+    for runtime in [r for r in ("cpu", "openvino") if r in available_runtimes()]:
+        backend = load_backend(model, wanted=[runtime], threads=1, imgsz=imgsz)
+        parts.append(f"inference {backend.name} {cpu_ms_per_frame([backend], imgsz)[0]:.2f} ms")
+    return "idle box, one thread, per frame: " + ", ".join(parts)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     clip = make_clip(args.data_dir / "bench" / "capacity-720p25-gop2s.mp4")
     for size in {args.imgsz, 640}:
@@ -275,6 +308,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
     ]
     print(f"load average at start: {loadavg(full=True)}; {os.cpu_count()} CPUs", flush=True)
+    print(await asyncio.to_thread(calibrate, clip, args.models, args.imgsz), flush=True)
     results: dict[str, tuple[Step | None, list[Step]]] = {}
     started = time.monotonic()
     shares = {"fusionhub": 0.6, "naive": 0.4}
