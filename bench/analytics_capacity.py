@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 from bench.capacity_clip import make_clip  # noqa: E402
 from fusionhub.analytics.config import AnalyticsConfig  # noqa: E402
 from fusionhub.analytics.hub import AnalyticsHub  # noqa: E402
-from fusionhub.analytics.models import fetch_model  # noqa: E402
+from fusionhub.analytics.models import MODEL_NAME, fetch_model  # noqa: E402
 from fusionhub.analytics.rules import ZoneSpec  # noqa: E402
 from fusionhub.analytics.runtime import available_runtimes, cpu_ms_per_frame, load_backend  # noqa: E402
 from fusionhub.media.config import MediaConfig  # noqa: E402
@@ -266,8 +266,8 @@ async def ramp(rig: Rig, start: int, deadline: float, args: argparse.Namespace) 
 def calibrate(clip: Path, models: Path, imgsz: int) -> str:
     """One thread on the idle box, before any camera runs: what a sample and an inference cost.
 
-    Boxes of the same size differ (one earlier note's box ran the model 2.5x faster than the
-    next one's), so these figures say what machine the rest of the run measured."""
+    Boxes of the same size differ (two 2-core boxes of successive stops ran the model about twice
+    as fast as each other), so these figures say what machine the rest of the run measured."""
     stats = IngestStats()
     pipeline = PacketPipeline(0, options=IngestOptions(), stats=stats, on_sample=lambda _ts, _frame: None)
     for _ in range(3):  # the whole clip thrice: keyframes only, as the fusionhub set-up samples
@@ -281,7 +281,7 @@ def calibrate(clip: Path, models: Path, imgsz: int) -> str:
         f"keyframe decode {stats.decode_cpu_s / max(1, stats.decoded) * 1e3:.2f} ms",
         f"sample scaling {stats.resize_cpu_s / max(1, stats.samples) * 1e3:.2f} ms",
     ]
-    model = models / f"yolo26n-{imgsz}.onnx"
+    model = models / f"{MODEL_NAME}-{imgsz}.onnx"  # what fetch_model wrote
     for runtime in [r for r in ("cpu", "openvino") if r in available_runtimes()]:
         backend = load_backend(model, wanted=[runtime], threads=1, imgsz=imgsz)
         parts.append(f"inference {backend.name} {cpu_ms_per_frame([backend], imgsz)[0]:.2f} ms")
