@@ -40,12 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.capacity_clip import make_clip  # noqa: E402
+from bench.capacity_clip import make_clip, play_through  # noqa: E402
 from fusionhub.analytics.config import AnalyticsConfig  # noqa: E402
 from fusionhub.analytics.hub import AnalyticsHub  # noqa: E402
 from fusionhub.analytics.models import MODEL_NAME, fetch_model  # noqa: E402
@@ -270,13 +268,7 @@ def calibrate(clip: Path, models: Path, imgsz: int) -> str:
     as fast as each other), so these figures say what machine the rest of the run measured."""
     stats = IngestStats()
     pipeline = PacketPipeline(0, options=IngestOptions(), stats=stats, on_sample=lambda _ts, _frame: None)
-    for _ in range(3):  # the whole clip thrice: keyframes only, as the fusionhub set-up samples
-        with av.open(str(clip)) as container:
-            stream = container.streams.video[0]
-            pipeline.begin(stream)
-            for packet in container.demux(stream):
-                if packet.size:
-                    pipeline.push(packet)
+    play_through(pipeline, clip, passes=3)  # keyframes only, as the fusionhub set-up samples
     parts = [
         f"keyframe decode {stats.decode_cpu_s / max(1, stats.decoded) * 1e3:.2f} ms",
         f"sample scaling {stats.resize_cpu_s / max(1, stats.samples) * 1e3:.2f} ms",

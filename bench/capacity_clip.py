@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from fusionhub.media.democlip import bus_image
+from fusionhub.media.pipeline import PacketPipeline
 
 WIDTH, HEIGHT, FPS = 1280, 720, 25
 
@@ -64,3 +65,17 @@ def make_clip(out: Path, *, seconds: int = 20, gop_s: float = 2.0) -> Path:
         container.mux(stream.encode(None))
     tmp.replace(out)
     return out
+
+
+def play_through(pipeline: PacketPipeline, clip: Path, *, passes: int = 1) -> None:
+    """Push every packet of `clip` through `pipeline` as fast as it goes (not paced), `passes`
+    times; each pass starts a new stream, as a file camera's loop does."""
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        for n in range(passes):
+            if n:
+                container.seek(0, stream=stream)
+            pipeline.begin(stream)
+            for packet in container.demux(stream):
+                if packet.size:
+                    pipeline.push(packet)

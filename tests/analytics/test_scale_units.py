@@ -7,10 +7,10 @@ import logging
 import re
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
+from bench.capacity_clip import play_through
 from fusionhub.analytics import runtime
 from fusionhub.analytics.detector import Detector
 from fusionhub.analytics.models import ModelFiles
@@ -39,12 +39,7 @@ def _sample(clip: Path, sampling: SamplingOptions | None) -> tuple[list[np.ndarr
     pipeline = PacketPipeline(
         1, options=IngestOptions(sampling=sampling), stats=stats, on_sample=lambda _ts, f: frames.append(f)
     )
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        pipeline.begin(stream)
-        for packet in container.demux(stream):
-            if packet.size:
-                pipeline.push(packet)
+    play_through(pipeline, clip)
     return frames, stats
 
 
@@ -74,14 +69,7 @@ def test_a_looping_camera_samples_the_same_pictures_on_every_pass(clip: Path) ->
     frames: list[np.ndarray] = []
     stats = IngestStats()
     pipeline = PacketPipeline(1, options=IngestOptions(), stats=stats, on_sample=lambda _ts, f: frames.append(f))
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        for _ in range(3):
-            pipeline.begin(stream)
-            for packet in container.demux(stream):
-                if packet.size:
-                    pipeline.push(packet)
-            container.seek(0, stream=stream)
+    play_through(pipeline, clip, passes=3)
     per_pass = round(CLIP_S / GOP_S)
     assert len(frames) == 3 * per_pass and stats.sample_errors == 0
     first = frames[:per_pass]
