@@ -57,9 +57,14 @@ class AnalyticsConfig(BaseModel):
         description="ZeroMQ ROUTER endpoint workers connect to; default ipc://<data_dir>/run/analytics.sock; "
         "tcp://0.0.0.0:5560 lets remote workers in",
     )
-    heartbeat_s: float = Field(default=1.0, ge=0.1, le=30.0, description="how often an idle worker says it is alive")
+    heartbeat_s: float = Field(
+        default=1.0, ge=0.1, le=30.0,
+        description="how often an idle worker says it is alive, and the hub's transport heartbeat to every worker",
+    )
     worker_silence_s: float = Field(
-        default=6.0, ge=0.5, le=300.0, description="a worker silent this long is taken for dead and forgotten"
+        default=6.0, ge=0.5, le=300.0,
+        description="a worker silent this long is taken for dead and forgotten; a busy one too, once its "
+        "connection stops answering the hub's transport heartbeats (every heartbeat_s) for this long",
     )
     job_timeout_s: float = Field(
         default=10.0, ge=0.5, le=300.0, description="a frame job not answered in this time is given up"

@@ -255,6 +255,11 @@ class AnalyticsHub:
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a vanished worker fails instead of vanishing
+        # Transport heartbeats: a worker's ZeroMQ I/O thread answers them even in the middle of an
+        # inference, so the connection of a worker whose machine froze or whose link died is closed
+        # after worker_silence_s, busy or not (its job is then taken back, see _supervise).
+        sock.setsockopt(zmq.HEARTBEAT_IVL, round(self.config.heartbeat_s * 1000))
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, round(self.config.worker_silence_s * 1000))
         self._sock = sock
         self._bind(sock)
         self._tasks = [
@@ -344,6 +349,22 @@ class AnalyticsHub:
         except zmq.ZMQError as exc:  # EHOSTUNREACH: the worker is gone
             log.debug("analytics: cannot send %r to a worker: %s", cmd, exc)
             return False
+        return True
+
+    async def _reachable(self, worker: _Worker) -> bool:
+        """False once the hub cannot route to `worker`: its connection closed (process gone, link dead).
+
+        The probe is a PONG, which a worker takes as a sign of life from the hub whenever it reads it.
+        """
+        assert self._sock is not None
+        try:
+            await self._sock.send_multipart([worker.identity, p.PONG, p.dump({})], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return True  # its queue is full: connected, just not reading (busy)
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                return False
+            raise
         return True
 
     async def _on_message(self, frames: list[bytes]) -> None:
@@ -542,9 +563,12 @@ class AnalyticsHub:
                 for w in [w for w in self._workers.values() if w.pid == pid and w.host == self._host]:
                     self._forget(w, "process died")
         for w in list(self._workers.values()):
-            # a busy worker does not ping; the job timeout watches it instead
+            # a busy worker does not ping: its connection and the job timeout watch it instead
             if w.job is None and now - w.last_seen > self.config.worker_silence_s:
                 self._forget(w, f"silent for {now - w.last_seen:.1f} s")
+            elif w.job is not None and now - w.job.sent_at > max(SUPERVISE_S, w.rtt_s) and not await self._reachable(w):
+                # killed (kill -9, OOM) or cut off: its job goes to another worker now, not after the timeout
+                self._forget(w, "connection closed")
             elif w.job is not None and now - w.job.sent_at > w.timeout_s(self.config):
                 log.warning("analytics worker %s did not answer job %d in time", w.label, w.job.id)
                 self._forget(w, "job timed out")

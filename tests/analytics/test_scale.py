@@ -1,16 +1,18 @@
 """Scaling analytics with the real model and real worker processes: the motion gate keeps a parked
-bus flagged while it skips inference, many cameras share few workers fairly, and a remote worker
-pool killed with kill -9 loses no flag and is replaced."""
+bus flagged while it skips inference, many cameras share few workers fairly, a remote worker
+pool killed with kill -9 loses no flag and is replaced, and a frozen worker is given up and rejoins."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,7 +121,9 @@ async def test_remote_worker_killed_mid_stream_loses_no_flag_and_is_replaced(
 ) -> None:
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
     flags = Flags()
-    cfg = config(model_data_dir, local_workers=0, bind=endpoint, track_grace_s=10.0, job_timeout_min_s=1.0)
+    # job timeouts far beyond the test: only the closed connection can tell the hub that the worker died
+    cfg = config(model_data_dir, local_workers=0, bind=endpoint, track_grace_s=10.0, job_timeout_s=120.0,
+                 job_timeout_min_s=120.0)
     proc = _worker_pool(endpoint, 2)
     try:
         async with running(cfg, tmp_path, flags, ready=2) as hub:
@@ -180,3 +184,74 @@ async def test_remote_worker_killed_mid_stream_loses_no_flag_and_is_replaced(
         os.kill(victim, 0)
     print(f"\nkilled {victim}; replaced by {replacement}; retried {stats.jobs_retried}, lost {stats.jobs_lost}; "
           f"per worker {dict(stats.by_worker)}")
+
+
+async def test_remote_worker_frozen_mid_job_is_given_up_and_rejoins_when_it_thaws(
+    tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray
+) -> None:
+    """A worker machine that hangs (SIGSTOP stops its ZeroMQ thread too) mid-job: the transport
+    heartbeat closes its connection, its frame goes to the other worker well before the job timeout,
+    and once it runs again it says hello and takes frames again."""
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    flags = Flags()
+    cfg = config(model_data_dir, local_workers=0, bind=endpoint, heartbeat_s=0.5, worker_silence_s=2.0,
+                 job_timeout_s=120.0, job_timeout_min_s=120.0)
+    proc = _worker_pool(endpoint, 2)
+    frozen: int | None = None
+    rng = np.random.default_rng(7)
+    try:
+        async with running(cfg, tmp_path, flags, ready=2) as hub:
+            for cam in (5, 6):
+                hub.set_zones(cam, [ZoneSpec(id=10 + cam, name="lane", polygon=LANE, dwell_s=600)])
+
+            async def offer_until(done: Any, seconds: float, pause: float = 0.05) -> None:
+                end = time.monotonic() + seconds
+                while time.monotonic() < end and not done():
+                    for cam in (5, 6):
+                        hub.submit(cam, time.time(), _noisy(bus_frame, rng))
+                    await asyncio.sleep(pause)
+
+            await offer_until(lambda: len(hub.stats.by_worker) == 2 and min(hub.stats.by_worker.values()) >= 3, 30)
+            assert len(hub.stats.by_worker) == 2, dict(hub.stats.by_worker)
+            await offer_until(lambda: any(w["busy"] for w in hub.workers()), 5, pause=0.005)
+            busy = [w for w in hub.workers() if w["busy"]]
+            assert busy, hub.workers()
+            frozen, label = busy[0]["pid"], busy[0]["label"]
+            other = next(w["label"] for w in hub.workers() if w["pid"] != frozen)
+            os.kill(frozen, signal.SIGSTOP)
+            before = hub.stats.by_worker[other]
+
+            def given_up() -> bool:
+                return frozen not in {w["pid"] for w in hub.workers()}
+
+            await offer_until(given_up, 15)
+            assert given_up(), hub.workers()  # the 120 s job timeout cannot have done it
+            assert hub.stats.jobs_retried + hub.stats.jobs_lost == 1
+            await offer_until(lambda: hub.stats.by_worker[other] >= before + 5, 15)
+            assert hub.stats.by_worker[other] >= before + 5  # the cameras went on with the other worker
+
+            os.kill(frozen, signal.SIGCONT)
+            thawed_before = hub.stats.by_worker[label]
+
+            def back() -> bool:
+                return hub.stats.by_worker[label] > thawed_before
+
+            await offer_until(back, 20)
+            workers = hub.workers()
+            assert back(), workers  # it rejoined under the same process and analyses again
+            assert sorted(w["pid"] for w in workers) == sorted({frozen, *(w["pid"] for w in workers)})
+            assert len(workers) == 2 and all(w["ready"] for w in workers), workers
+    finally:
+        if frozen is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(frozen, signal.SIGCONT)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, 20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+    assert flags.got == []  # dwell 600 s: the freeze raised nothing by itself
