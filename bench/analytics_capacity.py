@@ -10,7 +10,8 @@ history, sampler) into the real AnalyticsHub and its real worker processes (Zero
 Two set-ups, each ramped up (x1.5 a step, then one bisection) until it no longer sustains:
   fusionhub  keyframes only, 640x360 samples scaled in one swscale pass, motion gate, the
              dynamic-shape model at 320 (rectangular 320x192 input), runtime `auto` (CUDA where
-             usable, else whichever of ONNX Runtime and OpenVINO costs less CPU here; printed)
+             usable, else whichever of ONNX Runtime and OpenVINO costs less CPU here; printed);
+             `--precision int8` runs its INT8 copy (`fusionhub models quantize`)
   naive      decode every frame and hand every one, full size, to the detector (latest wins,
              which is kind to it), the model at 640 (what `model.predict` does), ONNX Runtime
 Both get the same two worker processes of one inference thread each.
@@ -44,9 +45,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.capacity_clip import make_clip, play_through  # noqa: E402
-from fusionhub.analytics.config import AnalyticsConfig  # noqa: E402
+from fusionhub.analytics.config import AnalyticsConfig, model_file  # noqa: E402
 from fusionhub.analytics.hub import AnalyticsHub  # noqa: E402
 from fusionhub.analytics.models import MODEL_NAME, fetch_model  # noqa: E402
+from fusionhub.analytics.quantize import default_pictures, quantize_model  # noqa: E402
 from fusionhub.analytics.rules import ZoneSpec  # noqa: E402
 from fusionhub.analytics.runtime import available_runtimes, cpu_ms_per_frame, load_backend  # noqa: E402
 from fusionhub.media.config import MediaConfig  # noqa: E402
@@ -261,7 +263,7 @@ async def ramp(rig: Rig, start: int, deadline: float, args: argparse.Namespace) 
     return best, steps
 
 
-def calibrate(clip: Path, models: Path, imgsz: int) -> str:
+def calibrate(clip: Path, models: Path, imgsz: int, int8: bool = False) -> str:
     """One thread on the idle box, before any camera runs: what a sample and an inference cost.
 
     Boxes of the same size differ (two 2-core boxes of successive stops ran the model about twice
@@ -273,10 +275,12 @@ def calibrate(clip: Path, models: Path, imgsz: int) -> str:
         f"keyframe decode {stats.decode_cpu_s / max(1, stats.decoded) * 1e3:.2f} ms",
         f"sample scaling {stats.resize_cpu_s / max(1, stats.samples) * 1e3:.2f} ms",
     ]
-    model = models / f"{MODEL_NAME}-{imgsz}.onnx"  # what fetch_model wrote
-    for runtime in [r for r in ("cpu", "openvino") if r in available_runtimes()]:
-        backend = load_backend(model, wanted=[runtime], threads=1, imgsz=imgsz)
-        parts.append(f"inference {backend.name} {cpu_ms_per_frame([backend], imgsz)[0]:.2f} ms")
+    for precision in ("f32", "int8") if int8 else ("f32",):
+        model = models / model_file(MODEL_NAME, imgsz, int8=precision == "int8")  # what fetch_model / quantize wrote
+        for runtime in [r for r in ("cpu", "openvino") if r in available_runtimes()]:
+            backend = load_backend(model, wanted=[runtime], threads=1, imgsz=imgsz)
+            label = f"{backend.name}{' int8' if precision == 'int8' else ''}"
+            parts.append(f"inference {label} {cpu_ms_per_frame([backend], imgsz)[0]:.2f} ms")
     return "idle box, one thread, per frame: " + ", ".join(parts)
 
 
@@ -285,10 +289,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for size in {args.imgsz, 640}:
         await asyncio.to_thread(fetch_model, args.data_dir, imgsz=size, progress=lambda _m: None)
     args.models = args.data_dir / "models"
+    int8 = args.precision == "int8"
+    if int8 and not (args.models / model_file(MODEL_NAME, args.imgsz, int8=True)).is_file():
+        pictures, sources = default_pictures(args.data_dir)
+        await asyncio.to_thread(
+            quantize_model, args.models / model_file(MODEL_NAME, args.imgsz), pictures, sources=sources,
+            progress=lambda m: print(m, flush=True),
+        )
     setups = [
         Setup(
             "fusionhub",
-            {"imgsz": args.imgsz, "providers": [args.runtime, "cpu"], "motion_gate": True},
+            {"imgsz": args.imgsz, "providers": [args.runtime, "cpu"], "motion_gate": True, "precision": args.precision},
             None,  # the default: keyframes only, at most one a second
             640,
         ),
@@ -300,7 +311,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
     ]
     print(f"load average at start: {loadavg(full=True)}; {os.cpu_count()} CPUs", flush=True)
-    print(await asyncio.to_thread(calibrate, clip, args.models, args.imgsz), flush=True)
+    print(await asyncio.to_thread(calibrate, clip, args.models, args.imgsz, int8), flush=True)
     results: dict[str, tuple[Step | None, list[Step]]] = {}
     started = time.monotonic()
     shares = {"fusionhub": 0.6, "naive": 0.4}
@@ -348,6 +359,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one inference thread each)")
     parser.add_argument("--runtime", choices=("auto", "openvino", "cpu", "cuda"), default="auto")
     parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--precision", choices=("auto", "f32", "int8"), default="auto",
+                        help="fusionhub set-up: analytics.precision (int8: the INT8 copy, quantised first if missing)")
     parser.add_argument("--data-dir", type=Path, default=REPO / "var")
     parser.add_argument("--setups", default="fusionhub,naive", help="which set-ups to run (comma-separated)")
     args = parser.parse_args()

@@ -11,6 +11,13 @@ from fusionhub.analytics.ruleconfig import RulesConfig
 
 Provider = Literal["cpu", "cuda", "openvino", "auto"]
 Precision = Literal["auto", "f32"]
+HubPrecision = Literal["auto", "f32", "int8"]
+INT8_SUFFIX = "-int8"
+
+
+def model_file(name: str, imgsz: int, *, int8: bool = False) -> str:
+    """The file name of a model in a model directory: `<name>-<imgsz>.onnx`, `-int8` for its INT8 copy."""
+    return f"{name}-{imgsz}{INT8_SUFFIX if int8 else ''}.onnx"
 
 
 def _cpu_only() -> list[Provider]:
@@ -44,10 +51,12 @@ class AnalyticsConfig(BaseModel):
         "costs less CPU per frame here, timed at worker start); a missing one is skipped with a warning, CPU is the "
         "last resort",
     )
-    precision: Precision = Field(
+    precision: HubPrecision = Field(
         default="auto",
         description="OpenVINO arithmetic: auto lets it use bfloat16 where the CPU has it (about 1.7x faster, "
-        "scores within a few points); f32 keeps full precision. ONNX Runtime always runs f32",
+        "scores within a few points); f32 keeps full precision (ONNX Runtime always runs the float model in f32). "
+        "int8: every worker, local or remote, loads <model>-<imgsz>-int8.onnx, the copy `fusionhub models "
+        "quantize` writes and checks against the float model",
     )
     local_workers: int = Field(default=1, ge=0, le=16, description="worker processes the hub starts itself (0: remote only)")
     worker_threads: int = Field(default=2, ge=1, le=64, description="inference threads per local worker")
@@ -109,11 +118,12 @@ class AnalyticsConfig(BaseModel):
         default=30.0, ge=1.0, le=3600.0, description="analyse a camera at least this often, however still its picture"
     )
 
-    def resolved_model_path(self, data_dir: Path) -> Path:
-        """The ONNX file local workers load."""
+    def resolved_model_path(self, data_dir: Path, *, int8: bool | None = None) -> Path:
+        """The ONNX file local workers load: the INT8 copy with precision = "int8" (or `int8` given)."""
         if self.model_path is not None:
             return self.model_path
-        return (self.model_dir or data_dir / "models") / f"{self.model}-{self.imgsz}.onnx"
+        int8 = self.precision == "int8" if int8 is None else int8
+        return (self.model_dir or data_dir / "models") / model_file(self.model, self.imgsz, int8=int8)
 
     def resolved_bind(self, data_dir: Path) -> str:
         """The ROUTER endpoint, defaulting to an ipc socket in <data_dir>/run."""
@@ -151,7 +161,11 @@ class WorkerConfig(BaseModel):
     threads: int = Field(default=2, ge=1, le=64, description="ONNX Runtime intra-op threads")
     providers: list[Provider] = Field(default_factory=_cpu_only, min_length=1, max_length=3,
                                       description="inference runtimes in order of preference (cpu, cuda, openvino, auto)")
-    precision: Precision = Field(default="auto", description="OpenVINO arithmetic: auto (bfloat16 where fast) or f32")
+    precision: Precision = Field(
+        default="auto",
+        description="OpenVINO arithmetic for a float model: auto (bfloat16 where fast) or f32 (the hub decides "
+        "whether its INT8 copy is loaded instead)",
+    )
     heartbeat_s: float = Field(default=1.0, ge=0.1, le=30.0, description="idle heartbeat interval")
     hub_silence_s: float = Field(
         default=10.0, ge=0.5, le=600.0, description="no word from the hub this long: say hello again (hub restarted)"

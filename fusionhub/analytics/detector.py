@@ -86,6 +86,7 @@ class Detector:
         self.name = info.name
         self.imgsz = info.imgsz
         self.classes = info.classes
+        self.precision = info.precision  # "f32", or "int8" for the copy `fusionhub models quantize` writes
         self.conf = conf
         self._backend = load_backend(
             model_path, wanted=providers, threads=threads, precision=precision, prefix=f"detector {info.name}",

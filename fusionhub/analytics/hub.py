@@ -29,7 +29,7 @@ import zmq.asyncio
 from fusionhub.analytics import protocol as p
 from fusionhub.analytics.config import AnalyticsConfig, CameraAnalysis, WorkerConfig
 from fusionhub.analytics.detection import Detection
-from fusionhub.analytics.errors import AnalyticsError, ModelMismatchError, WorkerProtocolError
+from fusionhub.analytics.errors import AnalyticsError, ModelMismatchError, ModelNotFoundError, WorkerProtocolError
 from fusionhub.analytics.flags import FlagEmitter, FlagWork, build_sighting
 from fusionhub.analytics.models import read_model_info
 from fusionhub.analytics.motion import GateSettings, MotionGate
@@ -121,6 +121,7 @@ class AnalyticsHub:
         # rule context shared by every camera: class map, the hub's time zone, bin references
         self.rule_env = RuleEnv(config.rules, timezone=timezone)
         self.endpoint = config.resolved_bind(self.data_dir)
+        self._int8 = config.precision == "int8"
         self.stats = HubStats()
         self._cameras: dict[int, _Camera] = {}
         self._analysis: dict[int, CameraAnalysis] = {}
@@ -227,7 +228,7 @@ class AnalyticsHub:
         return [
             {
                 "label": w.label, "pid": w.pid, "host": w.host, "ready": w.ready, "busy": w.job is not None,
-                "runtime": ", ".join(str(x) for x in w.extra.get("providers", [])),
+                "runtime": ", ".join(str(x) for x in w.extra.get("providers", [])) + (" int8" if w.extra.get("int8") else ""),
             }
             for w in self._workers.values()
         ]
@@ -245,10 +246,19 @@ class AnalyticsHub:
         self._started = True
         model_path = self.config.resolved_model_path(self.data_dir)
         if self.config.local_workers:
+            if self._int8 and not model_path.is_file():
+                raise ModelNotFoundError(
+                    f"{model_path} does not exist and analytics.precision is int8: write it with `fusionhub models quantize`"
+                )
             info = await asyncio.to_thread(read_model_info, model_path)
             if (info.name, info.imgsz) != (self.config.model, self.config.imgsz):
                 raise ModelMismatchError(
                     f"{model_path} is {info.name} at {info.imgsz}px; config wants {self.config.model} at {self.config.imgsz}px"
+                )
+            if (info.precision == "int8") != self._int8:
+                raise ModelMismatchError(
+                    f"{model_path} is the {info.precision} model; analytics.precision is {self.config.precision}"
+                    + ("; write its INT8 copy with `fusionhub models quantize`" if self._int8 else "")
                 )
         self.rule_env.model_classes = await asyncio.to_thread(model_classes, model_path)
         self._ctx = zmq.asyncio.Context()
@@ -275,6 +285,8 @@ class AnalyticsHub:
                 model_dir=model_path.resolve().parent,
                 threads=self.config.worker_threads,
                 providers=self.config.providers,
+                # the OpenVINO arithmetic for the float parts; whether the INT8 copy loads, CONFIG says
+                precision="auto" if self._int8 else self.config.precision,
                 heartbeat_s=self.config.heartbeat_s,
             )
             self._pool = LocalWorkers(
@@ -386,9 +398,16 @@ class AnalyticsHub:
         elif cmd == p.PING:
             await self._send(identity, p.PONG, {})
         elif cmd == p.READY:
+            if bool(body.get("int8")) != self._int8:  # a worker of an older release ignores CONFIG's int8
+                # kept, never ready: it would only say hello again if it were forgotten
+                worker.extra = body
+                log.error("analytics worker %s loaded the %s model, this hub runs the %s one; it gets no frames",
+                          worker.label, "INT8" if body.get("int8") else "float", "INT8" if self._int8 else "float")
+                return
             worker.ready = True
             worker.extra = body
-            log.info("analytics worker %s ready: %s %spx on %s", worker.label, body.get("model"), body.get("imgsz"), body.get("providers"))
+            log.info("analytics worker %s ready: %s %spx%s on %s", worker.label, body.get("model"), body.get("imgsz"),
+                     " INT8" if self._int8 else "", body.get("providers"))
             self._wake.set()
         elif cmd == p.FAIL:
             log.error("analytics worker %s cannot serve this hub: %s", worker.label, body.get("reason"))
@@ -406,7 +425,7 @@ class AnalyticsHub:
         pid = int(body.get("pid", -1))
         self._workers[identity] = _Worker(identity, label, pid, str(body.get("host", "")), now)
         log.info("analytics worker %s connected", label)
-        config = {"model": self.config.model, "imgsz": self.config.imgsz, "conf": self.config.conf}
+        config = {"model": self.config.model, "imgsz": self.config.imgsz, "conf": self.config.conf, "int8": self._int8}
         await self._send(identity, p.CONFIG, config)
 
     def _forget(self, worker: _Worker, why: str) -> None:

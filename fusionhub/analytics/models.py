@@ -66,6 +66,7 @@ class ModelInfo:
     classes: tuple[str, ...]
     onnx_sha256: str
     dynamic: bool = False  # the input takes any height and width (multiples of 32); imgsz is the default
+    precision: str = "f32"  # "int8": the copy `fusionhub models quantize` writes (quantize.py)
 
 
 def sidecar_path(onnx: Path) -> Path:
@@ -87,6 +88,7 @@ def read_model_info(onnx: Path | str) -> ModelInfo:
             classes=tuple(str(c) for c in raw["classes"]),
             onnx_sha256=str(raw["onnx_sha256"]),
             dynamic=bool(raw.get("dynamic", False)),
+            precision=str(raw.get("precision", "f32")),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelNotFoundError(f"model sidecar {side} is missing or unreadable ({exc}); run `fusionhub models fetch`") from exc

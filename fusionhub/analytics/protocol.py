@@ -3,8 +3,8 @@
 Every message is multipart: a command frame, then a JSON frame, then (JOB only) the raw pixels.
 
     worker → hub  HELLO   {pid, host, name}              I am here, tell me the model
-    hub → worker  CONFIG  {model, imgsz, conf}           load this model (by name and input size)
-    worker → hub  READY   {model, imgsz, providers}      give me a frame
+    hub → worker  CONFIG  {model, imgsz, conf, int8}     load this model (by name and input size; int8: its INT8 copy)
+    worker → hub  READY   {model, imgsz, providers, dynamic, int8}  give me a frame
     worker → hub  FAIL    {reason}                       cannot serve this hub (then exits)
     hub → worker  JOB     {job_id, camera_id, ts, shape, dtype[, imgsz]} + BGR bytes
     worker → hub  RESULT  {job_id, detections, timings}  (also means: ready for the next one)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import zmq
 
 from fusionhub.analytics import protocol as p
-from fusionhub.analytics.config import WorkerConfig
+from fusionhub.analytics.config import WorkerConfig, model_file
 from fusionhub.analytics.errors import AnalyticsError, WorkerProtocolError
 from fusionhub.analytics.models import read_model_info
 
@@ -79,17 +79,25 @@ class _Session:
 
         try:
             name, imgsz, conf = str(body["model"]), int(body["imgsz"]), float(body["conf"])
+            int8 = bool(body.get("int8", False))
         except (KeyError, TypeError, ValueError):
             self.send(p.FAIL, {"reason": "bad CONFIG message"})
             return EXIT_REFUSED
-        path = self.config.model_path or self.config.model_dir / f"{name}-{imgsz}.onnx"
+        path = self.config.model_path or self.config.model_dir / model_file(name, imgsz, int8=int8)
         try:
+            if int8 and not path.is_file():
+                raise AnalyticsError(f"hub runs the INT8 model and {path} does not exist: copy the hub's, or run "
+                                     "`fusionhub models quantize` here")
             info = read_model_info(path)
             if (info.name, info.imgsz) != (name, imgsz):
                 raise AnalyticsError(
                     f"hub expects model {name} at {imgsz}px, {path} is {info.name} at {info.imgsz}px"
                 )
-            if self.detector is None or (self.detector.name, self.detector.imgsz) != (name, imgsz):
+            if (info.precision == "int8") != int8:
+                raise AnalyticsError(f"hub runs the {'INT8' if int8 else 'float'} model, {path} is {info.precision}")
+            if self.detector is None or (self.detector.name, self.detector.imgsz, self.detector.precision) != (
+                name, imgsz, info.precision
+            ):
                 self.detector = Detector(
                     path, threads=self.config.threads, conf=conf, providers=self.config.providers,
                     precision=self.config.precision,
@@ -102,7 +110,10 @@ class _Session:
         log.info("%s: model %s %dpx on %s, ready", self.prefix, name, imgsz, self.detector.providers)
         self.send(
             p.READY,
-            {"model": name, "imgsz": imgsz, "providers": list(self.detector.providers), "dynamic": self.detector.dynamic},
+            {
+                "model": name, "imgsz": imgsz, "providers": list(self.detector.providers),
+                "dynamic": self.detector.dynamic, "int8": self.detector.precision == "int8",
+            },
         )
         return None
 

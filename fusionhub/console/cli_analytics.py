@@ -1,5 +1,6 @@
-"""`fusionhub analytics export-dataset` (reviewed flags as a training dataset) and
-`fusionhub models import` (a fine-tuned model in, loaded by config)."""
+"""`fusionhub analytics export-dataset` (reviewed flags as a training dataset),
+`fusionhub models import` (a fine-tuned model in, loaded by config) and `fusionhub models quantize`
+(its INT8 copy)."""
 
 from __future__ import annotations
 
@@ -114,6 +115,33 @@ def cmd_models_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_quantize(args: argparse.Namespace) -> int:
+    from fusionhub.analytics.errors import AnalyticsError
+    from fusionhub.analytics.quantize import collect_pictures, default_pictures, quantize_model
+
+    config = load_config(args.config, data_dir=args.data_dir)
+    onnx = config.analytics.resolved_model_path(config.data_dir, int8=False)
+    try:
+        if args.images:
+            pictures, sources = collect_pictures(args.images), [str(p) for p in args.images]
+        else:
+            pictures, sources = default_pictures(config.data_dir)
+        print(f"calibration pictures: {len(pictures)} ({'; '.join(sources)})", flush=True)
+        report = quantize_model(
+            onnx, pictures, conf=config.analytics.conf, min_agreement=args.min_agreement, sources=sources,
+            progress=lambda m: print(m, flush=True),
+        )
+    except AnalyticsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if report.calibrated_on < 50:
+        print(f"note: calibrated on {report.calibrated_on} pictures; a few hundred frames from your own cameras "
+              "(--images DIR, or flags the hub has raised) calibrate it better")
+    print('load it with, in the hub\'s config:\n[analytics]\nprecision = "int8"')
+    print(f"# remote workers need {report.onnx.name} and its .json in their model directory too")
+    return 0
+
+
 def add_models_import(models: Any) -> None:
     """Add `models import` to the CLI's `models` command group."""
     imp = models.add_parser("import", help="export fine-tuned Ultralytics weights for the hub to load by config")
@@ -123,3 +151,15 @@ def add_models_import(models: Any) -> None:
     imp.add_argument("--config", type=Path, default=None)
     imp.add_argument("--data-dir", type=Path, default=None)
     imp.set_defaults(func=cmd_models_import)
+
+    quant = models.add_parser("quantize", help="write an INT8 copy of the model, calibrated on your pictures and "
+                              "checked against the float model")
+    quant.add_argument("--images", type=Path, nargs="+", default=None,
+                       help="pictures or directories of them (default: frames of the hub's own flags, topped up "
+                       "with the photos bundled with ultralytics)")
+    quant.add_argument("--min-agreement", type=_fraction, default=0.9,
+                       help="least share of the float model's objects the copy must find, and of its own objects "
+                       "the float model must confirm, on held-out pictures (default 0.9)")
+    quant.add_argument("--config", type=Path, default=None)
+    quant.add_argument("--data-dir", type=Path, default=None)
+    quant.set_defaults(func=cmd_models_quantize)
