@@ -31,7 +31,7 @@ from fusionhub.analytics.config import AnalyticsConfig, CameraAnalysis, WorkerCo
 from fusionhub.analytics.detection import Detection
 from fusionhub.analytics.errors import AnalyticsError, ModelMismatchError, ModelNotFoundError, WorkerProtocolError
 from fusionhub.analytics.flags import FlagEmitter, FlagWork, build_sighting
-from fusionhub.analytics.models import read_model_info
+from fusionhub.analytics.models import read_model_info, stale_int8_copy
 from fusionhub.analytics.motion import GateSettings, MotionGate
 from fusionhub.analytics.pool import LocalWorkers, WorkerConfigFactory
 from fusionhub.analytics.rules import CameraRules, ZoneSpec
@@ -260,6 +260,8 @@ class AnalyticsHub:
                     f"{model_path} is the {info.precision} model; analytics.precision is {self.config.precision}"
                     + ("; write its INT8 copy with `fusionhub models quantize`" if self._int8 else "")
                 )
+            if (stale := stale_int8_copy(model_path, info)) is not None:
+                raise ModelMismatchError(stale)
         self.rule_env.model_classes = await asyncio.to_thread(model_classes, model_path)
         self._ctx = zmq.asyncio.Context()
         sock = self._ctx.socket(zmq.ROUTER)

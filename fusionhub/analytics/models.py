@@ -67,6 +67,7 @@ class ModelInfo:
     onnx_sha256: str
     dynamic: bool = False  # the input takes any height and width (multiples of 32); imgsz is the default
     precision: str = "f32"  # "int8": the copy `fusionhub models quantize` writes (quantize.py)
+    source_onnx_sha256: str | None = None  # an INT8 copy: the float export it was made from
 
 
 def sidecar_path(onnx: Path) -> Path:
@@ -89,9 +90,30 @@ def read_model_info(onnx: Path | str) -> ModelInfo:
             onnx_sha256=str(raw["onnx_sha256"]),
             dynamic=bool(raw.get("dynamic", False)),
             precision=str(raw.get("precision", "f32")),
+            source_onnx_sha256=str(raw["source_onnx_sha256"]) if raw.get("source_onnx_sha256") else None,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelNotFoundError(f"model sidecar {side} is missing or unreadable ({exc}); run `fusionhub models fetch`") from exc
+
+
+def stale_int8_copy(onnx: Path, info: ModelInfo) -> str | None:
+    """Why the INT8 copy at `onnx` no longer belongs to the float model beside it, if it does not.
+
+    A `models import` or a new export replaces the float model and leaves the copy of the old one; a
+    machine with the copy only (a remote worker) has nothing to compare with.
+    """
+    if info.precision != "int8" or info.source_onnx_sha256 is None:
+        return None
+    float_onnx = onnx.with_name(onnx.name.replace("-int8.onnx", ".onnx"))
+    if float_onnx == onnx or not float_onnx.is_file():
+        return None
+    try:
+        current = read_model_info(float_onnx).onnx_sha256
+    except ModelNotFoundError:
+        return None
+    if current == info.source_onnx_sha256:
+        return None
+    return f"{onnx.name} was made from an earlier export of {float_onnx.name}; run `fusionhub models quantize` again"
 
 
 def fetch_model(data_dir: Path, *, imgsz: int = 640, progress: Progress | None = None) -> ModelFiles:

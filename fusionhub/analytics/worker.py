@@ -21,7 +21,7 @@ import zmq
 from fusionhub.analytics import protocol as p
 from fusionhub.analytics.config import WorkerConfig, model_file
 from fusionhub.analytics.errors import AnalyticsError, WorkerProtocolError
-from fusionhub.analytics.models import read_model_info
+from fusionhub.analytics.models import read_model_info, stale_int8_copy
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class _Session:
                 )
             if (info.precision == "int8") != int8:
                 raise AnalyticsError(f"hub runs the {'INT8' if int8 else 'float'} model, {path} is {info.precision}")
+            if (stale := stale_int8_copy(path, info)) is not None:
+                raise AnalyticsError(stale)
             if self.detector is None or (self.detector.name, self.detector.imgsz, self.detector.precision) != (
                 name, imgsz, info.precision
             ):

@@ -18,7 +18,7 @@ import zmq.asyncio
 
 from fusionhub.analytics import protocol as p
 from fusionhub.analytics.detector import Detector
-from fusionhub.analytics.errors import ModelExportError, ModelNotFoundError
+from fusionhub.analytics.errors import ModelExportError, ModelMismatchError, ModelNotFoundError
 from fusionhub.analytics.hub import AnalyticsHub
 from fusionhub.analytics.models import ModelFiles, read_model_info
 from fusionhub.analytics.quantize import _iou, quantize_model
@@ -139,6 +139,20 @@ async def test_hub_on_int8_without_the_copy_says_how_to_make_it(tmp_path: Path, 
         shutil.copy(f, tmp_path / "models" / f.name)
     hub = AnalyticsHub(config(tmp_path, precision="int8"), data_dir=tmp_path, on_flag=Flags())
     with pytest.raises(ModelNotFoundError, match="fusionhub models quantize"):
+        await hub.start()
+    await hub.stop()
+
+
+async def test_an_int8_copy_of_an_earlier_export_is_not_loaded(tmp_path: Path, int8_dir: Path) -> None:
+    """A model import or a new export replaced the float model: its old INT8 copy must not run on."""
+    models = tmp_path / "models"
+    shutil.copytree(int8_dir / "models", models)
+    side = models / "yolo26n-640.json"
+    raw = json.loads(side.read_text())
+    raw["onnx_sha256"] = "0" * 64  # what a new export of the float model writes
+    side.write_text(json.dumps(raw))
+    hub = AnalyticsHub(config(tmp_path, precision="int8"), data_dir=tmp_path, on_flag=Flags())
+    with pytest.raises(ModelMismatchError, match="earlier export of yolo26n-640.onnx.*fusionhub models quantize"):
         await hub.start()
     await hub.stop()
 
