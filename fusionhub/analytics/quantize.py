@@ -27,6 +27,7 @@ import numpy as np
 from fusionhub.analytics.config import INT8_SUFFIX
 from fusionhub.analytics.detection import Detection
 from fusionhub.analytics.errors import ModelExportError
+from fusionhub.analytics.geometry import iou
 from fusionhub.analytics.models import Progress, _sha256, _write_atomic, read_model_info, sidecar_path
 
 log = logging.getLogger(__name__)
@@ -261,20 +262,11 @@ def _match(a: Sequence[Detection], b: Sequence[Detection]) -> list[tuple[Detecti
     free = list(b)
     pairs = []
     for da in sorted(a, key=lambda d: -d.confidence):
-        best = max((db for db in free if db.label == da.label), key=lambda db: _iou(da, db), default=None)
-        if best is not None and _iou(da, best) >= MATCH_IOU:
+        best = max((db for db in free if db.label == da.label), key=lambda db: iou(da, db), default=None)
+        if best is not None and iou(da, best) >= MATCH_IOU:
             pairs.append((da, best))
             free.remove(best)
     return pairs
-
-
-def _iou(a: Detection, b: Detection) -> float:
-    w = min(a.x2, b.x2) - max(a.x1, b.x1)
-    h = min(a.y2, b.y2) - max(a.y1, b.y1)
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter)
 
 
 def _speed(float_onnx: Path, int8_onnx: Path, image: np.ndarray, size: int, runs: int = 20) -> tuple[float, float]:

@@ -246,15 +246,13 @@ async def test_remote_worker_over_tcp(tmp_path: Path, model_data_dir: Path, bus_
             proc.stderr.close()
 
 
-async def test_remote_worker_without_the_named_model_refuses(tmp_path: Path, model_data_dir: Path) -> None:
+async def remote_refusal(model_data_dir: Path, data_dir: Path, worker_models: Path, **hub: Any) -> tuple[int, str, list[Any]]:
+    """A hub with `hub` settings and a remote worker whose model directory is `worker_models`:
+    the worker's exit status and error output once it gave up, and the workers the hub still knows."""
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
-    # the hub wants the 320 px export; the worker's model directory only has 640
-    empty_models = tmp_path / "models"
-    empty_models.mkdir()
-    cfg = config(model_data_dir, local_workers=0, bind=endpoint, imgsz=320)
-    hub = AnalyticsHub(cfg, data_dir=tmp_path, on_flag=Flags())
-    await hub.start()
-    proc = _remote_worker(endpoint, empty_models)
+    analytics = AnalyticsHub(config(model_data_dir, local_workers=0, bind=endpoint, **hub), data_dir=data_dir, on_flag=Flags())
+    await analytics.start()
+    proc = _remote_worker(endpoint, worker_models)
     try:
         status = await asyncio.to_thread(proc.wait, 60)
         assert proc.stderr is not None
@@ -265,7 +263,15 @@ async def test_remote_worker_without_the_named_model_refuses(tmp_path: Path, mod
             proc.wait()
         if proc.stderr:
             proc.stderr.close()
-        await hub.stop()
+        await analytics.stop()
+    return status, err, analytics.workers()
+
+
+async def test_remote_worker_without_the_named_model_refuses(tmp_path: Path, model_data_dir: Path) -> None:
+    # the hub wants the 320 px export; the worker's model directory only has 640
+    empty_models = tmp_path / "models"
+    empty_models.mkdir()
+    status, err, workers = await remote_refusal(model_data_dir, tmp_path, empty_models, imgsz=320)
     assert status == 2
     assert "yolo26n-320.onnx" in err and "fusionhub models fetch" in err
-    assert hub.workers() == []
+    assert workers == []

@@ -19,12 +19,13 @@ import zmq.asyncio
 from fusionhub.analytics import protocol as p
 from fusionhub.analytics.detector import Detector
 from fusionhub.analytics.errors import ModelExportError, ModelMismatchError, ModelNotFoundError
+from fusionhub.analytics.geometry import iou
 from fusionhub.analytics.hub import AnalyticsHub
 from fusionhub.analytics.models import ModelFiles, read_model_info
-from fusionhub.analytics.quantize import _iou, quantize_model
+from fusionhub.analytics.quantize import quantize_model
 from fusionhub.analytics.rules import ZoneSpec
 from fusionhub.console.cli import main as cli_main
-from tests.analytics.test_hub import LANE, Flags, _free_port, _remote_worker, config, feed, running, until
+from tests.analytics.test_hub import LANE, Flags, _free_port, config, feed, remote_refusal, running, until
 
 pytestmark = pytest.mark.slow
 
@@ -89,8 +90,8 @@ def test_int8_copy_finds_what_the_float_model_finds(
     assert "bus" in {d.label for d in q8} and sum(d.label == "person" for d in q8) >= 3
     deltas = []
     for d in ref:  # each object where the float model puts it, with a score a little off at most
-        best = max((e for e in q8 if e.label == d.label), key=lambda e: _iou(d, e))
-        assert _iou(d, best) >= 0.8 and abs(best.confidence - d.confidence) < 0.3, (d, best)
+        best = max((e for e in q8 if e.label == d.label), key=lambda e: iou(d, e))
+        assert iou(d, best) >= 0.8 and abs(best.confidence - d.confidence) < 0.3, (d, best)
         deltas.append(abs(best.confidence - d.confidence))
     assert np.mean(deltas) < 0.1, deltas
 
@@ -158,29 +159,14 @@ async def test_an_int8_copy_of_an_earlier_export_is_not_loaded(tmp_path: Path, i
 
 
 async def test_remote_worker_without_the_int8_copy_refuses(tmp_path: Path, model_data_dir: Path, model_files: ModelFiles) -> None:
-    endpoint = f"tcp://127.0.0.1:{_free_port()}"
     float_only = tmp_path / "worker-models"
     float_only.mkdir()
     for f in (model_files.onnx, model_files.sidecar):
         shutil.copy(f, float_only / f.name)
-    hub = AnalyticsHub(config(model_data_dir, local_workers=0, bind=endpoint, precision="int8"),
-                       data_dir=tmp_path, on_flag=Flags())
-    await hub.start()
-    proc = _remote_worker(endpoint, float_only)
-    try:
-        status = await asyncio.to_thread(proc.wait, 60)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
-        await hub.stop()
+    status, err, workers = await remote_refusal(model_data_dir, tmp_path, float_only, precision="int8")
     assert status == 2
     assert "yolo26n-640-int8.onnx" in err and "fusionhub models quantize" in err
-    assert hub.workers() == []
+    assert workers == []
 
 
 async def test_a_worker_that_loaded_the_float_model_gets_no_frames_from_an_int8_hub(

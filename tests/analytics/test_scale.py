@@ -116,6 +116,21 @@ def _worker_pool(endpoint: str, processes: int) -> subprocess.Popen[str]:
     return subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+async def _stop_pool(proc: subprocess.Popen[str]) -> str:
+    """Stop a worker pool (SIGTERM to its group, SIGKILL if it lingers); returns what it wrote to stderr."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.to_thread(proc.wait, 20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    err = proc.stderr.read() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    return err
+
+
 async def test_remote_worker_killed_mid_stream_loses_no_flag_and_is_replaced(
     tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray
 ) -> None:
@@ -163,18 +178,9 @@ async def test_remote_worker_killed_mid_stream_loses_no_flag_and_is_replaced(
             workers = hub.workers()
             stats = hub.stats
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.to_thread(proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        err = proc.stderr.read() if proc.stderr else ""
-        if proc.stderr:
-            proc.stderr.close()
+        err = await _stop_pool(proc)
 
-    assert len(flags.got) == 1, [f for _, f in flags.got]
+    assert len(flags.got) == 1, ([f for _, f in flags.got], stats, workers)
     assert flags.got[0][1].first_seen_at < killed_at  # the stay was counted across the worker's death
     assert stats.jobs_retried + stats.jobs_lost >= 1  # the frame it held was taken back from it
     replacement = {w["pid"] for w in workers} - pids
@@ -245,13 +251,5 @@ async def test_remote_worker_frozen_mid_job_is_given_up_and_rejoins_when_it_thaw
         if frozen is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(frozen, signal.SIGCONT)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.to_thread(proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        await _stop_pool(proc)
     assert flags.got == []  # dwell 600 s: the freeze raised nothing by itself
