@@ -229,9 +229,24 @@ class AnalyticsHub:
             {
                 "label": w.label, "pid": w.pid, "host": w.host, "ready": w.ready, "busy": w.job is not None,
                 "runtime": ", ".join(str(x) for x in w.extra.get("providers", [])) + (" int8" if w.extra.get("int8") else ""),
+                "answered": w.answered, "rtt_ms": round(w.rtt_s * 1e3, 1) if w.answered else None,
             }
             for w in self._workers.values()
         ]
+
+    def status(self) -> dict[str, Any]:
+        """The model, the worker pool and what the hub did since it started (the admin's status page)."""
+        s = self.stats
+        counts = (
+            "frames_submitted", "frames_analysed", "frames_inferred", "frames_gated", "frames_dropped",
+            "jobs_retried", "jobs_lost", "jobs_failed", "flags_raised", "flags_delivered", "flags_failed",
+        )
+        return {
+            "model": self.config.model, "imgsz": self.config.imgsz, "precision": self.config.precision,
+            "endpoint": self.endpoint, "local_workers": self.config.local_workers,
+            "workers": self.workers(), "cameras": len(self._cameras), "cameras_waiting": len(self._ready),
+            "counts": {name: getattr(s, name) for name in counts},
+        }
 
     def local_pids(self) -> list[int]:
         """Pids of the local worker processes."""

@@ -1,4 +1,5 @@
-"""What review teaches about the analytics: per-rule precision from duty officers' decisions."""
+"""What review teaches about the analytics (per-rule precision from duty officers' decisions), and
+the analytics hub's own state for the admin (model, workers, counts)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aiohttp import web
 from fusionhub.console.auth import require_role
 from fusionhub.console.errors import ApiError
 from fusionhub.console.http import json_reply, user_of
-from fusionhub.console.keys import DISPATCH
+from fusionhub.console.keys import ANALYTICS, DISPATCH
 
 routes = web.RouteTableDef()
 
@@ -42,3 +43,10 @@ async def precision(request: web.Request) -> web.Response:
         user, since=since, camera_id=int(camera) if camera is not None else None
     )
     return json_reply({"since": since, "camera_id": int(camera) if camera is not None else None, "rules": rules})
+
+
+@routes.get("/api/v1/analytics/workers")
+async def workers(request: web.Request) -> web.Response:
+    """The model, every worker the hub knows (ready, busy, runtime, round trip) and its counts."""
+    require_role(user_of(request), ("admin",))
+    return json_reply(request.app[ANALYTICS].status())

@@ -199,3 +199,24 @@ async def test_a_dismissed_flag_keeps_its_stay_out_of_the_review_queue(hub: Runn
     # flags leave the hub in the order they were raised, the dismissed camera's first at each step
     assert len(await _until_pending(hub, control, 3)) == 3
     assert await _pending(hub, dismissed) == []
+
+
+async def test_admin_sees_the_analytics_workers_and_what_they_did(hub: RunningHub, bus_frame: np.ndarray) -> None:
+    cam = await camera(hub)
+    assert (await zone(hub, cam))[0] == 201
+    status, before = await hub.call("GET", "/api/v1/analytics/workers", "admin")
+    assert status == 200, before
+    assert (before["model"], before["imgsz"], before["local_workers"], before["cameras"]) == ("yolo26n", 640, 1, 1)
+    (worker,) = before["workers"]
+    assert worker["ready"] and worker["runtime"].startswith("onnxruntime/") and worker["host"]
+    t = time.time()
+    hub.app[ANALYTICS].submit(cam, t, bus_frame)
+    await _analysed(hub, cam, t)
+    _, after = await hub.call("GET", "/api/v1/analytics/workers", "admin")
+    (worker,) = after["workers"]
+    assert worker["answered"] >= before["workers"][0]["answered"] + 1 and worker["rtt_ms"] > 0
+    assert after["counts"]["frames_analysed"] == before["counts"]["frames_analysed"] + 1
+    assert after["counts"]["frames_inferred"] >= 1 and after["counts"]["jobs_lost"] == 0
+    for name in ("commander", "duty", "field1"):  # hosts, pids and endpoints are the admin's business
+        assert (await hub.call("GET", "/api/v1/analytics/workers", name))[0] == 403
+    assert (await hub.call("GET", "/api/v1/analytics/workers"))[0] == 401

@@ -136,3 +136,25 @@ async def test_field_member_on_console_is_sent_to_field_page(hub: RunningHub) ->
         page = await browser.new_page()
         await _login(page, hub, "/", "field1")
         await page.wait_for_url(re.compile(r".*/field$"), timeout=10_000)
+
+
+@pytest.mark.slow
+async def test_admin_sees_the_analytics_workers_on_the_cameras_page(hub: RunningHub) -> None:
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(hub.url + "/")
+        await page.click("[data-testid=lang-switch]")  # English
+        await _login(page, hub, "/", "admin")
+        await page.click("[data-testid=tab-cameras]")
+        row = page.locator("[data-testid=worker-row]")
+        await row.first.wait_for(timeout=15_000)
+        assert await row.count() == 1  # the hub's one local worker
+        cells = await row.first.locator("td").all_inner_texts()
+        assert cells[0].startswith("local-0[") and cells[2].startswith("onnxruntime/"), cells
+        assert await row.first.get_attribute("data-state") in ("idle", "busy")
+        summary = await page.inner_text("[data-testid=analytics-summary]")
+        assert "yolo26n" in summary and "1 of 1 ready" in summary, summary
+        page2 = await browser.new_page()  # the duty officer has no cameras page, and no worker table
+        await _login(page2, hub, "/", "duty")
+        await page2.locator("[data-testid=tab-review]").wait_for()
+        assert await page2.locator("[data-testid=worker-table]").count() == 0

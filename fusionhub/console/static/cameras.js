@@ -4,6 +4,7 @@ import { api, errorText } from "./api.js";
 import { busy, fill, h, notify } from "./dom.js";
 import { formatTime, t } from "./i18n.js";
 import { statusText } from "./wall.js";
+import { WorkerStatus } from "./workers.js";
 
 /** A read-only table of the cameras the admin manages, with live status. */
 export class CameraList {
@@ -13,10 +14,12 @@ export class CameraList {
     this.empty = h("p", { class: "empty" });
     this.table = h("table", { class: "table", dataset: { testid: "camera-table" } });
     fill(panel, this.error, this.empty, h("div", { class: "table-wrap" }, this.table));
+    this.workers = new WorkerStatus(panel);
     this.render();
   }
 
   async load() {
+    this.workers.load(); // the camera list works without it
     try {
       const cameras = await api("/api/v1/cameras");
       this.cameras = new Map(cameras.map((c) => [Number(c.id), c]));
@@ -78,5 +81,7 @@ export class CameraList {
     }));
   }
 
-  close() {}
+  close() {
+    this.workers.close();
+  }
 }
