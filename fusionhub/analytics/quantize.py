@@ -128,8 +128,8 @@ def quantize_model(
     """Write `int8_path(onnx)` and its sidecar, or raise ModelExportError and write nothing.
 
     `keep_float`: node-name prefixes left in float (default: the model's first and last `/model.N/`
-    blocks, the stem and the detection head). `min_agreement`: the least recall and precision of the INT8 copy's
-    detections against the float model's, on the held-out pictures.
+    blocks, the stem and the detection head). `min_agreement`: the least recall and precision of
+    the INT8 copy's detections against the float model's, on the held-out pictures.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -186,7 +186,10 @@ def quantize_model(
                 "precision": round(agreement.precision, 4), "score_delta": round(agreement.score_delta, 4),
             },
         )
-        os.replace(candidate, out)  # the model first, then the sidecar that vouches for it
+        # an earlier copy's sidecar goes first: a copy never sits beside a sidecar that is not its own
+        # (cut off between the two steps, the hub refuses the copy for want of a sidecar)
+        sidecar_path(out).unlink(missing_ok=True)
+        os.replace(candidate, out)
         _write_atomic(sidecar_path(out), json.dumps(side, indent=1).encode())
     say(f"INT8 model written: {out}")
     return QuantizeReport(out, len(calibrate), len(check), held_out, agreement, float_ms, int8_ms, list(sources))

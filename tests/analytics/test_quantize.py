@@ -5,6 +5,7 @@ written, and the hub, its local workers and a remote worker run it (or say plain
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import time
@@ -94,6 +95,18 @@ def test_int8_copy_finds_what_the_float_model_finds(
         assert iou(d, best) >= 0.8 and abs(best.confidence - d.confidence) < 0.3, (d, best)
         deltas.append(abs(best.confidence - d.confidence))
     assert np.mean(deltas) < 0.1, deltas
+
+
+def test_quantising_again_replaces_the_copy_and_its_sidecar_together(tmp_path: Path, int8_dir: Path, pictures: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(int8_dir / "models", models)
+    q8 = models / "yolo26n-640-int8.onnx"
+    q8.write_bytes(b"an older copy")  # its sidecar no longer vouches for it
+    report = quantize_model(models / "yolo26n-640.onnx", sorted(pictures.glob("bus-*.jpg")))
+    assert report.onnx == q8 and not report.held_out and report.calibrated_on == 7
+    side = json.loads(q8.with_suffix(".json").read_text())
+    assert side["onnx_sha256"] == hashlib.sha256(q8.read_bytes()).hexdigest()
+    assert side["calibration"]["pictures"] == 7 and read_model_info(q8).precision == "int8"
 
 
 def test_a_copy_that_disagrees_is_refused_and_not_written(tmp_path: Path, model_files: ModelFiles, pictures: Path) -> None:
