@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fusionhub.analytics.config import INT8_SUFFIX
 from fusionhub.analytics.errors import (
     ModelExportError,
     ModelFetchError,
@@ -104,7 +105,7 @@ def stale_int8_copy(onnx: Path, info: ModelInfo) -> str | None:
     """
     if info.precision != "int8" or info.source_onnx_sha256 is None:
         return None
-    float_onnx = onnx.with_name(onnx.name.replace("-int8.onnx", ".onnx"))
+    float_onnx = onnx.with_name(onnx.name.replace(f"{INT8_SUFFIX}.onnx", ".onnx"))
     if float_onnx == onnx or not float_onnx.is_file():
         return None
     try:
