@@ -167,7 +167,8 @@ def parser() -> argparse.ArgumentParser:
                         help="inference runtimes in order of preference, e.g. openvino,cpu or cuda,cpu; auto: CUDA where "
                         "usable, else the cheaper of cpu and openvino on this machine, timed at start (default cpu)")
     worker.add_argument("--precision", choices=("auto", "f32"), default="auto",
-                        help="OpenVINO arithmetic: auto (bfloat16 where the CPU has it) or f32")
+                        help="OpenVINO arithmetic: auto (bfloat16 where the CPU has it) or f32; whether the model's "
+                        "INT8 copy runs instead, the hub decides (analytics.precision)")
     worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
