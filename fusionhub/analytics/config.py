@@ -48,7 +48,8 @@ class AnalyticsConfig(BaseModel):
         max_length=3,
         description="inference runtimes in order of preference: cpu (ONNX Runtime), cuda (ONNX Runtime on an "
         "NVIDIA GPU), openvino (the openvino package), auto (CUDA where usable, else whichever of cpu and openvino "
-        "costs less CPU per frame here, timed at worker start); a missing one is skipped with a warning, CPU is the "
+        "costs less CPU per frame here, timed once per hub start by the first local worker, the others take its "
+        "choice); a missing one is skipped with a warning, CPU is the "
         "last resort",
     )
     precision: HubPrecision = Field(
@@ -167,6 +168,11 @@ class WorkerConfig(BaseModel):
         "whether its INT8 copy is loaded instead)",
     )
     heartbeat_s: float = Field(default=1.0, ge=0.1, le=30.0, description="idle heartbeat interval")
+    auto_choice: Path | None = Field(
+        default=None,
+        description="a file the workers of one pool share: with the `auto` runtime, the first one times the "
+        "runtimes and writes its choice there, the others take it",
+    )
     hub_silence_s: float = Field(
         default=10.0, ge=0.5, le=600.0, description="no word from the hub this long: say hello again (hub restarted)"
     )

@@ -80,6 +80,7 @@ class Detector:
         conf: float = 0.35,
         providers: Sequence[str] = ("cpu",),
         precision: str = "auto",
+        shared_choice: Path | None = None,
     ) -> None:
         model_path = Path(model_path)
         info = read_model_info(model_path)
@@ -90,7 +91,7 @@ class Detector:
         self.conf = conf
         self._backend = load_backend(
             model_path, wanted=providers, threads=threads, precision=precision, prefix=f"detector {info.name}",
-            imgsz=info.imgsz,
+            imgsz=info.imgsz, shared_choice=shared_choice,
         )
         shape = self._backend.input_shape
         if len(shape) != 4 or shape[1] != 3:

@@ -305,12 +305,19 @@ class AnalyticsHub:
                 # the OpenVINO arithmetic for the float parts; whether the INT8 copy loads, CONFIG says
                 precision="auto" if self._int8 else self.config.precision,
                 heartbeat_s=self.config.heartbeat_s,
+                auto_choice=self._auto_choice(),
             )
             self._pool = LocalWorkers(
                 self.config.local_workers, WorkerConfigFactory(base), backoff_s=self.config.restart_backoff_s
             )
             await self._pool.start()
         log.info("analytics hub on %s with %d local worker(s)", self.endpoint, self.config.local_workers)
+
+    def _auto_choice(self) -> Path:
+        """Where the local workers share their `auto` runtime choice: timed afresh once per hub start."""
+        path = (self.data_dir / "run" / "analytics-auto-runtime.json").resolve()
+        path.unlink(missing_ok=True)
+        return path
 
     def _bind(self, sock: zmq.asyncio.Socket) -> None:
         if self.endpoint.startswith("ipc://"):

@@ -7,10 +7,12 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
 
 from fusionhub.analytics.config import WorkerConfig
 from fusionhub.analytics.worker import worker_process
@@ -135,12 +137,15 @@ async def serve_pool(base: WorkerConfig, processes: int, stop: asyncio.Event, *,
     What `fusionhub worker --processes N` runs: a worker killed with kill -9 is back within
     `backoff_s`, and the hub gives its frame to another worker meanwhile.
     """
-    pool = LocalWorkers(processes, WorkerConfigFactory(base, prefix=base.name), backoff_s=backoff_s)
-    await pool.start()
-    try:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), SUPERVISE_S)
-            await pool.check()
-    finally:
-        await pool.stop()
+    with tempfile.TemporaryDirectory(prefix="fusionhub-pool-") as tmp:
+        # the pool's workers share one `auto` runtime choice (see runtime._cheapest)
+        base = base.model_copy(update={"auto_choice": Path(tmp) / "auto-runtime.json"})
+        pool = LocalWorkers(processes, WorkerConfigFactory(base, prefix=base.name), backoff_s=backoff_s)
+        await pool.start()
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), SUPERVISE_S)
+                await pool.check()
+        finally:
+            await pool.stop()

@@ -14,12 +14,16 @@ Measured on the 2-core development box (yolo26n, one thread, CPU time per frame)
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
+import json
 import logging
 import math
+import os
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -164,11 +168,13 @@ def load_backend(
     precision: str = "auto",
     prefix: str = "detector",
     imgsz: int = 640,
+    shared_choice: Path | None = None,
 ) -> Backend:
     """The first runtime in `wanted` that this machine has; ONNX Runtime on the CPU when none is.
 
     A preferred runtime that is missing (or fails to load the model) is logged once as a warning
-    with what runs instead. `auto` (see `_cheapest`) times the CPU runtimes at `imgsz`.
+    with what runs instead. `auto` (see `_cheapest`) times the CPU runtimes at `imgsz`; with
+    `shared_choice`, only the first worker of a pool does, and the others take its choice.
     """
     import onnxruntime as ort
 
@@ -178,7 +184,10 @@ def load_backend(
     for choice in [*wanted, "cpu"]:
         try:
             if choice == AUTO:
-                backend = _cheapest(model_path, ort_have, threads=threads, precision=precision, imgsz=imgsz, prefix=prefix)
+                backend = _cheapest(
+                    model_path, ort_have, threads=threads, precision=precision, imgsz=imgsz, prefix=prefix,
+                    shared_choice=shared_choice,
+                )
             elif choice == "openvino" and _openvino_installed():
                 backend = OpenVinoBackend(model_path, threads=threads, precision=precision)
             elif choice in _ORT_PROVIDERS and _ORT_PROVIDERS[choice] in ort_have:
@@ -225,15 +234,82 @@ def cpu_ms_per_frame(backends: Sequence[Backend], imgsz: int) -> list[float]:
 
 
 def _cheapest(
-    model_path: Path, ort_have: set[str], *, threads: int, precision: str, imgsz: int, prefix: str
+    model_path: Path, ort_have: set[str], *, threads: int, precision: str, imgsz: int, prefix: str,
+    shared_choice: Path | None = None,
 ) -> Backend:
     """`auto`: CUDA when it loads; else whichever of ONNX Runtime and OpenVINO costs less CPU per
-    frame for this model on this machine, timed now (20 runs each) and logged."""
+    frame for this model on this machine, timed now (20 runs each) and logged.
+
+    With `shared_choice` (a file the workers of one pool share), the first worker times and writes
+    its choice there while the others wait, and they take it: workers started together would time
+    each other's load and might choose differently, and a worker replaced under full load would
+    time the load more than the runtimes.
+    """
     if _ORT_PROVIDERS["cuda"] in ort_have:
         try:
             return OrtBackend(model_path, threads=threads, provider=_ORT_PROVIDERS["cuda"])
         except DetectorError as exc:
             log.info("%s: auto: CUDA not usable here (%s); timing the CPU runtimes", prefix, exc)
+    if shared_choice is None:
+        return _timed_choice(model_path, threads=threads, precision=precision, imgsz=imgsz, prefix=prefix)
+    st = model_path.stat()
+    key = f"{model_path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{imgsz}:{threads}:{precision}"
+    with _exclusive(shared_choice):
+        kept = _read_choice(shared_choice, key)
+        if kept is not None:
+            try:
+                backend: Backend = (
+                    OpenVinoBackend(model_path, threads=threads, precision=precision) if kept == "openvino"
+                    else OrtBackend(model_path, threads=threads, provider=_ORT_PROVIDERS["cpu"])
+                )
+            except DetectorError as exc:
+                log.warning("%s: auto: the pool's choice %s does not load here (%s); timing again", prefix, kept, exc)
+            else:
+                log.info("%s: auto: %s, as the pool's first worker timed it (%s)", prefix, backend.name, shared_choice)
+                return backend
+        backend = _timed_choice(model_path, threads=threads, precision=precision, imgsz=imgsz, prefix=prefix)
+        _write_choice(shared_choice, key, "openvino" if isinstance(backend, OpenVinoBackend) else "cpu")
+        return backend
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside `path` (released by the kernel if the holder dies); without
+    one (a read-only directory, say) the caller goes on unshared."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        log.debug("auto runtime: no lock beside %s (%s)", path, exc)
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _read_choice(path: Path, key: str) -> str | None:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    runtime = raw.get("runtime") if isinstance(raw, dict) and raw.get("key") == key else None
+    return runtime if runtime in ("cpu", "openvino") else None
+
+
+def _write_choice(path: Path, key: str, runtime: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps({"key": key, "runtime": runtime, "timed_at": time.time()}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:  # the next worker times for itself
+        log.debug("auto runtime: choice not written to %s (%s)", path, exc)
+
+
+def _timed_choice(model_path: Path, *, threads: int, precision: str, imgsz: int, prefix: str) -> Backend:
+    """Time ONNX Runtime and OpenVINO (when installed) on this model; the one costing less CPU per frame."""
     candidates: list[Backend] = [OrtBackend(model_path, threads=threads, provider=_ORT_PROVIDERS["cpu"])]
     if _openvino_installed():
         try:

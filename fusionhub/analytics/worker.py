@@ -102,7 +102,7 @@ class _Session:
             ):
                 self.detector = Detector(
                     path, threads=self.config.threads, conf=conf, providers=self.config.providers,
-                    precision=self.config.precision,
+                    precision=self.config.precision, shared_choice=self.config.auto_choice,
                 )
             self.detector.conf = conf
         except AnalyticsError as exc:

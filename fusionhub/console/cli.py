@@ -165,7 +165,8 @@ def parser() -> argparse.ArgumentParser:
                         help="worker processes (each replaced when it dies); default 1")
     worker.add_argument("--runtime", default="cpu",
                         help="inference runtimes in order of preference, e.g. openvino,cpu or cuda,cpu; auto: CUDA where "
-                        "usable, else the cheaper of cpu and openvino on this machine, timed at start (default cpu)")
+                        "usable, else the cheaper of cpu and openvino on this machine, timed at start by the pool's first process "
+                        "and shared by the others (default cpu)")
     worker.add_argument("--precision", choices=("auto", "f32"), default="auto",
                         help="OpenVINO arithmetic: auto (bfloat16 where the CPU has it) or f32; whether the model's "
                         "INT8 copy runs instead, the hub decides (analytics.precision)")

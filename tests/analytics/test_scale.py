@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -253,3 +254,12 @@ async def test_remote_worker_frozen_mid_job_is_given_up_and_rejoins_when_it_thaw
                 os.kill(frozen, signal.SIGCONT)
         await _stop_pool(proc)
     assert flags.got == []  # dwell 600 s: the freeze raised nothing by itself
+
+
+async def test_local_workers_on_auto_share_one_runtime(tmp_path: Path, model_data_dir: Path) -> None:
+    """Two workers started together on `auto`: one times the runtimes, both run what it chose."""
+    async with running(config(model_data_dir, local_workers=2, providers=["auto"]), tmp_path, Flags(), ready=2) as hub:
+        runtimes = [w["runtime"] for w in hub.workers()]
+        choice = json.loads((tmp_path / "run" / "analytics-auto-runtime.json").read_text())
+    assert len(runtimes) == 2 and runtimes[0] == runtimes[1], runtimes
+    assert runtimes[0].startswith({"cpu": "onnxruntime/", "openvino": "openvino/"}[choice["runtime"]]), (runtimes, choice)

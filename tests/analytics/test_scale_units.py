@@ -3,6 +3,7 @@ the motion gate's decisions, and the choice of inference runtime with its fallba
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -245,3 +246,32 @@ def test_auto_runtime_passes_over_an_openvino_that_cannot_run_the_model(
     monkeypatch.setattr(runtime.OpenVinoBackend, "run", refuse)
     assert _auto(model_files, caplog).name == "onnxruntime/CPUExecutionProvider"
     assert "auto: OpenVINO cannot run this model (OpenVINO cannot compile the model for input (1, 3, 192, 320))" in caplog.text
+
+
+@pytest.mark.skipif("cuda" in runtime.available_runtimes(), reason="auto takes CUDA where it works")
+def test_auto_runtime_is_timed_once_per_pool_and_shared(
+    model_files: ModelFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pool's first worker times and writes its choice; the next ones take it without timing."""
+    if "openvino" not in runtime.available_runtimes():
+        pytest.skip("openvino is not installed")
+    caplog.set_level(logging.INFO, logger="fusionhub.analytics.runtime")
+    shared = tmp_path / "run" / "auto.json"
+
+    def auto(threads: int = 1) -> runtime.Backend:
+        return runtime.load_backend(model_files.onnx, wanted=["auto"], threads=threads, imgsz=320, shared_choice=shared)
+
+    monkeypatch.setattr(runtime, "cpu_ms_per_frame", lambda backends, imgsz: [5.9, 4.5])
+    assert auto().name.startswith("openvino")
+    assert json.loads(shared.read_text())["runtime"] == "openvino"
+    # the next workers would time a different winner (a busy moment): they do not time, they follow
+    monkeypatch.setattr(runtime, "cpu_ms_per_frame", lambda backends, imgsz: pytest.fail("timed again"))
+    assert auto().name.startswith("openvino") and auto().name.startswith("openvino")
+    assert caplog.text.count("as the pool's first worker timed it") == 2
+    # another model set-up (here: two threads) is a different question, timed afresh
+    monkeypatch.setattr(runtime, "cpu_ms_per_frame", lambda backends, imgsz: [5.9, 7.5])
+    assert auto(threads=2).name == "onnxruntime/CPUExecutionProvider"
+    # a choice file that is not one (damaged, another release's) is timed over, not trusted
+    shared.write_text("{not json")
+    assert auto(threads=2).name == "onnxruntime/CPUExecutionProvider"
+    assert json.loads(shared.read_text())["runtime"] == "cpu"
