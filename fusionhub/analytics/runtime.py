@@ -42,6 +42,8 @@ _OV_SHAPES = 8
 # take turns between the runtimes, so that a burst of load elsewhere on the box hits both alike;
 # each runtime's best round counts (load only ever adds to a round: the least loaded is the truest)
 _PROBE_WARMUP, _PROBE_ROUNDS, _PROBE_RUNS = 2, 6, 3
+# a pool's later workers wait this long for the first one's timing (it takes seconds) before timing themselves
+_SHARED_WAIT_S = 120.0
 
 
 class Backend(Protocol):
@@ -273,9 +275,9 @@ def _cheapest(
 
 
 @contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock beside `path` (released by the kernel if the holder dies); without
-    one (a read-only directory, say) the caller goes on unshared."""
+def _exclusive(path: Path, wait_s: float = _SHARED_WAIT_S) -> Iterator[None]:
+    """Hold an exclusive lock beside `path` (released by the kernel if the holder dies). Without
+    one (a read-only directory, or a holder stuck for `wait_s`) the caller goes on unshared."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -284,7 +286,16 @@ def _exclusive(path: Path) -> Iterator[None]:
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    log.warning("auto runtime: another worker has been timing for %.0f s; timing here too", wait_s)
+                    break
+                time.sleep(0.1)
         yield
     finally:
         os.close(fd)  # closing releases the lock

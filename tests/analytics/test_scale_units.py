@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -275,3 +276,13 @@ def test_auto_runtime_is_timed_once_per_pool_and_shared(
     shared.write_text("{not json")
     assert auto(threads=2).name == "onnxruntime/CPUExecutionProvider"
     assert json.loads(shared.read_text())["runtime"] == "cpu"
+
+
+def test_a_worker_stuck_timing_holds_the_others_up_only_so_long(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    shared = tmp_path / "auto.json"
+    with runtime._exclusive(shared):  # the pool's first worker, stuck
+        started = time.monotonic()
+        with runtime._exclusive(shared, wait_s=0.3):  # the next one gives up waiting and goes on
+            waited = time.monotonic() - started
+    assert waited >= 0.3  # it waited its while, then went on (a stuck holder no longer blocks it)
+    assert "another worker has been timing" in caplog.text
