@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import av
 
-__all__ = ["AnnexB", "MalformedPacket"]
+__all__ = ["IDR", "PPS", "SPS", "START", "AnnexB", "MalformedPacket"]
 
 START = b"\x00\x00\x00\x01"
-_IDR, _SPS, _PPS = 5, 7, 8
+IDR, SPS, PPS = 5, 7, 8  # NAL unit types
 
 
 class MalformedPacket(ValueError):
@@ -87,7 +87,7 @@ class AnnexB:
 
     def _from_lengths(self, view: memoryview) -> bytes:
         n, total = self._length_size, len(view)
-        if n == 4 and total > 4 and int.from_bytes(view[:4], "big") == total - 4 and view[4] & 0x1F != _IDR:
+        if n == 4 and total > 4 and int.from_bytes(view[:4], "big") == total - 4 and view[4] & 0x1F != IDR:
             return b"".join((START, view[4:]))  # the common case: one slice, not an IDR
         out: list[bytes | memoryview] = []
         seen_sps = seen_pps = inserted = False
@@ -102,11 +102,11 @@ class AnnexB:
             if pos > total:
                 raise MalformedPacket(f"an H.264 NAL unit of {size} bytes overruns its {total}-byte packet")
             kind = view[start] & 0x1F
-            if kind == _SPS:
+            if kind == SPS:
                 seen_sps = True
-            elif kind == _PPS:
+            elif kind == PPS:
                 seen_pps = True
-            elif kind == _IDR and not inserted:
+            elif kind == IDR and not inserted:
                 # the first slice of an IDR picture: make it decodable on its own, as
                 # h264_mp4toannexb does, unless the packet brought its own parameter sets
                 # (a PPS alone in the packet may refer to the SPS we insert: both then go first)

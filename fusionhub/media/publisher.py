@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fusionhub.media.annexb import IDR, PPS, SPS, START
 from fusionhub.media.options import IngestOptions
 from fusionhub.media.outputs import SourceOutputs
 from fusionhub.media.packets import AudioFormat, AudioPacket, EncodedPacket
@@ -22,8 +23,6 @@ from fusionhub.media.sampler import KeyframeSampler
 log = logging.getLogger(__name__)
 
 SampleCallback = Callable[[int, float, np.ndarray], None]
-_START = b"\x00\x00\x00\x01"
-_IDR, _SPS, _PPS = 5, 7, 8
 
 
 class _RtpClock:
@@ -43,7 +42,7 @@ class _RtpClock:
 
 def nal_types(data: bytes) -> list[int]:
     """NAL unit types of an Annex-B access unit with 4-byte start codes (as aiortc depayloads)."""
-    return [nal[0] & 0x1F for nal in data.split(_START) if nal]
+    return [nal[0] & 0x1F for nal in data.split(START) if nal]
 
 
 class PublisherSource:
@@ -82,10 +81,10 @@ class PublisherSource:
         if self._stopped or not data:
             return
         types = nal_types(data)
-        if _SPS in types and _PPS in types:
-            self._parameter_sets = b"".join(_START + n for n in data.split(_START) if n and n[0] & 0x1F in (_SPS, _PPS))
-        key = _IDR in types
-        if key and _SPS not in types and self._parameter_sets is not None:
+        if SPS in types and PPS in types:
+            self._parameter_sets = b"".join(START + n for n in data.split(START) if n and n[0] & 0x1F in (SPS, PPS))
+        key = IDR in types
+        if key and SPS not in types and self._parameter_sets is not None:
             data = self._parameter_sets + data  # like dump_extra for cameras: every keyframe stands alone
         pts = self._video_clock.map(rtp_timestamp)
         self.packets += 1
