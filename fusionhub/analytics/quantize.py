@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +79,7 @@ class QuantizeReport:
     checked_on: int
     held_out: bool
     agreement: Agreement
-    float_ms: float  # one thread, ONNX Runtime, one inference at the smallest calibration size
+    float_ms: float  # CPU per inference, one thread, ONNX Runtime, a 16:9 frame at the smallest calibration size
     int8_ms: float
     sources: list[str] = field(default_factory=list)
 
@@ -177,8 +176,14 @@ def quantize_model(
                 f"the INT8 copy agrees with the float model on {agreement.recall:.0%} of its objects "
                 f"(precision {agreement.precision:.0%}), below {min_agreement:.0%}; not written"
             )
-        float_ms, int8_ms = _speed(onnx, candidate, calibrate[0], sizes[0])
-        say(f"One inference at {sizes[0]} px on one thread (ONNX Runtime): float {float_ms:.1f} ms, INT8 {int8_ms:.1f} ms")
+        from fusionhub.analytics.runtime import OrtBackend, cpu_ms_per_frame
+
+        cpu = "CPUExecutionProvider"
+        float_ms, int8_ms = cpu_ms_per_frame(
+            [OrtBackend(onnx, threads=1, provider=cpu), OrtBackend(candidate, threads=1, provider=cpu)], sizes[0]
+        )
+        say(f"CPU per inference at {sizes[0]} px (a 16:9 frame), one thread, ONNX Runtime: float {float_ms:.1f} ms, "
+            f"INT8 {int8_ms:.1f} ms")
         side.update(
             calibration={"pictures": len(calibrate), "sizes": sizes, "sources": list(sources), "kept_float": prefixes},
             agreement={
@@ -270,20 +275,3 @@ def _match(a: Sequence[Detection], b: Sequence[Detection]) -> list[tuple[Detecti
             pairs.append((da, best))
             free.remove(best)
     return pairs
-
-
-def _speed(float_onnx: Path, int8_onnx: Path, image: np.ndarray, size: int, runs: int = 20) -> tuple[float, float]:
-    from fusionhub.analytics.detector import letterbox
-    from fusionhub.analytics.runtime import OrtBackend
-
-    blob = letterbox(image, size, rect=True)[0]
-    result = []
-    for path in (float_onnx, int8_onnx):
-        backend = OrtBackend(path, threads=1, provider="CPUExecutionProvider")
-        for _ in range(3):
-            backend.run(blob)
-        started = time.perf_counter()
-        for _ in range(runs):
-            backend.run(blob)
-        result.append((time.perf_counter() - started) / runs * 1e3)
-    return result[0], result[1]
