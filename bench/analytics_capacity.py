@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO))
 from bench.capacity_clip import make_clip, play_through  # noqa: E402
 from fusionhub.analytics.config import AnalyticsConfig, model_file  # noqa: E402
 from fusionhub.analytics.hub import AnalyticsHub  # noqa: E402
+from fusionhub.analytics.load import describe  # noqa: E402
 from fusionhub.analytics.models import MODEL_NAME, fetch_model  # noqa: E402
 from fusionhub.analytics.quantize import default_pictures, quantize_model  # noqa: E402
 from fusionhub.analytics.rules import ZoneSpec  # noqa: E402
@@ -99,6 +100,7 @@ class Step:
     cpu_ms: dict[str, float] = field(default_factory=dict)  # per analysed frame
     cpu_cores: float = 0.0
     load: str = ""
+    hub_says: str = ""  # the hub's own verdict over the window (analytics/load.py), to compare with ours
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -111,12 +113,13 @@ def percentile(values: list[float], q: float) -> float:
 class Rig:
     """One set-up running: a media gateway and an analytics hub, cameras added step by step."""
 
-    def __init__(self, setup: Setup, clip: Path, data_dir: Path, models: Path, workers: int) -> None:
+    def __init__(self, setup: Setup, clip: Path, data_dir: Path, models: Path, workers: int, window_s: float) -> None:
         self.setup = setup
         self.clip = clip
         self.flags = 0
         cfg = AnalyticsConfig.model_validate(
-            {"model_dir": models, "local_workers": workers, "worker_threads": 1, **setup.analytics}
+            {"model_dir": models, "local_workers": workers, "worker_threads": 1, "load_window_s": max(10.0, window_s),
+             **setup.analytics}
         )
         self.hub = AnalyticsHub(cfg, data_dir=data_dir, on_flag=self._on_flag)
         media = MediaConfig.model_validate({"ingest": {"sample_max_side": setup.sample_max_side}})
@@ -179,6 +182,8 @@ class Rig:
         before, t0, wall0 = self._cpu(), time.time(), time.monotonic()
         await asyncio.sleep(window_s)
         after, t1, wall = self._cpu(), time.time(), time.monotonic() - wall0
+        verdict = self.hub.load_report()
+        hub_says = verdict["state"] + (f" ({describe(verdict)})" if verdict["reasons"] else "")
         seen: dict[int, list[float]] = {}
         ages: list[float] = []
         for camera_id, ts, age in self.hub.stats.recent:
@@ -200,7 +205,7 @@ class Rig:
         p99 = percentile(ages, 0.99)
         return Step(
             n, worst * JITTER >= RATE and p99 <= AGE_P99_S, worst, p99, int(d["analysed"]), int(d["inferred"]),
-            int(d["gated"]), parts, d["total"] / wall, loadavg(),
+            int(d["gated"]), parts, d["total"] / wall, loadavg(), hub_says,
         )
 
 
@@ -211,14 +216,15 @@ def show(name: str, step: Step) -> None:
         f"age p99 {step.age_p99_s:5.2f} s  analysed {step.analysed:5d} (inferred {step.inferred}, gated {step.gated})  "
         f"CPU {step.cpu_cores:.2f} cores, per frame ms: decode {c['decode']:.2f} resize {c['resize']:.2f} "
         f"inference {c['inference']:.2f} post {c['postprocess']:.2f} rules {c['rules']:.3f} other {c['other']:.2f} "
-        f"= {c['total']:.2f} (workers outside the detector {c['worker_other']:.2f})  load {step.load}",
+        f"= {c['total']:.2f} (workers outside the detector {c['worker_other']:.2f})  load {step.load}  "
+        f"hub says {step.hub_says}",
         flush=True,
     )
 
 
 async def measure_fresh(rig: Rig, n: int, args: argparse.Namespace) -> Step:
     """Measure n cameras on a rig started anew (sources cannot be taken away cleanly mid-run)."""
-    fresh = Rig(rig.setup, rig.clip, rig.hub.data_dir, args.models, args.workers)
+    fresh = Rig(rig.setup, rig.clip, rig.hub.data_dir, args.models, args.workers, args.window_s)
     await fresh.start()
     try:
         step = await fresh.measure(n, args.warmup_s, args.window_s)
@@ -319,7 +325,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         start_n = args.start if setup.name == "fusionhub" else args.baseline_start
         deadline = started + args.budget_s * (shares["fusionhub"] if setup.name == "fusionhub" else 1.0)
         with tempfile.TemporaryDirectory(prefix="fhcap-") as tmp:
-            rig = Rig(setup, clip, Path(tmp), args.models, args.workers)
+            rig = Rig(setup, clip, Path(tmp), args.models, args.workers, args.window_s)
             await rig.start()
             results[setup.name] = await ramp(rig, start_n, deadline, args)
     best, naive = results.get("fusionhub", (None, []))[0], results.get("naive", (None, []))[0]

@@ -91,6 +91,11 @@ class AnalyticsConfig(BaseModel):
         le=600.0,
         description="a vehicle missed for less than this keeps its track and dwell (samples are ~1 s apart)",
     )
+    load_window_s: float = Field(
+        default=60.0, ge=10.0, le=3600.0,
+        description="the span over which the hub judges whether it keeps up (status page and log): a hub that "
+        "superseded 10 % of its samples or analysed them more than 2 s late over this span is behind",
+    )
     evidence_quality: int = Field(default=85, ge=30, le=100, description="JPEG quality of evidence frames")
     rules: RulesConfig = Field(
         default_factory=RulesConfig,

@@ -31,6 +31,7 @@ from fusionhub.analytics.config import AnalyticsConfig, CameraAnalysis, WorkerCo
 from fusionhub.analytics.detection import Detection
 from fusionhub.analytics.errors import AnalyticsError, ModelMismatchError, ModelNotFoundError, WorkerProtocolError
 from fusionhub.analytics.flags import FlagEmitter, FlagWork, build_sighting
+from fusionhub.analytics.load import LoadWatch, LoadWindow
 from fusionhub.analytics.models import read_model_info, stale_int8_copy
 from fusionhub.analytics.motion import GateSettings, MotionGate
 from fusionhub.analytics.pool import LocalWorkers, WorkerConfigFactory
@@ -123,6 +124,8 @@ class AnalyticsHub:
         self.endpoint = config.resolved_bind(self.data_dir)
         self._int8 = config.precision == "int8"
         self.stats = HubStats()
+        self.load = LoadWindow(config.load_window_s)
+        self._load_watch = LoadWatch(self.load_report)
         self._cameras: dict[int, _Camera] = {}
         self._analysis: dict[int, CameraAnalysis] = {}
         # cameras with a frame waiting and none in flight, longest waiting first: every camera is
@@ -207,8 +210,10 @@ class AnalyticsHub:
             log.debug("camera %d: frame %s %s is not HxWx3 uint8 BGR; ignored", camera_id, frame.shape, frame.dtype)
             return
         self.stats.frames_submitted += 1
+        self.load.sampled(camera_id)
         if cam.pending is not None:
             self.stats.frames_dropped += 1  # superseded before any worker was free
+            self.load.superseded(camera_id)
         cam.pending = _Frame(ts, frame)
         self._queue(camera_id, cam)
 
@@ -246,7 +251,12 @@ class AnalyticsHub:
             "endpoint": self.endpoint, "local_workers": self.config.local_workers,
             "workers": self.workers(), "cameras": len(self._cameras), "cameras_waiting": len(self._ready),
             "counts": {name: getattr(s, name) for name in counts},
+            "load": self.load_report(),
         }
+
+    def load_report(self) -> dict[str, Any]:
+        """Whether analytics keeps up, over the last `load_window_s` (see load.py)."""
+        return self.load.report(self._cameras.keys(), ready_workers=sum(w.ready for w in self._workers.values()))
 
     def local_pids(self) -> list[int]:
         """Pids of the local worker processes."""
@@ -428,6 +438,8 @@ class AnalyticsHub:
                 log.error("analytics worker %s loaded the %s model, this hub runs the %s one; it gets no frames",
                           worker.label, "INT8" if body.get("int8") else "float", "INT8" if self._int8 else "float")
                 return
+            if not any(w.ready for w in self._workers.values()):
+                self.load.restart()  # what was superseded while no worker was ready says nothing of capacity
             worker.ready = True
             worker.extra = body
             log.info("analytics worker %s ready: %s %spx%s on %s", worker.label, body.get("model"), body.get("imgsz"),
@@ -470,6 +482,7 @@ class AnalyticsHub:
             self.stats.jobs_retried += 1
         else:
             self.stats.jobs_lost += 1
+            self.load.superseded(job.camera_id)
         if cam.pending is not None:
             self._ready[job.camera_id] = None
             self._ready.move_to_end(job.camera_id, last=False)  # it already waited its turn
@@ -565,7 +578,9 @@ class AnalyticsHub:
         t0 = time.perf_counter()
         flags = cam.rules.update(item.ts, dets, frame.shape[1], frame.shape[0], frame)
         rules_ms = (time.perf_counter() - t0) * 1e3
-        self.stats.analysed(camera_id, rules_ms, time.time() - item.ts, item.ts)
+        age = time.time() - item.ts
+        self.stats.analysed(camera_id, rules_ms, age, item.ts)
+        self.load.analysed(camera_id, age)
         cam.latest = AnalysedFrame(item.ts, frame, dets)
         for flag in flags:
             self.stats.flags_raised += 1
@@ -601,6 +616,7 @@ class AnalyticsHub:
 
     async def _supervise(self) -> None:
         now = time.monotonic()
+        self._load_watch.tick(now)
         if self._pool is not None:
             for pid in await self._pool.check():
                 for w in [w for w in self._workers.values() if w.pid == pid and w.host == self._host]:

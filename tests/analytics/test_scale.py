@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fusionhub.analytics import load as load_module
 from fusionhub.analytics.config import CameraAnalysis
 from fusionhub.analytics.rules import ZoneSpec
 from tests.analytics.test_hub import LANE, Flags, _free_port, config, feed, running
@@ -108,6 +110,48 @@ async def test_many_cameras_few_workers_no_camera_starves(
     assert len(seen) == cameras
     assert counts[-1] - counts[0] <= 2  # shared evenly
     assert max(gaps.values()) <= bound
+
+
+async def test_an_overloaded_hub_says_it_is_behind_and_when_it_caught_up(
+    tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray, empty_frame: np.ndarray,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(load_module, "CHECK_S", 0.5)
+    monkeypatch.setattr(load_module, "WARN_AFTER_S", 1.0)
+    caplog.set_level(logging.INFO, logger="fusionhub.analytics.load")
+    cameras, window = 24, 10.0
+    cfg = config(model_data_dir, worker_threads=1, load_window_s=window)
+    async with running(cfg, tmp_path, Flags(), ready=1) as hub:
+        for cam in range(1, cameras + 1):
+            hub.set_zones(cam, [ZoneSpec(id=cam, name=f"lane {cam}", polygon=LANE, dwell_s=600)])
+        started = time.monotonic()
+        while time.monotonic() - started < window + 2:  # 96 samples a second for one worker thread
+            for cam in range(1, cameras + 1):
+                hub.submit(cam, time.time(), bus_frame if cam % 2 else empty_frame)
+            await asyncio.sleep(0.25)
+        behind = hub.status()["load"]
+        await asyncio.sleep(1.5)  # a supervision check or two
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "is behind" in r.getMessage()]
+        # then one camera a second, which one worker handles with ease, for a whole window
+        light = time.monotonic()
+        while time.monotonic() - light < window + 2:
+            hub.submit(1, time.time(), bus_frame)
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)
+        caught_up = hub.status()["load"]
+        recovered = [r.getMessage() for r in caplog.records if "keeps up again" in r.getMessage()]
+
+    print(f"\noverloaded: {behind}\nlight: {caught_up}")
+    assert behind["state"] == "behind" and "superseded" in behind["reasons"], behind
+    assert behind["superseded_share"] > 0.5 and behind["analysed"] < behind["sampled"] / 2
+    assert behind["cameras_sampled"] == cameras and len(behind["slowest"]) == 5
+    assert all(c["analysed_per_s"] < c["sampled_per_s"] for c in behind["slowest"])
+    assert len(warned) == 1 and "superseded before a worker was free" in warned[0] and "Add workers" in warned[0], warned
+    assert caught_up["state"] == "keeping_up" and caught_up["superseded"] == 0, caught_up
+    # analysed counts when the analysis ends, sampled when the sample came: a sample may straddle the window's edge
+    assert caught_up["cameras_sampled"] == 1 and caught_up["sampled"] >= window - 2
+    assert abs(caught_up["analysed"] - caught_up["sampled"]) <= 1
+    assert len(recovered) == 1, recovered
 
 
 def _worker_pool(endpoint: str, processes: int) -> subprocess.Popen[str]:

@@ -217,6 +217,10 @@ async def test_admin_sees_the_analytics_workers_and_what_they_did(hub: RunningHu
     assert worker["answered"] >= before["workers"][0]["answered"] + 1 and worker["rtt_ms"] > 0
     assert after["counts"]["frames_analysed"] == before["counts"]["frames_analysed"] + 1
     assert after["counts"]["frames_inferred"] >= 1 and after["counts"]["jobs_lost"] == 0
+    # whether analytics keeps up: the sample shows in the last minute's figures
+    assert after["load"]["state"] in ("warming_up", "keeping_up"), after["load"]
+    assert after["load"]["sampled"] == before["load"]["sampled"] + 1 and after["load"]["superseded"] == 0
+    assert after["load"]["analysed"] == before["load"]["analysed"] + 1 and after["load"]["sample_age_p99_s"] > 0
     for name in ("commander", "duty", "field1"):  # hosts, pids and endpoints are the admin's business
         assert (await hub.call("GET", "/api/v1/analytics/workers", name))[0] == 403
     assert (await hub.call("GET", "/api/v1/analytics/workers"))[0] == 401

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from playwright.async_api import Page
 
+from fusionhub.console.keys import ANALYTICS
+from tests.analytics.scenes import asset
 from tests.console.hubrunner import PASSWORDS, RunningHub, hub_config, raise_flag, running_hub
 from tests.support.browser import chromium
 
@@ -154,7 +159,44 @@ async def test_admin_sees_the_analytics_workers_on_the_cameras_page(hub: Running
         assert await row.first.get_attribute("data-state") in ("idle", "busy")
         summary = await page.inner_text("[data-testid=analytics-summary]")
         assert "yolo26n" in summary and "1 of 1 ready" in summary, summary
+        load = page.locator("[data-testid=analytics-load]")
+        # a hub just started, with nothing sampled yet: measuring, or idle; never "behind"
+        assert await load.get_attribute("data-state") in ("warming_up", "idle"), await load.inner_text()
+        assert (await load.inner_text()).startswith(("Measuring whether analytics keeps up", "No samples in the last"))
         page2 = await browser.new_page()  # the duty officer has no cameras page, and no worker table
         await _login(page2, hub, "/", "duty")
         await page2.locator("[data-testid=tab-review]").wait_for()
         assert await page2.locator("[data-testid=worker-table]").count() == 0
+
+
+@pytest.mark.slow
+async def test_admin_is_told_when_analytics_falls_behind_and_which_cameras_suffer(
+    tmp_path: Path, model_data_dir: Path
+) -> None:
+    window = 10.0
+    config = hub_config(tmp_path / "var", model_data_dir, analytics={"load_window_s": window})
+    async with running_hub(config) as hub, chromium() as browser:
+        await hub.login("admin")
+        camera_id, _ = await _camera_with_zone(hub)
+        analytics = hub.app[ANALYTICS]
+        bus = asset("bus.jpg")
+        pictures = [bus, np.ascontiguousarray(bus[:, ::-1]), bus // 3]  # each differs: no motion-gate shortcut
+        started = time.monotonic()
+        i = 0
+        while time.monotonic() - started < window + 1:  # 50 samples a second for one worker
+            analytics.submit(camera_id, time.time(), pictures[i % 3])
+            i += 1
+            await asyncio.sleep(0.02)
+        load = analytics.load_report()
+        assert load["state"] == "behind", load
+        page = await browser.new_page()
+        await page.goto(hub.url + "/")
+        await page.click("[data-testid=lang-switch]")  # English
+        await _login(page, hub, "/", "admin")
+        await page.click("[data-testid=tab-cameras]")
+        line = page.locator("[data-testid=analytics-load]")
+        await page.locator("[data-testid=analytics-load][data-state=behind]").wait_for(timeout=10_000)
+        text = await line.inner_text()
+        assert text.startswith("Behind over the last") and "replaced by newer ones before a worker was free" in text, text
+        assert "North gate (" in text and "Add workers" in text, text  # the camera, by its name
+        assert await line.get_attribute("class") == "error"

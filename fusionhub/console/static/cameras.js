@@ -14,7 +14,7 @@ export class CameraList {
     this.empty = h("p", { class: "empty" });
     this.table = h("table", { class: "table", dataset: { testid: "camera-table" } });
     fill(panel, this.error, this.empty, h("div", { class: "table-wrap" }, this.table));
-    this.workers = new WorkerStatus(panel);
+    this.workers = new WorkerStatus(panel, (id) => this.cameras.get(Number(id))?.name ?? `#${id}`);
     this.render();
   }
 
@@ -25,6 +25,7 @@ export class CameraList {
       this.cameras = new Map(cameras.map((c) => [Number(c.id), c]));
       this.error.textContent = "";
       this.render();
+      this.workers.render(); // the slowest cameras by name, if the workers' status came first
     } catch (err) {
       this.error.textContent = errorText(err);
     }

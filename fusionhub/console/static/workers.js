@@ -6,15 +6,19 @@ import { t } from "./i18n.js";
 
 const REFRESH_MS = 10_000; // while the page is open: a worker dying or rejoining shows within this
 
-/** A table of the analytics workers the hub knows, with a one-line summary of what it did. */
+/** A table of the analytics workers the hub knows, a one-line summary of what it did, and whether
+ * it keeps up (over the last minute): a hub past its capacity analyses each camera less often and
+ * flags late, which nothing else would show. `nameOf(id)` names a camera. */
 export class WorkerStatus {
-  constructor(parent) {
+  constructor(parent, nameOf = (id) => `#${id}`) {
     this.status = null;
+    this.nameOf = nameOf;
     this.error = h("p", { class: "error", role: "alert" });
+    this.loadLine = h("p", { dataset: { testid: "analytics-load" } });
     this.summary = h("p", { class: "muted", dataset: { testid: "analytics-summary" } });
     this.table = h("table", { class: "table", dataset: { testid: "worker-table" } });
     this.root = h("div", { class: "workers" },
-      h("h2", {}, t("workers.title")), this.error, this.summary, h("div", { class: "table-wrap" }, this.table));
+      h("h2", {}, t("workers.title")), this.error, this.loadLine, this.summary, h("div", { class: "table-wrap" }, this.table));
     parent.append(this.root);
     this.timer = setInterval(() => {
       if (document.visibilityState === "visible" && !this.root.closest("[hidden]")) this.load();
@@ -36,9 +40,11 @@ export class WorkerStatus {
     const s = this.status;
     if (!s) {
       this.summary.textContent = "";
+      this.loadLine.textContent = "";
       fill(this.table);
       return;
     }
+    this.renderLoad(s.load);
     const c = s.counts;
     this.summary.textContent = t("workers.summary", {
       model: s.model, imgsz: s.imgsz, precision: s.precision, ready: s.workers.filter((w) => w.ready).length,
@@ -61,6 +67,27 @@ export class WorkerStatus {
       h("thead", {}, h("tr", {}, head.map((k) => h("th", { scope: "col" }, t(k))))),
       h("tbody", {}, rows.length ? rows : [h("tr", {}, h("td", { colspan: String(head.length), class: "empty" }, t("workers.none")))]),
     );
+  }
+
+  renderLoad(load) {
+    const seconds = Math.round(load.window_s);
+    let text;
+    if (load.state === "behind") {
+      const reasons = load.reasons.map((r) => t(`workers.load.${r}`, {
+        share: Math.round(load.superseded_share * 100), p99: load.sample_age_p99_s,
+      }));
+      const slowest = load.slowest.map((c) => t("workers.load.camera", {
+        name: this.nameOf(c.camera_id), analysed: c.analysed_per_s.toFixed(2), sampled: c.sampled_per_s.toFixed(2),
+      }));
+      text = t("workers.load.behind", { seconds, reasons: reasons.join("; "), slowest: slowest.join(", ") });
+    } else {
+      text = t(`workers.load.${load.state}`, {
+        seconds, sampled: load.sampled, share: Math.round(load.superseded_share * 100), p99: load.sample_age_p99_s ?? t("none"),
+      });
+    }
+    this.loadLine.textContent = text;
+    this.loadLine.dataset.state = load.state;
+    this.loadLine.className = load.state === "behind" || load.state === "no_workers" ? "error" : "muted";
   }
 
   close() {
