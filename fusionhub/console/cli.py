@@ -1,4 +1,4 @@
-"""The `fusionhub` command: demo, serve, worker, db upgrade, user add, models fetch."""
+"""The `fusionhub` command: demo, serve, worker, db upgrade, user add, models fetch|import|quantize, analytics export-dataset."""
 
 from __future__ import annotations
 
