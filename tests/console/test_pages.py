@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import BrowserContext, Page
 
 from fusionhub.console.keys import ANALYTICS
 from tests.analytics.scenes import asset
@@ -143,14 +143,20 @@ async def test_field_member_on_console_is_sent_to_field_page(hub: RunningHub) ->
         await page.wait_for_url(re.compile(r".*/field$"), timeout=10_000)
 
 
+async def _admin_cameras_page(browser: BrowserContext, hub: RunningHub) -> Page:
+    """The admin's cameras page, in English."""
+    page = await browser.new_page()
+    await page.goto(hub.url + "/")
+    await page.click("[data-testid=lang-switch]")
+    await _login(page, hub, "/", "admin")
+    await page.click("[data-testid=tab-cameras]")
+    return page
+
+
 @pytest.mark.slow
 async def test_admin_sees_the_analytics_workers_on_the_cameras_page(hub: RunningHub) -> None:
     async with chromium() as browser:
-        page = await browser.new_page()
-        await page.goto(hub.url + "/")
-        await page.click("[data-testid=lang-switch]")  # English
-        await _login(page, hub, "/", "admin")
-        await page.click("[data-testid=tab-cameras]")
+        page = await _admin_cameras_page(browser, hub)
         row = page.locator("[data-testid=worker-row]")
         await row.first.wait_for(timeout=15_000)
         assert await row.count() == 1  # the hub's one local worker
@@ -189,11 +195,7 @@ async def test_admin_is_told_when_analytics_falls_behind_and_which_cameras_suffe
             await asyncio.sleep(0.02)
         load = analytics.load_report()
         assert load["state"] == "behind", load
-        page = await browser.new_page()
-        await page.goto(hub.url + "/")
-        await page.click("[data-testid=lang-switch]")  # English
-        await _login(page, hub, "/", "admin")
-        await page.click("[data-testid=tab-cameras]")
+        page = await _admin_cameras_page(browser, hub)
         line = page.locator("[data-testid=analytics-load]")
         await page.locator("[data-testid=analytics-load][data-state=behind]").wait_for(timeout=10_000)
         text = await line.inner_text()
