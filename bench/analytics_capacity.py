@@ -1,13 +1,13 @@
 """How many cameras one small box analyses: FusionHub's pipeline against the naive one, same run.
 
-    python -m bench.analytics_capacity [--budget-s 330]
+    python -m bench.analytics_capacity [--budget-s 450]
 
 Every simulated camera is a real H.264 stream (bench/capacity_clip.py: 720p, 25 fps, keyframe
 every 2 s, made from real photos, panning so that no two samples look alike) played in real
 time by the real ingest code (MediaGateway + FileLoopSource: demux, Annex-B, relay, packet
 history, sampler) into the real AnalyticsHub and its real worker processes (ZeroMQ, YOLO26n).
 
-Two set-ups, each ramped up (x1.5 a step, then one bisection) until it no longer sustains:
+Two set-ups, each ramped up (x1.5 a step, then bisected to within 10 %) until it no longer sustains:
   fusionhub  keyframes only, 640x360 samples scaled in one swscale pass, motion gate, the
              dynamic-shape model at 320 (rectangular 320x192 input), runtime `auto` (CUDA where
              usable, else whichever of ONNX Runtime and OpenVINO costs less CPU here; printed);
@@ -235,7 +235,7 @@ async def measure_fresh(rig: Rig, n: int, args: argparse.Namespace) -> Step:
 
 
 async def ramp(rig: Rig, start: int, deadline: float, args: argparse.Namespace) -> tuple[Step | None, list[Step]]:
-    """Grow ×growth while it holds, then bisect once between the last pass and the first failure;
+    """Grow ×growth while it holds, then bisect between the last pass and the first failure;
     when even the first step fails, halve until one holds (or time runs out)."""
     steps: list[Step] = []
     best: Step | None = None
@@ -260,12 +260,19 @@ async def ramp(rig: Rig, start: int, deadline: float, args: argparse.Namespace) 
             best = step
         else:
             failed_at = step.cameras
-    if failed_at is not None and best is not None and failed_at - best.cameras > 2:
-        if time.monotonic() + step_cost < deadline:
-            step = await measure_fresh(rig, (best.cameras + failed_at) // 2, args)
-            steps.append(step)
-            if step.ok:
-                best = step
+    # bisect while the bracket is wider than --resolution of the best (and time allows): one
+    # bisection left "at least 150, fewer than 225"; two or three narrow it to about 10 %
+    for _ in range(args.bisections):
+        if failed_at is None or best is None or failed_at - best.cameras <= max(2, args.resolution * best.cameras):
+            break
+        if time.monotonic() + step_cost >= deadline:
+            break
+        step = await measure_fresh(rig, (best.cameras + failed_at) // 2, args)
+        steps.append(step)
+        if step.ok:
+            best = step
+        else:
+            failed_at = step.cameras
     return best, steps
 
 
@@ -320,7 +327,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(await asyncio.to_thread(calibrate, clip, args.models, args.imgsz, int8), flush=True)
     results: dict[str, tuple[Step | None, list[Step]]] = {}
     started = time.monotonic()
-    shares = {"fusionhub": 0.6, "naive": 0.4}
+    shares = {"fusionhub": 0.55, "naive": 0.45}
     for setup in [s for s in setups if s.name in args.setups.split(",")]:
         start_n = args.start if setup.name == "fusionhub" else args.baseline_start
         deadline = started + args.budget_s * (shares["fusionhub"] if setup.name == "fusionhub" else 1.0)
@@ -356,12 +363,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget-s", type=float, default=330.0, help="stop ramping after this long (both set-ups)")
+    parser.add_argument("--budget-s", type=float, default=450.0, help="stop ramping after this long (both set-ups)")
     parser.add_argument("--warmup-s", type=float, default=6.0)
     parser.add_argument("--window-s", type=float, default=20.0)
     parser.add_argument("--start", type=int, default=100, help="first step of the fusionhub set-up")
     parser.add_argument("--baseline-start", type=int, default=8, help="first step of the naive set-up")
     parser.add_argument("--growth", type=float, default=1.5)
+    parser.add_argument("--bisections", type=int, default=3, help="most bisection steps after the ramp")
+    parser.add_argument("--resolution", type=float, default=0.1,
+                        help="stop bisecting once the first failure is within this share above the best pass")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one inference thread each)")
     parser.add_argument("--runtime", choices=("auto", "openvino", "cpu", "cuda"), default="auto")
     parser.add_argument("--imgsz", type=int, default=320)
