@@ -59,7 +59,7 @@ def make_clip(out: Path, *, seconds: int = 20, gop_s: float = 2.0) -> Path:
         for i in range(frames):
             x = round(travel * (0.5 - 0.5 * math.cos(2 * math.pi * i / frames)))  # there and back, smoothly
             view = cv2.resize(canvas[:, x : x + crop_w], (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
-            frame = av.VideoFrame.from_ndarray(view, format="bgr24")
+            frame = av.VideoFrame.from_ndarray(view.astype(np.uint8, copy=False), format="bgr24")
             frame.pts, frame.time_base = i, Fraction(1, FPS)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))

@@ -563,6 +563,7 @@ class AnalyticsHub:
         self._queue(job.camera_id, cam)  # a frame that came in meanwhile gets in line
         if not ok:
             self.stats.jobs_failed += 1
+            self.load.failed(job.camera_id)
             return
         try:
             dets = tuple(Detection.from_json(d) for d in body["detections"])

@@ -44,6 +44,7 @@ class _Second:
     sampled: Counter[int] = field(default_factory=Counter)
     superseded: Counter[int] = field(default_factory=Counter)
     analysed: Counter[int] = field(default_factory=Counter)
+    failed: Counter[int] = field(default_factory=Counter)
     ages: list[float] = field(default_factory=list)
 
 
@@ -91,6 +92,10 @@ class LoadWindow:
         """A sample was never analysed: a newer one replaced it (or its worker died and a newer one was waiting)."""
         self._now().superseded[camera_id] += 1
 
+    def failed(self, camera_id: int) -> None:
+        """A worker reported an error for a sample (the hub's log says which)."""
+        self._now().failed[camera_id] += 1
+
     def analysed(self, camera_id: int, age_s: float) -> None:
         """A sample went through the rules, `age_s` after it was taken."""
         second = self._now()
@@ -101,23 +106,28 @@ class LoadWindow:
         """The window's figures and the verdict, for the status page, the log and the bench.
 
         `reasons` (when behind): "superseded" (superseded_share >= BEHIND_SHARE), "late"
-        (sample_age_p99_s > BEHIND_AGE_S). `slowest` names the worst cameras when behind.
+        (sample_age_p99_s > BEHIND_AGE_S), "failed" (as many samples failed in a worker).
+        `slowest` names the worst cameras when behind.
         """
         now = self._clock()
         cutoff = now - self.window_s
         sampled: Counter[int] = Counter()
         superseded: Counter[int] = Counter()
         analysed: Counter[int] = Counter()
+        failed: Counter[int] = Counter()
         ages: list[float] = []
         for second in self._seconds:
             if second.at > cutoff:
                 sampled.update(second.sampled)
                 superseded.update(second.superseded)
                 analysed.update(second.analysed)
+                failed.update(second.failed)
                 ages.extend(second.ages)
         span = max(0.0, min(self.window_s, now - self._since))
         n_sampled, n_superseded = sum(sampled.values()), sum(superseded.values())
+        n_failed = sum(failed.values())
         share = n_superseded / n_sampled if n_sampled else 0.0
+        failed_share = n_failed / n_sampled if n_sampled else 0.0
         p99 = _percentile(ages, 0.99)
         state: State
         reasons: list[str] = []
@@ -132,11 +142,13 @@ class LoadWindow:
                 reasons.append("superseded")
             if p99 is not None and p99 > BEHIND_AGE_S:
                 reasons.append("late")
+            if failed_share >= BEHIND_SHARE:
+                reasons.append("failed")
             state = "behind" if reasons else "keeping_up"
         per_s = span or 1.0
         watched = [c for c in sampled if c in cameras]
         # the cameras that lost the largest share of their samples, then the least analysed
-        worst = sorted(watched, key=lambda c: (-superseded[c] / sampled[c], analysed[c] / per_s, c))
+        worst = sorted(watched, key=lambda c: (-(superseded[c] + failed[c]) / sampled[c], analysed[c] / per_s, c))
         return {
             "state": state,
             "reasons": reasons,
@@ -146,6 +158,7 @@ class LoadWindow:
             "analysed": sum(analysed.values()),
             "superseded": n_superseded,
             "superseded_share": round(share, 3),
+            "failed": n_failed,
             "sample_age_p50_s": None if not ages else round(_percentile(ages, 0.5) or 0.0, 3),
             "sample_age_p99_s": None if p99 is None else round(p99, 3),
             "cameras_sampled": len(watched),
@@ -155,6 +168,7 @@ class LoadWindow:
                     "sampled_per_s": round(sampled[c] / per_s, 2),
                     "analysed_per_s": round(analysed[c] / per_s, 2),
                     "superseded": superseded[c],
+                    "failed": failed[c],
                 }
                 for c in (worst[:SLOWEST] if state == "behind" else [])
             ],
@@ -166,6 +180,7 @@ def describe(report: dict[str, Any]) -> str:
     words = {
         "superseded": f"{report['superseded_share']:.0%} of samples superseded before a worker was free",
         "late": f"sample age p99 {report['sample_age_p99_s']} s",
+        "failed": f"{report['failed']} of {report['sampled']} samples failed in a worker (its log says why)",
     }
     return "; ".join(words[r] for r in report["reasons"])
 

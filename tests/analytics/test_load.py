@@ -52,7 +52,7 @@ def test_superseded_samples_make_it_behind_and_name_the_cameras_that_lost_most()
     assert report["superseded"] == 50 and report["superseded_share"] == pytest.approx(50 / 300, abs=1e-3)
     slowest = report["slowest"]
     assert [c["camera_id"] for c in slowest] == [7, 8, 9, 10, 1]  # worst first, then the least analysed
-    assert slowest[0] == {"camera_id": 7, "sampled_per_s": 1.0, "analysed_per_s": 0.5, "superseded": 15}
+    assert slowest[0] == {"camera_id": 7, "sampled_per_s": 1.0, "analysed_per_s": 0.5, "superseded": 15, "failed": 0}
     assert describe(report) == "17% of samples superseded before a worker was free"
 
 
@@ -71,6 +71,24 @@ def test_samples_analysed_too_late_make_it_behind() -> None:
     assert report["state"] == "behind" and report["reasons"] == ["late"]
     assert report["superseded"] == 0 and report["sample_age_p99_s"] == pytest.approx(3.5)
     assert describe(report) == "sample age p99 3.5 s"
+
+
+def test_samples_that_fail_in_a_worker_make_it_behind() -> None:
+    clock = Clock()
+    window = LoadWindow(60.0, clock=clock)
+    for _ in range(20):  # camera 2's worker errors on every other sample (a broken model, a bad frame)
+        for c in (1, 2):
+            window.sampled(c)
+            if c == 2 and int(clock.now) % 2:
+                window.failed(c)
+            else:
+                window.analysed(c, 0.3)
+        clock.now += 1.0
+    report = window.report({1, 2}, ready_workers=1)
+    assert report["state"] == "behind" and report["reasons"] == ["failed"] and report["superseded"] == 0
+    assert report["failed"] == 10 and [c["camera_id"] for c in report["slowest"]] == [2, 1]
+    assert report["slowest"][0]["failed"] == 10
+    assert describe(report) == "10 of 40 samples failed in a worker (its log says why)"
 
 
 def test_no_verdict_while_warming_up_without_workers_or_without_samples() -> None:
@@ -122,7 +140,7 @@ def test_the_log_warns_once_after_trouble_lasts_and_says_when_it_is_over(caplog:
     def report() -> dict[str, object]:
         current.update(
             state=next(states), reasons=["superseded"], window_s=60.0, sampled=100, analysed=70,
-            superseded_share=0.3, sample_age_p99_s=0.8,
+            superseded_share=0.3, failed=0, sample_age_p99_s=0.8,
             slowest=[{"camera_id": 4, "sampled_per_s": 1.0, "analysed_per_s": 0.4, "superseded": 36}],
         )
         return current

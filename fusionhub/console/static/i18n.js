@@ -96,6 +96,7 @@ const TABLE = {
   "workers.load.behind": ["分析跟不上（最近 {seconds} 秒）：{reasons}。告警会延迟，部分采样未被分析。最慢的摄像机：{slowest}。请增加工作进程，或降低采样频率。", "Behind over the last {seconds} s: {reasons}. Flags come late and some samples go unanalysed. Slowest cameras: {slowest}. Add workers, or sample less often."],
   "workers.load.superseded": ["{share}% 的采样在有空闲工作进程之前就被更新的画面替换", "{share}% of samples were replaced by newer ones before a worker was free"],
   "workers.load.late": ["采样延迟 p99 为 {p99} 秒", "sample age p99 {p99} s"],
+  "workers.load.failed": ["{failed}/{sampled} 个采样在工作进程中出错（见其日志）", "{failed} of {sampled} samples failed in a worker (its log says why)"],
   "workers.load.camera": ["{name}（每秒分析 {analysed}，采样 {sampled}）", "{name} ({analysed} of {sampled} per s analysed)"],
   "workers.load.no_workers": ["没有就绪的工作进程：不会分析任何画面。", "No worker ready: nothing is being analysed."],
   "workers.load.warming_up": ["正在测量分析能否跟上……", "Measuring whether analytics keeps up…"],

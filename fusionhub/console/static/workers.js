@@ -74,7 +74,7 @@ export class WorkerStatus {
     let text;
     if (load.state === "behind") {
       const reasons = load.reasons.map((r) => t(`workers.load.${r}`, {
-        share: Math.round(load.superseded_share * 100), p99: load.sample_age_p99_s,
+        share: Math.round(load.superseded_share * 100), p99: load.sample_age_p99_s, failed: load.failed, sampled: load.sampled,
       }));
       const slowest = load.slowest.map((c) => t("workers.load.camera", {
         name: this.nameOf(c.camera_id), analysed: c.analysed_per_s.toFixed(2), sampled: c.sampled_per_s.toFixed(2),
