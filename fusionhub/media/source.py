@@ -130,7 +130,7 @@ class ThreadedSource(ABC):
         self._stop_event.set()
         thread = self._thread
         if thread is not None:
-            # A blocked read returns within options.timeout_s (PyAV's interrupt callback).
+            # A blocked read returns within options.timeout_s (FFmpeg's socket timeout).
             await asyncio.to_thread(thread.join)
         self._set_status(CameraStatus(camera_id=self.camera_id, state="stopped", since=time.time()))
 
