@@ -3,9 +3,12 @@
     python -m bench.analytics_capacity [--budget-s 450]
 
 Every simulated camera is a real H.264 stream (bench/capacity_clip.py: 720p, 25 fps, keyframe
-every 2 s, made from real photos, panning so that no two samples look alike) played in real
-time by the real ingest code (MediaGateway + FileLoopSource: demux, Annex-B, relay, packet
-history, sampler) into the real AnalyticsHub and its real worker processes (ZeroMQ, YOLO26n).
+every 2 s, made from real photos, panning so that no two samples look alike) served over RTSP
+(RTP interleaved in TCP, as the hub asks cameras for it) by a camera farm in its own process
+(bench/rtsp_loop.py), each camera at its own phase, and pulled by the hub's real camera path
+(MediaGateway + CameraIngest: FFmpeg's RTSP client, Annex-B, relay, packet history, sampler)
+into the real AnalyticsHub and its real worker processes (ZeroMQ, YOLO26n). The farm runs on the
+same cores (its CPU is printed, and not counted as the hub's).
 
 Two set-ups, each ramped up (x1.5 a step, then bisected to within 10 %) until it no longer sustains:
   fusionhub  keyframes only, 640x360 samples scaled in one swscale pass, motion gate, the
@@ -33,7 +36,9 @@ import argparse
 import asyncio
 import json
 import logging
+import multiprocessing as mp
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -45,6 +50,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.capacity_clip import make_clip, play_through  # noqa: E402
+from bench.rtsp_loop import serve  # noqa: E402
 from fusionhub.analytics.config import AnalyticsConfig, model_file  # noqa: E402
 from fusionhub.analytics.hub import AnalyticsHub  # noqa: E402
 from fusionhub.analytics.load import describe  # noqa: E402
@@ -101,6 +107,13 @@ class Step:
     cpu_cores: float = 0.0
     load: str = ""
     hub_says: str = ""  # the hub's own verdict over the window (analytics/load.py), to compare with ours
+    farm_cores: float = 0.0  # the camera farm's CPU (same box, not the hub's)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -110,12 +123,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+@dataclass
+class Farm:
+    """The camera farm process (bench/rtsp_loop.py) and where its cameras are."""
+
+    url: str
+    pid: int
+
+
 class Rig:
     """One set-up running: a media gateway and an analytics hub, cameras added step by step."""
 
-    def __init__(self, setup: Setup, clip: Path, data_dir: Path, models: Path, workers: int, window_s: float) -> None:
+    def __init__(self, setup: Setup, farm: Farm, data_dir: Path, models: Path, workers: int, window_s: float) -> None:
         self.setup = setup
-        self.clip = clip
+        self.farm = farm
         self.flags = 0
         cfg = AnalyticsConfig.model_validate(
             {"model_dir": models, "local_workers": workers, "worker_threads": 1, "load_window_s": max(10.0, window_s),
@@ -149,7 +170,7 @@ class Rig:
         new = n - self.cameras
         for i in range(self.cameras + 1, n + 1):
             self.hub.set_zones(i, [ZoneSpec(id=i, name=f"road {i}", polygon=ROAD, dwell_s=60.0)])
-            await self.gateway.add_file_camera(i, self.clip, sampling=self.setup.sampling)
+            await self.gateway.add_camera(i, f"{self.farm.url}?camera={i}", sampling=self.setup.sampling)
             # as the console's wiring does for a camera with zones: without it the gateway stops
             # pulling a camera nobody watches after idle_grace_s (60 s), and a ramp's first
             # cameras fell silent in its third step
@@ -179,9 +200,9 @@ class Rig:
     async def measure(self, n: int, warmup_s: float, window_s: float) -> Step:
         await self.grow(n)
         await asyncio.sleep(warmup_s)
-        before, t0, wall0 = self._cpu(), time.time(), time.monotonic()
+        before, t0, wall0, farm0 = self._cpu(), time.time(), time.monotonic(), cpu_s(self.farm.pid)
         await asyncio.sleep(window_s)
-        after, t1, wall = self._cpu(), time.time(), time.monotonic() - wall0
+        after, t1, wall, farm1 = self._cpu(), time.time(), time.monotonic() - wall0, cpu_s(self.farm.pid)
         verdict = self.hub.load_report()
         hub_says = verdict["state"] + (f" ({describe(verdict)})" if verdict["reasons"] else "")
         seen: dict[int, list[float]] = {}
@@ -205,7 +226,7 @@ class Rig:
         p99 = percentile(ages, 0.99)
         return Step(
             n, worst * JITTER >= RATE and p99 <= AGE_P99_S, worst, p99, int(d["analysed"]), int(d["inferred"]),
-            int(d["gated"]), parts, d["total"] / wall, loadavg(), hub_says,
+            int(d["gated"]), parts, d["total"] / wall, loadavg(), hub_says, (farm1 - farm0) / wall,
         )
 
 
@@ -217,6 +238,7 @@ def show(name: str, step: Step) -> None:
         f"CPU {step.cpu_cores:.2f} cores, per frame ms: decode {c['decode']:.2f} resize {c['resize']:.2f} "
         f"inference {c['inference']:.2f} post {c['postprocess']:.2f} rules {c['rules']:.3f} other {c['other']:.2f} "
         f"= {c['total']:.2f} (workers outside the detector {c['worker_other']:.2f})  load {step.load}  "
+        f"camera farm {step.farm_cores:.2f} cores  "
         f"hub says {step.hub_says}",
         flush=True,
     )
@@ -224,7 +246,7 @@ def show(name: str, step: Step) -> None:
 
 async def measure_fresh(rig: Rig, n: int, args: argparse.Namespace) -> Step:
     """Measure n cameras on a rig started anew (sources cannot be taken away cleanly mid-run)."""
-    fresh = Rig(rig.setup, rig.clip, rig.hub.data_dir, args.models, args.workers, args.window_s)
+    fresh = Rig(rig.setup, rig.farm, rig.hub.data_dir, args.models, args.workers, args.window_s)
     await fresh.start()
     try:
         step = await fresh.measure(n, args.warmup_s, args.window_s)
@@ -328,13 +350,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, tuple[Step | None, list[Step]]] = {}
     started = time.monotonic()
     shares = {"fusionhub": 0.55, "naive": 0.45}
-    for setup in [s for s in setups if s.name in args.setups.split(",")]:
-        start_n = args.start if setup.name == "fusionhub" else args.baseline_start
-        deadline = started + args.budget_s * (shares["fusionhub"] if setup.name == "fusionhub" else 1.0)
-        with tempfile.TemporaryDirectory(prefix="fhcap-") as tmp:
-            rig = Rig(setup, clip, Path(tmp), args.models, args.workers, args.window_s)
-            await rig.start()
-            results[setup.name] = await ramp(rig, start_n, deadline, args)
+    spawn = mp.get_context("spawn")
+    ready = spawn.Event()
+    port = free_port()
+    farm_proc = spawn.Process(target=serve, args=(clip, port, ready), daemon=True)
+    farm_proc.start()
+    try:
+        if not ready.wait(60) or farm_proc.pid is None:
+            raise SystemExit("the camera farm did not start")
+        farm = Farm(f"rtsp://127.0.0.1:{port}/camera", farm_proc.pid)
+        for setup in [s for s in setups if s.name in args.setups.split(",")]:
+            start_n = args.start if setup.name == "fusionhub" else args.baseline_start
+            deadline = started + args.budget_s * (shares["fusionhub"] if setup.name == "fusionhub" else 1.0)
+            with tempfile.TemporaryDirectory(prefix="fhcap-") as tmp:
+                rig = Rig(setup, farm, Path(tmp), args.models, args.workers, args.window_s)
+                await rig.start()
+                results[setup.name] = await ramp(rig, start_n, deadline, args)
+    finally:
+        farm_proc.kill()
+        farm_proc.join()
     best, naive = results.get("fusionhub", (None, []))[0], results.get("naive", (None, []))[0]
     print(f"load average at end: {loadavg(full=True)}")
     print("\nsummary (CPU ms per analysed frame)")
