@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -100,6 +101,15 @@ class MediaConfig(BaseModel):
     )
     ingest: IngestOptions = Field(
         default_factory=IngestOptions, description="how every camera is pulled, reconnected and sampled"
+    )
+    rtsp_engine: Literal["threads", "event_loop"] = Field(
+        default="threads",
+        description=(
+            "how rtsp:// cameras are read. threads: a thread per camera in FFmpeg's RTSP client. event_loop: "
+            "every camera read on the hub's event loop, 40 % of the CPU per frame with hundreds of cameras "
+            "(bench/ingest_engines.py); it carries video only, so a camera that offers audio is handed to "
+            "threads at its first answer. rtsps:// cameras always use threads"
+        ),
     )
     recording: RecordingConfig = Field(
         default_factory=RecordingConfig, description="packet history per source, flag clips, disk budgets"

@@ -12,9 +12,11 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -33,6 +35,7 @@ from fusionhub.media.publishers import PublisherRegistry
 from fusionhub.media.relay import PacketRelay
 from fusionhub.media.ring import PacketRing
 from fusionhub.media.rtpsend import check_sender_hooks, use_fast_ntp_clock
+from fusionhub.media.rtsploop import LoopCameraIngest, decode_pool_size
 from fusionhub.media.sampling import SamplingOptions
 from fusionhub.media.urls import validate_camera_url
 from fusionhub.media.whep import WhepSession
@@ -93,6 +96,8 @@ class MediaGateway:
         self._sessions: dict[str, WhepSession] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handoff: LoopHandoff | None = None  # every camera's packets to the loop, batched
+        self._decode_pool: ThreadPoolExecutor | None = None  # event-loop engine: samples decoded here
+        self._with_audio: set[str] = set()  # event-loop engine: camera URLs that offered audio (read by threads)
         self._pinned = False
         self._stopped = False
         self.refused_full = 0
@@ -148,6 +153,9 @@ class MediaGateway:
             await self._step(errors, cam.outputs.close(), "closing the outputs of camera %s", camera_id)
         self._cameras.clear()
         self._sessions.clear()
+        pool, self._decode_pool = self._decode_pool, None
+        if pool is not None:  # after the sources: none offers a frame any more
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
         if self._pinned:
             pin_host_addresses(None)
             self._pinned = False
@@ -179,7 +187,21 @@ class MediaGateway:
         loop = self._running_loop()
         options = self._ingest_options(sampling)
 
+        on_loop = self._config.rtsp_engine == "event_loop" and urlsplit(url).scheme.lower() == "rtsp"
+
         def build(sink: SourceOutputs, on_status: StatusCallback) -> _Source:
+            if on_loop and url not in self._with_audio:
+                return LoopCameraIngest(
+                    camera_id,
+                    url,
+                    sink=sink,
+                    on_sample=self._on_sample,
+                    on_status=on_status,
+                    loop=loop,
+                    options=options,
+                    decode_pool=self._shared_decode_pool(),
+                    on_audio=lambda: self._read_with_audio(camera_id, url),
+                )
             return CameraIngest(
                 camera_id,
                 url,
@@ -192,6 +214,33 @@ class MediaGateway:
             )
 
         await self._install(camera_id, f"url:{url}{_sampling_key(sampling)}", build)
+
+    def _read_with_audio(self, camera_id: int, url: str) -> None:
+        """The event-loop engine met a camera with audio: read it with the threaded engine from now on."""
+        self._with_audio.add(url)
+        cam = self._cameras.get(camera_id)
+        if cam is None or cam.idle_status is not None or self._stopped:
+            return  # the next build sees the URL in _with_audio
+        log.info("camera %s offers audio: read by the threaded engine, which carries it", camera_id)
+        task = asyncio.get_running_loop().create_task(self._rebuild(camera_id, cam, cam.source), name=f"media-{camera_id}-audio")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _rebuild(self, camera_id: int, cam: _Camera, old: _Source) -> None:
+        """Replace a camera's source with a fresh build, viewers kept, unless it changed meanwhile."""
+        if self._cameras.get(camera_id) is not cam or cam.source is not old or cam.idle_status is not None:
+            return
+        cam.generation = None
+        await old.stop()
+        if self._cameras.get(camera_id) is cam and cam.source is old and cam.idle_status is None and not self._stopped:
+            cam.outputs.reset()
+            self._start_source(camera_id, cam)
+
+    def _shared_decode_pool(self) -> ThreadPoolExecutor:
+        """The threads that decode samples for the event-loop engine's cameras (made on first use)."""
+        if self._decode_pool is None:
+            self._decode_pool = ThreadPoolExecutor(decode_pool_size(), thread_name_prefix="media-decode")
+        return self._decode_pool
 
     async def add_file_camera(self, camera_id: int, path: Path, *, sampling: SamplingOptions | None = None) -> None:
         """The built-in demo camera: a local clip played in a loop as if it were live."""

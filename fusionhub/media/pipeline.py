@@ -44,6 +44,7 @@ class IngestStats:
     decoded: int = 0  # frames decoded for sampling (keyframes only, or every frame in rate mode)
     decode_cpu_s: float = 0.0  # CPU seconds spent decoding them
     resize_cpu_s: float = 0.0  # CPU seconds spent scaling samples and converting them to BGR
+    decode_skipped: int = 0  # event-loop engine: packets not sampled because the decode pool was behind
 
 
 def _scaled(ts: int, num: int, den: int) -> int:
@@ -83,9 +84,18 @@ class PacketPipeline:
         # raises MalformedPacket for a broken avcC record (the source ends the session)
         self._annexb = AnnexB(stream.codec_context.extradata)
         self._sampler.reset()
-        time_base = stream.time_base or Fraction(1, CLOCK_RATE)
+        self._begin_segment(stream.time_base or Fraction(1, CLOCK_RATE), stream.average_rate or stream.guessed_rate)
+
+    def begin_rtp(self, rate: float | None) -> None:
+        """Start a new segment of RTP access units (90 kHz timestamps) for `push_access_unit`.
+
+        The sampler is not reset here: the event-loop engine decodes in a pool thread and resets
+        it there, between two decodes (`reset_sampler`)."""
+        self._annexb = None
+        self._begin_segment(Fraction(1, CLOCK_RATE), rate)
+
+    def _begin_segment(self, time_base: Fraction, rate: Fraction | float | None) -> None:
         self._tb_num, self._tb_den = time_base.numerator * CLOCK_RATE, time_base.denominator
-        rate = stream.average_rate or stream.guessed_rate
         if rate and 1 <= rate <= 240:
             self._gap = round(CLOCK_RATE / rate)
         self._origin = None
@@ -110,6 +120,27 @@ class PacketPipeline:
         if key or self._sampler.wants_every_packet:
             self._maybe_sample(data, pts, key)
         return EncodedPacket(data=data, pts=pts, is_keyframe=key)
+
+    def push_access_unit(self, data: bytes, timestamp: int, key: bool) -> EncodedPacket:
+        """An access unit already in Annex-B (keyframes with their SPS/PPS) at an unwrapped RTP
+        timestamp, as an EncodedPacket on the monotonic pts clock. Does not sample: the caller
+        offers it to `sample()` in a thread when `wants_sample(key)`."""
+        pts = self._map_pts(timestamp)
+        if key:
+            self._stats.keyframes += 1
+        return EncodedPacket(data=data, pts=pts, is_keyframe=key)
+
+    def wants_sample(self, key: bool) -> bool:
+        """Whether a packet must be offered to the sampler (keyframes; every packet in rate mode)."""
+        return key or self._sampler.wants_every_packet
+
+    def sample(self, data: bytes, pts: int, key: bool) -> None:
+        """Offer a packet to the sampler (decodes when due). Blocking: call it from a thread."""
+        self._maybe_sample(data, pts, key)
+
+    def reset_sampler(self) -> None:
+        """A new stream: the sampler's next frame must be a keyframe. From the sampling thread."""
+        self._sampler.reset()
 
     def _map_pts(self, ts: int | None) -> int:
         """Source timestamp -> monotonic 90 kHz pts. Untimed packets (an RTSP stream's first

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
 import time
 import traceback
@@ -17,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 import av
 import numpy as np
@@ -27,6 +26,7 @@ from fusionhub.signaling.messages import CameraStatus
 from .annexb import MalformedPacket
 from .audiopipe import AudioPipeline, pick_audio_stream
 from .handoff import LoopHandoff
+from .health import SourceHealth, State
 from .options import IngestOptions
 from .packets import AudioPacket, EncodedPacket, PacketSink
 from .pipeline import CLOCK_RATE, IngestStats, PacketPipeline
@@ -34,7 +34,6 @@ from .urls import redact
 
 log = logging.getLogger(__name__)
 
-State = Literal["connecting", "online", "offline", "degraded", "stopped"]
 SampleCallback = Callable[[int, float, np.ndarray], None]
 StatusCallback = Callable[[CameraStatus], None]
 
@@ -79,9 +78,7 @@ class ThreadedSource(ABC):
         self._handoff = handoff if handoff is not None else LoopHandoff(loop)
         self._options = options
         self._stats = IngestStats()
-        self._pipeline = PacketPipeline(
-            camera_id, options=options, stats=self._stats, on_sample=self._post_sample
-        )
+        self._pipeline = PacketPipeline(camera_id, options=options, stats=self._stats, on_sample=self._post_sample)
         self._audio = AudioPipeline(camera_id)
         self._audio_posted = 0  # written by the thread only
         self._audio_delivered = 0  # written by the loop only
@@ -89,12 +86,8 @@ class ThreadedSource(ABC):
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
         self._stopped = False  # loop side: nothing is delivered once stop() began
-        # Thread side: the last state reported, and the flapping-log policy.
-        self._reported: tuple[State, str | None] = ("stopped", None)
-        self._quiet = False  # after the first outage: logs at debug until stable again
-        self._attempt = 0  # consecutive failed sessions, for the backoff
-        self._online_since: float | None = None  # start of the current online streak
-        self._stable_s = max(options.reconnect_max_s, 30.0)
+        # Thread side: the last state reported, the backoff and the flapping-log policy.
+        self._health = SourceHealth(camera_id, options, self._describe, self._redact)
         # Loop stall detection: posted is written by the thread only, delivered by the loop only.
         self._posted = 0
         self._delivered = 0
@@ -117,9 +110,7 @@ class ThreadedSource(ABC):
         """Start pulling in the source's own thread (returns at once)."""
         if self._thread is not None:
             return
-        self._thread = threading.Thread(
-            target=self._run, name=f"media-source-{self.camera_id}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"media-source-{self.camera_id}", daemon=True)
         self._thread.start()
 
     async def stop(self) -> None:
@@ -171,12 +162,7 @@ class ThreadedSource(ABC):
             if self._stop_event.is_set():
                 break
             self._report("offline", reason, detail)
-            delay = min(
-                self._options.reconnect_max_s, self._options.reconnect_min_s * 2**self._attempt
-            )
-            delay *= random.uniform(0.5, 1.0)  # jitter: cameras behind one switch desynchronise
-            self._attempt = min(self._attempt + 1, 30)
-            if self._stop_event.wait(delay):
+            if self._stop_event.wait(self._health.next_delay()):
                 break
             self._stats.reconnects += 1
 
@@ -193,9 +179,7 @@ class ThreadedSource(ABC):
                 if self._stop_event.is_set():
                     return
 
-    def _passes(
-        self, container: av.container.InputContainer
-    ) -> Iterator[tuple[av.VideoStream, Iterator[av.Packet]]]:
+    def _passes(self, container: av.container.InputContainer) -> Iterator[tuple[av.VideoStream, Iterator[av.Packet]]]:
         """The demux passes of one session: one for a camera; a file source loops forever."""
         stream = self._video_stream(container)
         audio = pick_audio_stream(container) if hasattr(self._sink, "on_audio") else None
@@ -243,21 +227,11 @@ class ThreadedSource(ABC):
                     self._report("degraded", "no_keyframe")
                 else:
                     self._report("online", None)
-                self._check_stable(now)
+                self._health.check_stable(now)
         except av.error.FFmpegError as exc:
             raise SourceFailure(self._classify(exc, opening=False), str(exc)) from None
         except MalformedPacket as exc:
             raise SourceFailure("ended", str(exc)) from None
-
-    def _check_stable(self, now: float) -> None:
-        """After a while online, backoff restarts from the minimum and logging gets loud again."""
-        if self._online_since is None:
-            self._online_since = now
-        elif (self._attempt or self._quiet) and now - self._online_since >= self._stable_s:
-            self._attempt = 0
-            if self._quiet:
-                self._quiet = False
-                log.info("[camera %d] %s stable again", self.camera_id, self._describe())
 
     def _pace(self, pts: int) -> None:
         """Wait until `pts` is due on the source's real-time clock."""
@@ -323,31 +297,9 @@ class ThreadedSource(ABC):
 
     def _report(self, state: State, reason: str | None, detail: str = "") -> None:
         """Post a status change (thread side); repeats of the current state are not posted."""
-        if (state, reason) == self._reported:
-            return
-        previous = self._reported[0]
-        self._reported = (state, reason)
-        name = self._describe()
-        if state != "online" and state != "degraded":
-            self._online_since = None
-        if state == "offline":
-            level = logging.DEBUG if self._quiet else logging.WARNING
-            if not self._quiet:
-                self._quiet = True  # a flapping camera warns once, then logs at debug
-            detail = self._redact(detail)
-            log.log(level, "[camera %d] %s offline (%s): %s", self.camera_id, name, reason, detail)
-        elif state == "online" and previous != "degraded":
-            level = logging.DEBUG if self._quiet else logging.INFO
-            log.log(level, "[camera %d] %s online", self.camera_id, name)
-        else:
-            log.debug("[camera %d] %s %s %s", self.camera_id, name, state, reason or "")
-        status = CameraStatus(
-            camera_id=self.camera_id,
-            state=state,
-            reason=reason,
-            since=time.time(),
-        )
-        self._call_in_loop(self._set_status, status)
+        status = self._health.report(state, reason, detail)
+        if status is not None:
+            self._call_in_loop(self._set_status, status)
 
     def _set_status(self, status: CameraStatus) -> None:
         if self._stopped and status.state != "stopped":

@@ -110,3 +110,9 @@ def loopback_ice() -> Iterator[None]:
 
 
 # ---- end of WebRTC relay / WHEP fixtures --------------------------------------------------
+
+
+@pytest.fixture(params=["threads", "event_loop"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """The RTSP engine under test (MediaConfig.rtsp_engine): a test that takes it runs on both."""
+    return str(request.param)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,8 +28,10 @@ def tone_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def gateway(loopback_ice: None) -> AsyncIterator[MediaGateway]:
-    gw = MediaGateway(MediaConfig(ice_host_addresses=["127.0.0.1"]), on_sample=lambda *_: None, on_status=lambda _: None)
+async def gateway(loopback_ice: None, engine: str) -> AsyncIterator[MediaGateway]:
+    """Both RTSP engines: the event-loop one hands a camera that offers audio to the threaded one."""
+    config = MediaConfig(ice_host_addresses=["127.0.0.1"], rtsp_engine=engine)
+    gw = MediaGateway(config, on_sample=lambda *_: None, on_status=lambda _: None)
     await gw.start()
     try:
         yield gw
@@ -41,6 +44,7 @@ async def _camera_with_audio(gw: MediaGateway, cam: RtspServer, codec: str) -> N
     async with asyncio.timeout(10):
         while gw.stats()["outputs"][CAMERA]["audio"]["codec"] != codec:
             await asyncio.sleep(0.05)
+    assert any(t.name == f"media-source-{CAMERA}" for t in threading.enumerate()), "read by the threaded engine"
 
 
 async def _viewer(gw: MediaGateway) -> tuple[AvViewer, str]:

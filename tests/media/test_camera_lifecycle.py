@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -49,9 +50,9 @@ async def _gateway(config: MediaConfig, statuses: Statuses) -> MediaGateway:
 
 
 @pytest.fixture
-async def watched(scene_clip: Path) -> AsyncIterator[tuple[RtspServer, MediaGateway, Statuses]]:
+async def watched(scene_clip: Path, engine: str) -> AsyncIterator[tuple[RtspServer, MediaGateway, Statuses]]:
     statuses = Statuses()
-    config = MediaConfig(ice_host_addresses=["127.0.0.1"], ingest=FAST_RECONNECT)
+    config = MediaConfig(ice_host_addresses=["127.0.0.1"], ingest=FAST_RECONNECT, rtsp_engine=engine)
     async with RtspServer(scene_clip) as camera:
         gateway = await _gateway(config, statuses)
         try:
@@ -104,17 +105,20 @@ async def test_camera_dies_goes_offline_and_the_same_viewers_resume(
             await viewer.close()
 
 
-async def test_a_late_viewer_of_a_live_rtsp_camera_sees_a_picture_within_a_second(tmp_path: Path) -> None:
+async def test_a_late_viewer_of_a_live_rtsp_camera_sees_a_picture_within_a_second(tmp_path: Path, engine: str) -> None:
     """A real camera with a 5 s GOP: viewers joining at different points of it start from the
     cached keyframe at once instead of waiting up to 5 s for the next one."""
     statuses = Statuses()
-    gateway = await _gateway(MediaConfig(ice_host_addresses=["127.0.0.1"], ingest=FAST_RECONNECT), statuses)
+    config = MediaConfig(ice_host_addresses=["127.0.0.1"], ingest=FAST_RECONNECT, rtsp_engine=engine)
+    gateway = await _gateway(config, statuses)
     clip = make_av_clip(tmp_path / "gop5.mp4", seconds=30, gop_s=5)
     firsts = []
     try:
         async with RtspServer(clip) as camera:
             await gateway.add_camera(CAM, camera.url)
             await statuses.wait(lambda s: s.state == "online", 15)
+            reader_threads = [t for t in threading.enumerate() if t.name == f"media-source-{CAM}"]
+            assert len(reader_threads) == (engine == "threads"), "the event-loop engine has no thread per camera"
             await asyncio.sleep(0.3)
             keyframes_before = gateway.ingest_stats()[CAM].keyframes
             for delay in (0.1, 1.2, 1.2):  # about 0.4, 1.6 and 2.8 s into the stream's first GOP
@@ -193,10 +197,10 @@ def _h265_clip(path: Path) -> Path:
     return path
 
 
-async def test_offline_reasons_tell_what_is_wrong(scene_clip: Path, tmp_path: Path) -> None:
+async def test_offline_reasons_tell_what_is_wrong(scene_clip: Path, tmp_path: Path, engine: str) -> None:
     """Each way a camera can be unusable is reported with its own reason, pushed as a status."""
     statuses = Statuses()
-    gateway = await _gateway(MediaConfig(ice_host_addresses=["127.0.0.1"]), statuses)
+    gateway = await _gateway(MediaConfig(ice_host_addresses=["127.0.0.1"], rtsp_engine=engine), statuses)
     try:
         async with (
             RtspServer(_h265_clip(tmp_path / "h265.mp4"), video="h265") as hevc,

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from fusionhub.media.democlip import BUS_BOX, bus_image, make_scene_clip
 from fusionhub.media.filesource import FileLoopSource
 from fusionhub.media.ingest import CameraIngest, IngestOptions
 from fusionhub.media.packets import EncodedPacket
+from fusionhub.media.rtsploop import LoopCameraIngest
+from fusionhub.media.sampling import SamplingOptions
 from fusionhub.media.source import ThreadedSource
 from fusionhub.signaling.messages import CameraStatus
 from tests.support.rtsp import RtspServer, free_port
@@ -79,22 +82,37 @@ class Recorder:
         return self.statuses[-1].state if self.statuses else None
 
 
-def camera(url: str, rec: Recorder, options: IngestOptions = FAST, camera_id: int = 1) -> CameraIngest:
+Source = ThreadedSource | LoopCameraIngest
+_decode_pool: ThreadPoolExecutor | None = None  # the event-loop engine's, as the gateway would share it
+
+
+def camera(
+    url: str, rec: Recorder, options: IngestOptions = FAST, camera_id: int = 1, engine: str = "threads"
+) -> CameraIngest | LoopCameraIngest:
+    loop = asyncio.get_running_loop()
+    if engine == "event_loop":
+        global _decode_pool
+        if _decode_pool is None:
+            _decode_pool = ThreadPoolExecutor(2, thread_name_prefix="test-decode")
+        return LoopCameraIngest(
+            camera_id,
+            url,
+            sink=rec,
+            on_sample=rec.on_sample,
+            on_status=rec.on_status,
+            loop=loop,
+            options=options,
+            decode_pool=_decode_pool,
+        )
     return CameraIngest(
-        camera_id,
-        url,
-        sink=rec,
-        on_sample=rec.on_sample,
-        on_status=rec.on_status,
-        loop=asyncio.get_running_loop(),
-        options=options,
+        camera_id, url, sink=rec, on_sample=rec.on_sample, on_status=rec.on_status, loop=loop, options=options
     )
 
 
 @pytest.fixture
-async def started() -> AsyncIterator[list[ThreadedSource]]:
+async def started() -> AsyncIterator[list[Source]]:
     """Sources a test starts; all stopped at the end, even when the test fails."""
-    sources: list[ThreadedSource] = []
+    sources: list[Source] = []
     yield sources
     for source in sources:
         await source.stop()
@@ -116,10 +134,10 @@ def raw_parameter_sets(url: str, packets: int = 12) -> tuple[int, int]:
 # ---- RTSP camera ---------------------------------------------------------------------------
 
 
-async def test_rtsp_camera_packets_samples_and_status(scene_clip: Path, started: list[ThreadedSource]) -> None:
+async def test_rtsp_camera_packets_samples_and_status(scene_clip: Path, started: list[Source], engine: str) -> None:
     async with RtspServer(scene_clip) as server:
         rec = Recorder()
-        ingest = camera(server.url, rec)
+        ingest = camera(server.url, rec, engine=engine)
         started.append(ingest)
         t0 = time.monotonic()
         ingest.start()
@@ -159,17 +177,40 @@ async def test_rtsp_camera_packets_samples_and_status(scene_clip: Path, started:
     print(f"time to first packet: {first_packet_s * 1000:.0f} ms")
 
 
-async def test_sampling_interval_limits_samples(scene_clip: Path, started: list[ThreadedSource]) -> None:
+async def test_sampling_interval_limits_samples(scene_clip: Path, started: list[Source], engine: str) -> None:
     async with RtspServer(scene_clip) as server:
         rec = Recorder()
-        ingest = camera(server.url, rec, FAST.model_copy(update={"sample_min_interval_s": 2.0}))
+        ingest = camera(server.url, rec, FAST.model_copy(update={"sample_min_interval_s": 2.0}), engine=engine)
         started.append(ingest)
         ingest.start()
         await rec.wait_for(lambda: ingest.stats.keyframes >= 5)
+        await asyncio.sleep(0.3)  # the event-loop engine decodes in a pool: let the 5th keyframe's turn come
         await ingest.stop()
     stats = ingest.stats
     # keyframes every 1 s, at most one sample per 2 s: every other keyframe
     assert stats.samples == (stats.keyframes + 1) // 2
+
+
+async def test_rate_mode_samples_between_keyframes(scene_clip: Path, started: list[Source], engine: str) -> None:
+    """fps mode over RTSP: every frame decoded in order, 5 samples a second of a 1 s GOP camera,
+    and the samples are real pictures of the scene (the bus arrives 20 s in: all road here)."""
+    options = FAST.model_copy(update={"sampling": SamplingOptions(mode="fps", fps=5)})
+    async with RtspServer(scene_clip) as server:
+        rec = Recorder()
+        ingest = camera(server.url, rec, options, engine=engine)
+        started.append(ingest)
+        ingest.start()
+        await rec.wait_for(lambda: len(rec.packets) >= 40, timeout=15)  # 4 s of the camera's 10 fps
+        await ingest.stop()
+    stats = ingest.stats
+    media_s = (rec.packets[-1].pts - rec.packets[0].pts) / 90_000
+    assert stats.sample_errors == 0
+    assert stats.decoded >= len(rec.packets) - 3  # every packet decoded (the last few may still wait)
+    assert abs(stats.samples - 5 * media_s) <= 3, (stats.samples, media_s)
+    assert len(rec.samples) >= stats.samples - 2
+    frames = [f for _, _, f in rec.samples]
+    assert all(f.shape == frames[0].shape and max(f.shape[:2]) <= 640 for f in frames)
+    assert float(np.std(frames[-1])) > 10, "a picture, not a grey frame"
 
 
 @pytest.mark.parametrize("clip_name", ["scene_clip", "inband_clip"])
@@ -185,11 +226,11 @@ async def test_sdp_only_camera_really_sends_no_inband_parameter_sets(
 
 
 async def test_sdp_only_camera_still_yields_self_contained_keyframes(
-    scene_clip: Path, started: list[ThreadedSource]
+    scene_clip: Path, started: list[Source], engine: str
 ) -> None:
     async with RtspServer(scene_clip, params_in_sdp_only=True) as server:
         rec = Recorder()
-        ingest = camera(server.url, rec)
+        ingest = camera(server.url, rec, engine=engine)
         started.append(ingest)
         ingest.start()
         await rec.wait_for(lambda: len(rec.samples) >= 2)
@@ -204,11 +245,11 @@ async def test_sdp_only_camera_still_yields_self_contained_keyframes(
 
 
 async def test_camera_death_goes_offline_and_recovers_by_itself(
-    scene_clip: Path, started: list[ThreadedSource]
+    scene_clip: Path, started: list[Source], engine: str
 ) -> None:
     async with RtspServer(scene_clip) as server:
         rec = Recorder()
-        ingest = camera(server.url, rec)
+        ingest = camera(server.url, rec, engine=engine)
         started.append(ingest)
         ingest.start()
         await rec.wait_for(lambda: rec.last_state() == "online")
@@ -230,10 +271,10 @@ async def test_camera_death_goes_offline_and_recovers_by_itself(
     print(f"offline {took:.2f} s after the camera died (reason {reason})")
 
 
-async def test_stalled_camera_times_out(scene_clip: Path, started: list[ThreadedSource]) -> None:
+async def test_stalled_camera_times_out(scene_clip: Path, started: list[Source], engine: str) -> None:
     async with RtspServer(scene_clip) as server:
         rec = Recorder()
-        ingest = camera(server.url, rec, FAST.model_copy(update={"timeout_s": 1.0}))
+        ingest = camera(server.url, rec, FAST.model_copy(update={"timeout_s": 1.0}), engine=engine)
         started.append(ingest)
         ingest.start()
         await rec.wait_for(lambda: rec.last_state() == "online")
@@ -245,9 +286,9 @@ async def test_stalled_camera_times_out(scene_clip: Path, started: list[Threaded
         assert rec.statuses[-1].reason == "timeout"
 
 
-async def test_unreachable_camera_is_offline_and_stops_promptly(started: list[ThreadedSource]) -> None:
+async def test_unreachable_camera_is_offline_and_stops_promptly(started: list[Source], engine: str) -> None:
     rec = Recorder()
-    ingest = camera(f"rtsp://127.0.0.1:{free_port()}/cam", rec)
+    ingest = camera(f"rtsp://127.0.0.1:{free_port()}/cam", rec, engine=engine)
     started.append(ingest)
     ingest.start()
     await rec.wait_for(lambda: rec.last_state() == "offline")
@@ -262,15 +303,16 @@ async def test_unreachable_camera_is_offline_and_stops_promptly(started: list[Th
     assert [s for s in rec.states() if s[0] == "offline"] == [("offline", "unreachable")]
 
 
-async def test_basic_auth_camera_never_leaks_the_password(
-    scene_clip: Path, started: list[ThreadedSource], caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("digest", [False, True], ids=["basic", "digest"])
+async def test_password_camera_never_leaks_the_password(
+    scene_clip: Path, started: list[Source], caplog: pytest.LogCaptureFixture, engine: str, digest: bool
 ) -> None:
     password, wrong = "Corr3ct-Horse-9", "Wr0ng-Battery-7"
     caplog.set_level(logging.DEBUG)
-    async with RtspServer(scene_clip, user="operator", password=password) as server:
+    async with RtspServer(scene_clip, user="operator", password=password, digest=digest) as server:
         good, bad = Recorder(), Recorder()
-        ok = camera(server.url, good)
-        refused = camera(server.url_for("operator", wrong), bad, camera_id=2)
+        ok = camera(server.url, good, engine=engine)
+        refused = camera(server.url_for("operator", wrong), bad, camera_id=2, engine=engine)
         started.extend([ok, refused])
         ok.start()
         refused.start()
@@ -292,7 +334,7 @@ async def test_basic_auth_camera_never_leaks_the_password(
 # ---- file source -------------------------------------------------------------------------
 
 
-async def test_file_source_plays_in_real_time_and_loops(short_clip: Path, started: list[ThreadedSource]) -> None:
+async def test_file_source_plays_in_real_time_and_loops(short_clip: Path, started: list[Source]) -> None:
     rec = Recorder()
     source = FileLoopSource(
         7,
@@ -325,7 +367,7 @@ async def test_file_source_plays_in_real_time_and_loops(short_clip: Path, starte
     assert await asyncio.to_thread(source.latest_keyframe_jpeg)
 
 
-async def test_file_source_missing_file_is_offline(tmp_path: Path, started: list[ThreadedSource]) -> None:
+async def test_file_source_missing_file_is_offline(tmp_path: Path, started: list[Source]) -> None:
     rec = Recorder()
     source = FileLoopSource(
         2,
@@ -384,7 +426,7 @@ def test_ingest_options_are_bounded_and_strict() -> None:
         IngestOptions(timeot_s=3)  # type: ignore[call-arg]  # typo: extra keys are refused
 
 
-async def test_no_keyframe_for_too_long_is_degraded(tmp_path: Path, started: list[ThreadedSource]) -> None:
+async def test_no_keyframe_for_too_long_is_degraded(tmp_path: Path, started: list[Source]) -> None:
     clip = make_scene_clip(
         tmp_path / "long-gop.mp4", image=bus_image(), seconds_empty=1, seconds_present=2, width=160, gop_s=2.0
     )

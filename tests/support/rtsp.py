@@ -41,6 +41,7 @@ class RtspServer:
         path: str = "cam",
         user: str | None = None,
         password: str | None = None,
+        digest: bool = False,
         params_in_sdp_only: bool = False,
         audio: str = "none",
         video: str = "h264",
@@ -51,6 +52,7 @@ class RtspServer:
         self.path = path.lstrip("/")
         self.user = user
         self.password = password
+        self.digest = digest  # digest auth (RFC 2617) instead of basic, when user is set
         self.params_in_sdp_only = params_in_sdp_only
         self.audio = audio  # none, pcma, pcmu or aac: also serve the file's AAC track (G.711 transcoded)
         self.video = video  # h264, h265 (the file must be H.265) or none (audio only)
@@ -84,6 +86,8 @@ class RtspServer:
         args += ["--file", str(self.file)]
         if self.user is not None:
             args += ["--user", self.user, "--password", self.password or ""]
+            if self.digest:
+                args.append("--digest")
         if self.params_in_sdp_only:
             args.append("--params-in-sdp-only")
         if self.audio != "none":

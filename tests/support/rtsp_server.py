@@ -34,7 +34,8 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 _PARAMETER_SET_TYPES = (7, 8)  # SPS, PPS
 _G711 = "aacparse ! faad ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! "
@@ -113,8 +114,9 @@ def main() -> int:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--path", default="cam", help="mount point, without the leading slash")
     ap.add_argument("--file", required=True, help="MP4 file with an H.264 video track")
-    ap.add_argument("--user", help="require HTTP basic auth with this user")
+    ap.add_argument("--user", help="require HTTP basic (or --digest) auth with this user")
     ap.add_argument("--password", help="password for --user")
+    ap.add_argument("--digest", action="store_true", help="require digest auth (RFC 2617) instead of basic")
     ap.add_argument("--params-in-sdp-only", action="store_true")
     ap.add_argument("--audio", choices=sorted(_AUDIO), default="none", help="also serve the audio track")
     ap.add_argument(
@@ -153,8 +155,12 @@ def main() -> int:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
-        basic = GstRtspServer.RTSPAuth.make_basic(args.user, args.password or "")
-        auth.add_basic(basic, token)
+        if args.digest:
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+            auth.add_digest(args.user, args.password or "", token)
+        else:
+            basic = GstRtspServer.RTSPAuth.make_basic(args.user, args.password or "")
+            auth.add_basic(basic, token)
         server.set_auth(auth)
         perms = GstRtspServer.RTSPPermissions()
         perms.add_role_from_structure(

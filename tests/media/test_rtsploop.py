@@ -1,0 +1,225 @@
+"""The event-loop RTSP engine's parts without a camera: RTP depacketising, SDP, a camera talking nonsense.
+
+The engine against a real GStreamer camera is in test_ingest.py and test_camera_lifecycle.py
+(every RTSP test there runs on both engines). Here a real clip's access units are packetised the
+way RFC 6184 cameras do it (single NAL units, STAP-A for the parameter sets, FU-A past the MTU),
+and what comes out of the depacketiser must be the same pictures, decodable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import av
+import pytest
+
+from fusionhub.media.options import IngestOptions
+from fusionhub.media.packets import EncodedPacket
+from fusionhub.media.rtsploop import LoopCameraIngest, VideoTrack, depacketizer, parse_sdp
+from fusionhub.media.source import SourceFailure
+from fusionhub.signaling.messages import CameraStatus
+
+START = b"\x00\x00\x00\x01"
+PT = 96
+
+
+def split_nals(data: bytes) -> list[bytes]:
+    """NAL units of an Annex-B buffer (4- and 3-byte start codes alike)."""
+    return [nal for nal in re.split(rb"\x00?\x00\x00\x01", data) if nal]
+
+
+def packetize(nals: list[bytes], ts: int, seq: int, mtu: int = 300) -> Iterator[tuple[bytes, int]]:
+    """RTP packets of one access unit, in order (parameter sets aggregated in a STAP-A), with their seq."""
+    payloads: list[bytes] = []
+    params: list[bytes] = []
+    for nal in [*nals, b""]:
+        if nal and nal[0] & 0x1F in (7, 8):
+            params.append(nal)
+            continue
+        if params:
+            payloads.append(bytes([0x18]) + b"".join(struct.pack(">H", len(n)) + n for n in params))
+            params = []
+        if not nal:
+            break
+        if len(nal) <= mtu:
+            payloads.append(nal)
+            continue
+        head, body = nal[0], nal[1:]
+        chunks = [body[i : i + mtu] for i in range(0, len(body), mtu)]
+        for i, chunk in enumerate(chunks):
+            fu_header = (0x80 if i == 0 else 0) | (0x40 if i == len(chunks) - 1 else 0) | (head & 0x1F)
+            payloads.append(bytes([(head & 0xE0) | 28, fu_header]) + chunk)
+    for i, payload in enumerate(payloads):
+        marker = 0x80 if i == len(payloads) - 1 else 0
+        header = struct.pack(">BBHII", 0x80, marker | PT, seq & 0xFFFF, ts & 0xFFFFFFFF, 0x1234)
+        yield header + payload, seq
+        seq += 1
+
+
+def rtp_stream(packets: list[EncodedPacket], first_ts: int, *, strip_params: bool = False, mtu: int = 300) -> list[bytes]:
+    out: list[bytes] = []
+    seq = 65_530  # the sequence number wraps too
+    for n, packet in enumerate(packets):
+        nals = split_nals(packet.data)
+        if strip_params:
+            nals = [nal for nal in nals if nal[0] & 0x1F not in (7, 8)]
+        sent = list(packetize(nals, first_ts + 3000 * n, seq, mtu))
+        out += [rtp for rtp, _ in sent]
+        seq = sent[-1][1] + 1
+    return out
+
+
+def run(track: VideoTrack, rtp: list[bytes]) -> list[tuple[bytes, int, bool]]:
+    units: list[tuple[bytes, int, bool]] = []
+    feed = depacketizer(track, lambda data, ts, key: units.append((data, ts, key)))
+    for packet in rtp:
+        feed(memoryview(packet))
+    return units
+
+
+def decoded_pictures(units: list[tuple[bytes, int, bool]]) -> int:
+    decoder = av.CodecContext.create("h264", "r")
+    frames = 0
+    for data, _, _ in units:
+        frames += len(decoder.decode(av.Packet(data)))  # type: ignore[attr-defined]
+    return frames + len(decoder.decode(None))  # type: ignore[attr-defined]
+
+
+TRACK = VideoTrack("rtsp://127.0.0.1/cam/trackID=0", PT, (), 30.0)
+
+
+def test_access_units_come_out_as_they_went_in_across_the_timestamp_wrap(h264_packets: list[EncodedPacket]) -> None:
+    first_ts = (1 << 32) - 3000 * 10  # the 32-bit RTP clock wraps ten frames in
+    rtp = rtp_stream(h264_packets, first_ts)
+    assert any(p[12] & 0x1F == 28 for p in rtp) and any(p[12] & 0x1F == 24 for p in rtp)  # FU-A and STAP-A used
+    units = run(TRACK, rtp)
+    assert [u[0] for u in units] == [START + START.join(split_nals(p.data)) for p in h264_packets]
+    assert [u[2] for u in units] == [p.is_keyframe for p in h264_packets]
+    assert [u[1] for u in units] == [3000 * n for n in range(len(h264_packets))], "unwrapped, monotonic"
+    assert decoded_pictures(units) == len(h264_packets)
+
+
+def test_keyframes_get_the_sdp_parameter_sets_when_the_camera_sends_none(h264_packets: list[EncodedPacket]) -> None:
+    params = tuple(n for n in split_nals(h264_packets[0].data) if n[0] & 0x1F in (7, 8))
+    units = run(VideoTrack(TRACK.control, PT, params, None), rtp_stream(h264_packets, 0, strip_params=True))
+    keyframes = [u[0] for u in units if u[2]]
+    assert len(keyframes) == sum(p.is_keyframe for p in h264_packets) >= 2
+    for key in keyframes:
+        types = [n[0] & 0x1F for n in split_nals(key)]
+        assert types.index(7) < types.index(5) and types.index(8) < types.index(5)
+    assert decoded_pictures(units[len(units) // 2 :]) > 0  # a viewer joining at a later keyframe decodes
+
+
+def test_a_lost_fragment_or_marker_breaks_one_picture_not_the_stream(h264_packets: list[EncodedPacket]) -> None:
+    rtp = rtp_stream(h264_packets, 0, mtu=100)
+    # a fragment from the middle of the first keyframe's slice
+    lost = next(i for i, p in enumerate(rtp) if p[12] & 0x1F == 28 and p[13] == 5)
+    damaged = rtp[:lost] + rtp[lost + 1 :]
+    last_of_second = next(i for i, p in enumerate(damaged) if p[1] & 0x80 and i > lost + 1)
+    no_marker = bytearray(damaged[last_of_second])
+    no_marker[1] &= 0x7F  # the end of one picture is not marked: the next timestamp ends it
+    damaged[last_of_second] = bytes(no_marker)
+    units = run(TRACK, damaged)
+    assert len(units) == len(h264_packets)
+    sent, got = split_nals(h264_packets[0].data), split_nals(units[0][0])
+    assert len(got) == len(sent) - 1 and all(n in sent for n in got), "the broken slice is dropped, not glued"
+    assert sum(n[0] & 0x1F == 5 for n in got) == sum(n[0] & 0x1F == 5 for n in sent) - 1
+    assert [u[1] for u in units] == [3000 * n for n in range(len(h264_packets))]
+    assert units[1:] == run(TRACK, rtp)[1:] == run(TRACK, rtp_stream(h264_packets, 0))[1:]  # the rest intact
+
+
+def test_padding_extensions_and_other_payloads_are_handled(h264_packets: list[EncodedPacket]) -> None:
+    plain = rtp_stream(h264_packets[:5], 0)
+    dressed: list[bytes] = []
+    for packet in plain:
+        header, payload = bytearray(packet[:12]), packet[12:]
+        header[0] |= 0x30  # padding and a header extension
+        extension = struct.pack(">HH", 0xBEDE, 1) + b"\x10\xff\x00\x00"
+        dressed.append(bytes(header) + extension + payload + b"\x00\x00\x03")
+        dressed.append(struct.pack(">BBHII", 0x80, 97, 0, 0, 1) + b"\x65\x00\x01")  # another payload type
+    assert run(TRACK, dressed) == run(TRACK, plain)
+
+
+GSTREAMER_SDP = """v=0
+o=- 1188340656180883 1 IN IP4 127.0.0.1
+s=Session streamed with GStreamer
+t=0 0
+a=tool:GStreamer
+a=type:broadcast
+a=control:*
+a=range:npt=0-40
+m=audio 0 RTP/AVP 8
+a=rtpmap:8 PCMA/8000
+a=control:stream=1
+m=video 0 RTP/AVP 96
+c=IN IP4 0.0.0.0
+a=rtpmap:96 H264/90000
+a=framerate:25
+a=fmtp:96 packetization-mode=1;profile-level-id=64001f;sprop-parameter-sets=Z2QAH6zZQFAFuwEQAAADABAAAAMDIPGDGWA=,aOvjyyLA
+a=control:stream=0
+"""
+
+
+def test_sdp_gives_the_h264_track_its_control_url_and_parameter_sets() -> None:
+    track = parse_sdp(GSTREAMER_SDP, "rtsp://127.0.0.1:8554/cam/")
+    assert track.control == "rtsp://127.0.0.1:8554/cam/stream=0"
+    assert track.payload_type == 96 and track.rate == 25.0
+    assert [nal[0] & 0x1F for nal in track.parameter_sets] == [7, 8]
+    absolute = GSTREAMER_SDP.replace("a=control:stream=0", "a=control:rtsp://10.0.0.9/other/track1")
+    assert parse_sdp(absolute, "rtsp://127.0.0.1:8554/cam/").control == "rtsp://10.0.0.9/other/track1"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "detail"),
+    [
+        (("H264/90000", "H265/90000"), "unsupported_codec", "codec h265"),
+        (("m=video 0 RTP/AVP 96", "m=text 0 RTP/AVP 96"), "no_video", "no video stream"),
+    ],
+)
+def test_sdp_without_an_h264_video_track_says_why(change: tuple[str, str], reason: str, detail: str) -> None:
+    with pytest.raises(SourceFailure) as failure:
+        parse_sdp(GSTREAMER_SDP.replace(*change), "rtsp://127.0.0.1/cam")
+    assert (failure.value.reason, failure.value.detail) == (reason, detail)
+
+
+async def test_a_camera_talking_nonsense_goes_offline_and_is_tried_again() -> None:
+    """A server that answers DESCRIBE with something that is not RTSP: 'unreachable' (as on the threaded engine), then a reconnect."""
+    connections = 0
+
+    async def nonsense(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await reader.read()  # until the hub closes
+        writer.close()
+
+    server = await asyncio.start_server(nonsense, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    statuses: list[CameraStatus] = []
+    with ThreadPoolExecutor(1) as pool:
+        ingest = LoopCameraIngest(
+            7,
+            f"rtsp://127.0.0.1:{port}/cam",
+            sink=type("Sink", (), {"on_packet": lambda self, p: None})(),
+            on_sample=lambda *_: None,
+            on_status=statuses.append,
+            loop=asyncio.get_running_loop(),
+            options=IngestOptions(timeout_s=2.0, reconnect_min_s=0.1, reconnect_max_s=0.2),
+            decode_pool=pool,
+        )
+        ingest.start()
+        try:
+            async with asyncio.timeout(10):
+                while connections < 3:
+                    await asyncio.sleep(0.02)
+        finally:
+            await ingest.stop()
+            server.close()
+            await server.wait_closed()
+    assert [(s.state, s.reason) for s in statuses] == [("connecting", None), ("offline", "unreachable"), ("stopped", None)]
