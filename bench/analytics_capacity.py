@@ -6,7 +6,8 @@ Every simulated camera is a real H.264 stream (bench/capacity_clip.py: 720p, 25 
 every 2 s, made from real photos, panning so that no two samples look alike) served over RTSP
 (RTP interleaved in TCP, as the hub asks cameras for it) by a camera farm in its own process
 (bench/rtsp_loop.py), each camera at its own phase, and pulled by the hub's real camera path
-(MediaGateway + CameraIngest: FFmpeg's RTSP client, Annex-B, relay, packet history, sampler)
+(MediaGateway + CameraIngest: FFmpeg's RTSP client, Annex-B, relay, packet history, sampler;
+`--rtsp-engine event_loop` reads the fusionhub set-up's cameras with LoopCameraIngest instead)
 into the real AnalyticsHub and its real worker processes (ZeroMQ, YOLO26n). The farm runs on the
 same cores (its CPU is printed, and not counted as the hub's).
 
@@ -92,6 +93,7 @@ class Setup:
     analytics: dict[str, Any]
     sampling: SamplingOptions | None
     sample_max_side: int
+    rtsp_engine: str = "threads"  # media.rtsp_engine
 
 
 @dataclass
@@ -143,7 +145,9 @@ class Rig:
              **setup.analytics}
         )
         self.hub = AnalyticsHub(cfg, data_dir=data_dir, on_flag=self._on_flag)
-        media = MediaConfig.model_validate({"ingest": {"sample_max_side": setup.sample_max_side}})
+        media = MediaConfig.model_validate(
+            {"ingest": {"sample_max_side": setup.sample_max_side}, "rtsp_engine": setup.rtsp_engine}
+        )
         self.gateway = MediaGateway(media, on_sample=self.hub.submit, on_status=lambda _status: None)
         self.cameras = 0
 
@@ -337,6 +341,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             {"imgsz": args.imgsz, "providers": [args.runtime, "cpu"], "motion_gate": True, "precision": args.precision},
             None,  # the default: keyframes only, at most one a second
             640,
+            args.rtsp_engine,
         ),
         Setup(
             "naive",
@@ -411,6 +416,8 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--precision", choices=("auto", "f32", "int8"), default="auto",
                         help="fusionhub set-up: analytics.precision (int8: the INT8 copy, quantised first if missing)")
+    parser.add_argument("--rtsp-engine", choices=("threads", "event_loop"), default="threads",
+                        help="fusionhub set-up: media.rtsp_engine (the naive one always reads with FFmpeg's client)")
     parser.add_argument("--data-dir", type=Path, default=REPO / "var")
     parser.add_argument("--setups", default="fusionhub,naive", help="which set-ups to run (comma-separated)")
     args = parser.parse_args()
