@@ -6,7 +6,8 @@ bench/ingest_engines.py measures 133 to 154 µs of hub CPU per frame for them at
 cameras, and 57 to 62 µs for this engine (every frame delivered by both):
 
 - RTSP 1.0 over TCP with RTP interleaved on the connection (what the thread engine asks FFmpeg
-  for too), Basic and Digest authentication, keep-alives, TEARDOWN on stop;
+  for too), Basic and Digest authentication, keep-alives, TEARDOWN on stop; DESCRIBE redirects
+  followed (three at most), the password sent on only to the camera's own host;
 - the SDP's first video track, H.264 only; RTP depacketised per RFC 6184 (single NAL units,
   STAP-A, FU-A) into Annex-B access units; keyframes carry SPS/PPS (in-band ones when the camera
   sends them, else the SDP's sprop-parameter-sets), as the thread engine's packets do;
@@ -61,6 +62,8 @@ _MAX_BUFFER = 8 * 1024 * 1024  # unparsed bytes held per connection at most
 _DEFAULT_SESSION_TIMEOUT_S = 60  # RFC 2326 12.37, when the camera does not say
 _RATE_MODE_QUEUE = 250  # packets waiting for the decoder in rate mode (10 s at 25 fps) before a reset
 _DRAIN_BATCH = 8  # packets one pool task decodes before it yields the thread to another camera
+_MAX_REDIRECTS = 3  # DESCRIBE redirects (3xx with a Location) followed per session
+_REDIRECTS = (301, 302, 303, 305, 307, 308)
 _MIN_SCRUB_LEN = 4  # as ingest.py: shorter passwords are not scrubbed from messages by value
 
 
@@ -148,6 +151,24 @@ def parse_sdp(sdp: str, base: str) -> VideoTrack:
 def sdp_has_audio(sdp: str) -> bool:
     """Whether a DESCRIBE answer offers an audio stream."""
     return any(line.strip().startswith("m=audio ") for line in sdp.splitlines())
+
+
+class _Redirected(Exception):
+    """A DESCRIBE answered 3xx: the stream is at `location`."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a session connects and what it sends there (a redirect may point elsewhere)."""
+
+    host: str
+    port: int
+    url: str  # the request URL, without credentials
+    credentials: _Credentials | None
 
 
 class _AudioOffered(Exception):
@@ -542,6 +563,7 @@ class LoopCameraIngest:
         self._port = parts.port or 554
         user, password = unquote(parts.username or ""), unquote(parts.password or "")
         self._credentials = _Credentials(user, password) if parts.username is not None else None
+        self._target = _Target(self._host, self._port, self.public_url, self._credentials)  # this session's
         self._secrets = tuple(s for s in {password, parts.password or ""} if len(s) >= _MIN_SCRUB_LEN)
         self._sink = sink
         self._on_sample = on_sample
@@ -631,13 +653,39 @@ class LoopCameraIngest:
             self._stats.reconnects += 1
 
     async def _session(self) -> None:
+        """One session, following up to _MAX_REDIRECTS redirects of its DESCRIBE (as FFmpeg does)."""
+        self._target = _Target(self._host, self._port, self.public_url, self._credentials)
+        for redirects in range(_MAX_REDIRECTS + 1):
+            try:
+                await self._session_at(self._target)
+                return
+            except _Redirected as redirect:
+                if redirects == _MAX_REDIRECTS:
+                    raise SourceFailure("unreachable", f"more than {_MAX_REDIRECTS} redirects") from None
+                self._target = self._redirect(redirect.location)
+
+    def _redirect(self, location: str) -> _Target:
+        parts = urlsplit(location)
+        if parts.scheme.lower() != "rtsp" or not parts.hostname:
+            raise SourceFailure("unreachable", f"redirected to {self._redact(location)}, not an rtsp:// camera")
+        url, _ = strip_credentials(location)
+        host, port = parts.hostname, parts.port or 554
+        credentials = self._target.credentials
+        if parts.username is not None:
+            credentials = _Credentials(unquote(parts.username), unquote(parts.password or ""))
+        elif host.lower() != self._target.host.lower():
+            credentials = None  # as curl does: the password goes to the camera's host only
+        log.info("[camera %s] %s redirects to %s", self.camera_id, self._redact(self._target.url), self._redact(url))
+        return _Target(host, port, url, credentials)
+
+    async def _session_at(self, target: _Target) -> None:
         loop = asyncio.get_running_loop()
         timeout = self._options.timeout_s
         self._opened = False
         connection = _Connection(lambda _view: None)
         try:
             async with asyncio.timeout(timeout):
-                await loop.create_connection(lambda: connection, self._host, self._port)
+                await loop.create_connection(lambda: connection, target.host, target.port)
         except TimeoutError:
             raise SourceFailure("timeout", f"no connection within {timeout:g} s") from None
         except OSError as exc:
@@ -645,8 +693,8 @@ class LoopCameraIngest:
         self._connection = connection
         session = ""
         try:
-            describe = await self._request(connection, "DESCRIBE", self.public_url, {"Accept": "application/sdp"})
-            base = describe.headers.get("content-base") or describe.headers.get("content-location") or self.public_url
+            describe = await self._request(connection, "DESCRIBE", target.url, {"Accept": "application/sdp"})
+            base = describe.headers.get("content-base") or describe.headers.get("content-location") or target.url
             sdp = describe.body.decode("utf-8", "replace")
             track = parse_sdp(sdp, base)
             if self._on_audio is not None and sdp_has_audio(sdp):
@@ -671,14 +719,14 @@ class LoopCameraIngest:
             self._connection = None
             if not connection.closed.done():
                 if session:
-                    self._send_quietly(connection, "TEARDOWN", self.public_url, {"Session": session})
+                    self._send_quietly(connection, "TEARDOWN", target.url, {"Session": session})
                 connection.close("closed by the hub", flush=True)
 
     async def _request(self, connection: _Connection, method: str, url: str, headers: dict[str, str]) -> RtspResponse:
         """Send a request and wait for its answer (timeout_s); authenticate once if challenged."""
         for attempt in range(2):
             sent = dict(headers)
-            credentials = self._credentials
+            credentials = self._target.credentials
             if credentials is not None and (auth := credentials.header(method, url)) is not None:
                 sent["Authorization"] = auth
             try:
@@ -693,6 +741,8 @@ class LoopCameraIngest:
                     continue
             if response.status in (401, 403):
                 raise SourceFailure("auth_refused", f"{method}: RTSP {response.status} {response.reason}")
+            if method == "DESCRIBE" and response.status in _REDIRECTS and response.headers.get("location"):
+                raise _Redirected(response.headers["location"])
             if response.status != 200:
                 reason = "unreachable" if method == "DESCRIBE" else "ended"
                 raise SourceFailure(reason, f"{method}: RTSP {response.status} {response.reason}")
@@ -701,7 +751,7 @@ class LoopCameraIngest:
 
     def _send_quietly(self, connection: _Connection, method: str, url: str, headers: dict[str, str]) -> None:
         """A request whose answer nobody waits for (keep-alive, TEARDOWN)."""
-        credentials = self._credentials
+        credentials = self._target.credentials
         if credentials is not None and (auth := credentials.header(method, url)) is not None:
             headers = {**headers, "Authorization": auth}
         future = connection.send(method, url, headers)

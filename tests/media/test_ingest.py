@@ -23,7 +23,7 @@ from fusionhub.media.rtsploop import LoopCameraIngest
 from fusionhub.media.sampling import SamplingOptions
 from fusionhub.media.source import ThreadedSource
 from fusionhub.signaling.messages import CameraStatus
-from tests.support.rtsp import RtspServer, free_port
+from tests.support.rtsp import RtspServer, TinyRtspServer, free_port
 
 from .conftest import CLIP_FPS
 
@@ -329,6 +329,23 @@ async def test_password_camera_never_leaks_the_password(
     everything += " ".join(f"{s.state} {s.reason}" for s in good.statuses + bad.statuses)
     for secret in (password, wrong):
         assert secret not in everything
+
+
+async def test_a_camera_that_redirects_is_followed(scene_clip: Path, started: list[Source], engine: str) -> None:
+    """An RTSP proxy or NVR answering DESCRIBE with 302 to another port of its host: the stream is
+    read where it points, with the camera's password (the same host)."""
+    async with RtspServer(scene_clip, user="operator", password="Redir3ct-Pass", digest=True) as server:
+        real = server.url.replace("operator:Redir3ct-Pass@", "")  # a Location carries no password
+
+        async with TinyRtspServer(lambda _port: f"RTSP/1.0 302 Moved Temporarily\r\nLocation: {real}") as proxy:
+            rec = Recorder()
+            ingest = camera(f"rtsp://operator:Redir3ct-Pass@127.0.0.1:{proxy.port}/cam", rec, engine=engine)
+            started.append(ingest)
+            ingest.start()
+            await rec.wait_for(lambda: len(rec.samples) >= 1, 15)
+            await ingest.stop()
+    assert rec.states()[:2] == [("connecting", None), ("online", None)]
+    assert any(r.startswith("DESCRIBE") for r in proxy.requests)
 
 
 # ---- file source -------------------------------------------------------------------------

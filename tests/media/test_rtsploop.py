@@ -9,6 +9,7 @@ and what comes out of the depacketiser must be the same pictures, decodable.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import struct
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from fusionhub.media.packets import EncodedPacket
 from fusionhub.media.rtsploop import LoopCameraIngest, VideoTrack, depacketizer, parse_sdp
 from fusionhub.media.source import SourceFailure
 from fusionhub.signaling.messages import CameraStatus
+from tests.support.rtsp import TinyRtspServer
 
 START = b"\x00\x00\x00\x01"
 PT = 96
@@ -186,6 +188,20 @@ def test_sdp_without_an_h264_video_track_says_why(change: tuple[str, str], reaso
     assert (failure.value.reason, failure.value.detail) == (reason, detail)
 
 
+def video_only_camera(url: str, statuses: list[CameraStatus], pool: ThreadPoolExecutor, reconnect_s: float) -> LoopCameraIngest:
+    """An event-loop camera whose statuses are recorded (packets and samples dropped)."""
+    return LoopCameraIngest(
+        7,
+        url,
+        sink=type("Sink", (), {"on_packet": lambda self, p: None})(),
+        on_sample=lambda *_: None,
+        on_status=statuses.append,
+        loop=asyncio.get_running_loop(),
+        options=IngestOptions(timeout_s=2.0, reconnect_min_s=reconnect_s, reconnect_max_s=2 * reconnect_s),
+        decode_pool=pool,
+    )
+
+
 async def test_a_camera_talking_nonsense_goes_offline_and_is_tried_again() -> None:
     """A server that answers DESCRIBE with something that is not RTSP: 'unreachable' (as on the threaded engine), then a reconnect."""
     connections = 0
@@ -203,16 +219,7 @@ async def test_a_camera_talking_nonsense_goes_offline_and_is_tried_again() -> No
     port = server.sockets[0].getsockname()[1]
     statuses: list[CameraStatus] = []
     with ThreadPoolExecutor(1) as pool:
-        ingest = LoopCameraIngest(
-            7,
-            f"rtsp://127.0.0.1:{port}/cam",
-            sink=type("Sink", (), {"on_packet": lambda self, p: None})(),
-            on_sample=lambda *_: None,
-            on_status=statuses.append,
-            loop=asyncio.get_running_loop(),
-            options=IngestOptions(timeout_s=2.0, reconnect_min_s=0.1, reconnect_max_s=0.2),
-            decode_pool=pool,
-        )
+        ingest = video_only_camera(f"rtsp://127.0.0.1:{port}/cam", statuses, pool, reconnect_s=0.1)
         ingest.start()
         try:
             async with asyncio.timeout(10):
@@ -223,3 +230,49 @@ async def test_a_camera_talking_nonsense_goes_offline_and_is_tried_again() -> No
             server.close()
             await server.wait_closed()
     assert [(s.state, s.reason) for s in statuses] == [("connecting", None), ("offline", "unreachable"), ("stopped", None)]
+
+
+async def test_a_redirect_loop_is_given_up_with_a_reason() -> None:
+    """A camera that redirects to itself: followed three times, then offline 'unreachable' (no hang)."""
+    loop_back = "RTSP/1.0 302 Moved\r\nLocation: rtsp://127.0.0.1:{}/cam"
+    statuses: list[CameraStatus] = []
+    async with TinyRtspServer(lambda port: loop_back.format(port)) as camera:
+        with ThreadPoolExecutor(1) as pool:
+            ingest = video_only_camera(f"rtsp://127.0.0.1:{camera.port}/cam", statuses, pool, reconnect_s=5.0)
+            ingest.start()
+            try:
+                async with asyncio.timeout(10):
+                    while not any(s.state == "offline" for s in statuses):
+                        await asyncio.sleep(0.02)
+            finally:
+                await ingest.stop()
+    offline = next(s for s in statuses if s.state == "offline")
+    assert offline.reason == "unreachable"
+    assert sum(r.startswith("DESCRIBE") for r in camera.requests) == 4  # the first and three redirects
+
+
+async def test_a_redirect_to_another_host_does_not_take_the_password_along(caplog: pytest.LogCaptureFixture) -> None:
+    """The camera's credentials are for the camera's host (as curl does it): a server on another host
+    it redirects to is not sent them, even when it asks for Basic. FFmpeg, under the threaded engine,
+    does send them."""
+    password = "Sh0uld-Stay-Home"
+    caplog.set_level(logging.DEBUG)
+    statuses: list[CameraStatus] = []
+    challenge = 'RTSP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm="elsewhere"'
+    async with TinyRtspServer(lambda _port: challenge) as elsewhere:
+        target = f"rtsp://127.0.0.1:{elsewhere.port}/stream"
+        async with TinyRtspServer(lambda _port: f"RTSP/1.0 302 Moved\r\nLocation: {target}") as camera:
+            with ThreadPoolExecutor(1) as pool:
+                # the camera is named "localhost": the same machine, another host name than 127.0.0.1
+                ingest = video_only_camera(f"rtsp://admin:{password}@localhost:{camera.port}/cam", statuses, pool, 5.0)
+                ingest.start()
+                try:
+                    async with asyncio.timeout(10):
+                        while not any(s.state == "offline" for s in statuses):
+                            await asyncio.sleep(0.02)
+                finally:
+                    await ingest.stop()
+    assert any(r.startswith("DESCRIBE") for r in elsewhere.requests), "the redirect was followed"
+    assert not any("authorization:" in r.lower() for r in elsewhere.requests)
+    assert next(s for s in statuses if s.state == "offline").reason == "auth_refused"
+    assert password not in caplog.text

@@ -6,15 +6,18 @@
         await cam.restart()   # it comes back on the same port
 
 Every client gets its own stream from the start of the file (the media is not shared).
+TinyRtspServer: a scripted RTSP answerer (redirects, challenges) that records what it is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
@@ -160,3 +163,38 @@ class RtspServer:
             await self.stop()
         finally:
             self._stderr.close()
+
+
+class TinyRtspServer:
+    """A loopback RTSP server that answers OPTIONS, and DESCRIBE by `describe(port)` (status line and
+    headers); it records every request head it was sent."""
+
+    def __init__(self, describe: Callable[[int], str]) -> None:
+        self.describe = describe
+        self.requests: list[str] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> TinyRtspServer:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                self.requests.append(head)
+                cseq = next((line for line in head.split("\r\n") if line.lower().startswith("cseq:")), "CSeq: 0")
+                if head.startswith("DESCRIBE"):
+                    answer = self.describe(self.port)
+                else:
+                    answer = "RTSP/1.0 200 OK\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN"
+                writer.write(f"{answer}\r\n{cseq}\r\nContent-Length: 0\r\n\r\n".encode("latin-1"))
+                await writer.drain()
+        writer.close()
