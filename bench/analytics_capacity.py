@@ -6,8 +6,8 @@ Every simulated camera is a real H.264 stream (bench/capacity_clip.py: 720p, 25 
 every 2 s, made from real photos, panning so that no two samples look alike) served over RTSP
 (RTP interleaved in TCP, as the hub asks cameras for it) by a camera farm in its own process
 (bench/rtsp_loop.py), each camera at its own phase, and pulled by the hub's real camera path
-(MediaGateway + CameraIngest: FFmpeg's RTSP client, Annex-B, relay, packet history, sampler;
-`--rtsp-engine event_loop` reads the fusionhub set-up's cameras with LoopCameraIngest instead)
+(MediaGateway and the hub's RTSP engine: `--rtsp-engine`, by default the hub's event-loop one;
+the naive set-up reads with FFmpeg's client, CameraIngest; then relay, packet history, sampler)
 into the real AnalyticsHub and its real worker processes (ZeroMQ, YOLO26n). The farm runs on the
 same cores (its CPU is printed, and not counted as the hub's).
 
@@ -416,8 +416,9 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--precision", choices=("auto", "f32", "int8"), default="auto",
                         help="fusionhub set-up: analytics.precision (int8: the INT8 copy, quantised first if missing)")
-    parser.add_argument("--rtsp-engine", choices=("threads", "event_loop"), default="threads",
-                        help="fusionhub set-up: media.rtsp_engine (the naive one always reads with FFmpeg's client)")
+    parser.add_argument("--rtsp-engine", choices=("threads", "event_loop"), default=MediaConfig().rtsp_engine,
+                        help="fusionhub set-up: media.rtsp_engine (default: the hub's; the naive one always reads "
+                        "with FFmpeg's client)")
     parser.add_argument("--data-dir", type=Path, default=REPO / "var")
     parser.add_argument("--setups", default="fusionhub,naive", help="which set-ups to run (comma-separated)")
     args = parser.parse_args()

@@ -103,12 +103,13 @@ class MediaConfig(BaseModel):
         default_factory=IngestOptions, description="how every camera is pulled, reconnected and sampled"
     )
     rtsp_engine: Literal["threads", "event_loop"] = Field(
-        default="threads",
+        default="event_loop",
         description=(
-            "how rtsp:// cameras are read. threads: a thread per camera in FFmpeg's RTSP client. event_loop: "
-            "every camera read on the hub's event loop, 40 % of the CPU per frame with hundreds of cameras "
-            "(bench/ingest_engines.py); it carries video only, so a camera that offers audio is handed to "
-            "threads at its first answer. rtsps:// cameras always use threads"
+            "how rtsp:// cameras are read. event_loop: every camera read on the hub's event loop, 40 % of "
+            "the CPU per frame of threads with hundreds of cameras (bench/ingest_engines.py); it carries video "
+            "only, so a camera that offers audio is handed to threads at its first answer, and so is one whose "
+            "sessions end twice in a row before any picture. threads: a thread per camera in FFmpeg's RTSP "
+            "client, for every camera. rtsps:// cameras always use threads"
         ),
     )
     recording: RecordingConfig = Field(

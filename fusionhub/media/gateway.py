@@ -97,7 +97,7 @@ class MediaGateway:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handoff: LoopHandoff | None = None  # every camera's packets to the loop, batched
         self._decode_pool: ThreadPoolExecutor | None = None  # event-loop engine: samples decoded here
-        self._with_audio: set[str] = set()  # event-loop engine: camera URLs that offered audio (read by threads)
+        self._on_threads: set[str] = set()  # camera URLs the event-loop engine handed over (audio, quirks)
         self._pinned = False
         self._stopped = False
         self.refused_full = 0
@@ -190,7 +190,7 @@ class MediaGateway:
         on_loop = self._config.rtsp_engine == "event_loop" and urlsplit(url).scheme.lower() == "rtsp"
 
         def build(sink: SourceOutputs, on_status: StatusCallback) -> _Source:
-            if on_loop and url not in self._with_audio:
+            if on_loop and url not in self._on_threads:
                 return LoopCameraIngest(
                     camera_id,
                     url,
@@ -200,7 +200,7 @@ class MediaGateway:
                     loop=loop,
                     options=options,
                     decode_pool=self._shared_decode_pool(),
-                    on_audio=lambda: self._read_with_audio(camera_id, url),
+                    on_handover=lambda why, quirk: self._read_with_threads(camera_id, url, why, quirk),
                 )
             return CameraIngest(
                 camera_id,
@@ -215,13 +215,19 @@ class MediaGateway:
 
         await self._install(camera_id, f"url:{url}{_sampling_key(sampling)}", build)
 
-    def _read_with_audio(self, camera_id: int, url: str) -> None:
-        """The event-loop engine met a camera with audio: read it with the threaded engine from now on."""
-        self._with_audio.add(url)
+    def _read_with_threads(self, camera_id: int, url: str, why: str, quirk: bool) -> None:
+        """The event-loop engine handed a camera over: the threaded engine reads it from now on.
+        A quirk (sessions that end before any picture) is worth a warning: worth reporting to us."""
+        self._on_threads.add(url)
+        log.log(
+            logging.WARNING if quirk else logging.INFO,
+            "camera %s: read by the threaded engine, since %s",
+            camera_id,
+            why,
+        )
         cam = self._cameras.get(camera_id)
         if cam is None or cam.idle_status is not None or self._stopped:
-            return  # the next build sees the URL in _with_audio
-        log.info("camera %s offers audio: read by the threaded engine, which carries it", camera_id)
+            return  # the next build sees the URL in _on_threads
         task = asyncio.get_running_loop().create_task(self._rebuild(camera_id, cam, cam.source), name=f"media-{camera_id}-audio")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

@@ -16,9 +16,10 @@ cameras, and 57 to 62 µs for this engine (every frame delivered by both):
   thread pool the gateway shares among cameras, one task at a time per camera, the latest
   keyframe winning when the pool is behind.
 
-It does not carry a camera's audio (only the video track is set up): given `on_audio`, a camera
-whose SDP offers audio is handed back to the gateway at DESCRIBE, which reads it with the thread
-engine (that carries audio). Nor rtsps:// (the gateway gives those to the thread engine). Packets
+It does not carry a camera's audio (only the video track is set up): given `on_handover`, a
+camera whose SDP offers audio is handed back to the gateway at DESCRIBE, which reads it with the
+thread engine (that carries audio); so is a camera whose sessions end twice in a row before any
+picture (a protocol quirk of that camera, which FFmpeg's client may know). Nor rtsps:// (the gateway gives those to the thread engine). Packets
 reach the sink on the loop directly: no hand-off.
 """
 
@@ -62,6 +63,7 @@ _MAX_BUFFER = 8 * 1024 * 1024  # unparsed bytes held per connection at most
 _DEFAULT_SESSION_TIMEOUT_S = 60  # RFC 2326 12.37, when the camera does not say
 _RATE_MODE_QUEUE = 250  # packets waiting for the decoder in rate mode (10 s at 25 fps) before a reset
 _DRAIN_BATCH = 8  # packets one pool task decodes before it yields the thread to another camera
+_HANDOVER_AFTER = 2  # sessions in a row ending before any picture, then the gateway reads it with FFmpeg
 _MAX_REDIRECTS = 3  # DESCRIBE redirects (3xx with a Location) followed per session
 _REDIRECTS = (301, 302, 303, 305, 307, 308)
 _MIN_SCRUB_LEN = 4  # as ingest.py: shorter passwords are not scrubbed from messages by value
@@ -171,8 +173,12 @@ class _Target:
     credentials: _Credentials | None
 
 
-class _AudioOffered(Exception):
-    """The camera has audio, which this engine does not carry: the gateway reads it another way."""
+class _HandOver(Exception):
+    """This engine should not read the camera (it has audio, say): the gateway reads it another way."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
 
 
 OnAccessUnit = Callable[[bytes, int, bool], None]  # Annex-B data, unwrapped RTP timestamp, keyframe
@@ -549,10 +555,12 @@ class LoopCameraIngest:
         loop: asyncio.AbstractEventLoop,
         options: IngestOptions,
         decode_pool: Executor,
-        on_audio: Callable[[], None] | None = None,
+        on_handover: Callable[[str, bool], None] | None = None,
     ) -> None:
-        """`on_audio`: called on the loop, and the source goes quiet (no status until stopped),
-        when the camera's SDP offers audio; without it, the audio is ignored and the video read."""
+        """`on_handover(why, quirk)`: called on the loop, and the source goes quiet (no status until
+        stopped), when the camera's SDP offers audio, or after _HANDOVER_AFTER sessions in a row
+        ended before any picture (quirk=True); without it, audio is ignored and such a camera
+        retried."""
         validate_camera_url(url)
         parts = urlsplit(url)
         if parts.scheme.lower() != "rtsp":
@@ -570,7 +578,8 @@ class LoopCameraIngest:
         self._on_status = on_status
         self._loop = loop
         self._options = options
-        self._on_audio = on_audio
+        self._on_handover = on_handover
+        self._early_ends = 0  # sessions in a row that ended before any picture
         self._stats = IngestStats()
         self._pipeline = PacketPipeline(camera_id, options=options, stats=self._stats, on_sample=self._post_sample)
         self._decode = _SerialDecode(self._pipeline, decode_pool, options.sample_mode == "fps")
@@ -580,7 +589,6 @@ class LoopCameraIngest:
         self._stopped = False
         self._connection: _Connection | None = None
         self._last_key = 0.0
-        self._opened = False  # the current session got past PLAY
 
     def __repr__(self) -> str:
         return f"<LoopCameraIngest camera={self.camera_id} url={self.public_url!r}>"
@@ -611,8 +619,9 @@ class LoopCameraIngest:
         task = self._task
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # asyncio.wait, not `await task` under suppress(CancelledError): the caller (the
+            # gateway's demand loop, say) may itself be cancelled meanwhile, and that must go on
+            await asyncio.wait((task,))
         self._set_status(CameraStatus(camera_id=self.camera_id, state="stopped", since=time.time()))
 
     def latest_keyframe_jpeg(self) -> bytes | None:
@@ -635,12 +644,12 @@ class LoopCameraIngest:
     async def _run(self) -> None:
         self._report("connecting", None)
         while not self._stopped:
+            packets = self._stats.packets
             try:
                 await self._session()
                 reason, detail = "ended", "stream ended"
-            except _AudioOffered:
-                if self._on_audio is not None and not self._stopped:
-                    self._on_audio()
+            except _HandOver as handover:
+                self._hand_over(handover.why, quirk=False)
                 return
             except SourceFailure as failure:
                 reason, detail = failure.reason, failure.detail
@@ -648,9 +657,18 @@ class LoopCameraIngest:
                 reason, detail = "ended", "".join(traceback.format_exception(exc))
             if self._stopped:
                 break
+            early = reason == "ended" and self._stats.packets == packets
+            self._early_ends = self._early_ends + 1 if early else 0
+            if self._on_handover is not None and self._early_ends >= _HANDOVER_AFTER:
+                self._hand_over(f"{_HANDOVER_AFTER} sessions ended before any picture: {self._redact(detail)}", quirk=True)
+                return
             self._report("offline", reason, detail)
             await asyncio.sleep(self._health.next_delay())
             self._stats.reconnects += 1
+
+    def _hand_over(self, why: str, *, quirk: bool) -> None:
+        if self._on_handover is not None and not self._stopped:
+            self._on_handover(why, quirk)
 
     async def _session(self) -> None:
         """One session, following up to _MAX_REDIRECTS redirects of its DESCRIBE (as FFmpeg does)."""
@@ -681,7 +699,6 @@ class LoopCameraIngest:
     async def _session_at(self, target: _Target) -> None:
         loop = asyncio.get_running_loop()
         timeout = self._options.timeout_s
-        self._opened = False
         connection = _Connection(lambda _view: None)
         try:
             async with asyncio.timeout(timeout):
@@ -697,8 +714,8 @@ class LoopCameraIngest:
             base = describe.headers.get("content-base") or describe.headers.get("content-location") or target.url
             sdp = describe.body.decode("utf-8", "replace")
             track = parse_sdp(sdp, base)
-            if self._on_audio is not None and sdp_has_audio(sdp):
-                raise _AudioOffered
+            if self._on_handover is not None and sdp_has_audio(sdp):
+                raise _HandOver("it offers audio, which the event-loop engine does not carry")
             setup = await self._request(
                 connection, "SETUP", track.control, {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"}
             )
@@ -713,7 +730,6 @@ class LoopCameraIngest:
             self._last_key = time.monotonic()
             headers = {"Session": session, "Range": "npt=0.000-"} if session else {"Range": "npt=0.000-"}
             await self._request(connection, "PLAY", base, headers)
-            self._opened = True
             await self._watch(connection, base, session, keepalive_s)
         finally:
             self._connection = None

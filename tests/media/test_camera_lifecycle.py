@@ -226,6 +226,67 @@ async def test_offline_reasons_tell_what_is_wrong(scene_clip: Path, tmp_path: Pa
         await gateway.stop()
 
 
+async def _picky_proxy(upstream_port: int, refused_agent: bytes) -> asyncio.Server:
+    """A TCP proxy in front of a real camera that answers a SETUP from `refused_agent` with 461 and
+    hangs up: a camera with a quirk only one RTSP client trips over."""
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+
+        async def upstream_to_client() -> None:
+            while data := await up_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+
+        pump = asyncio.create_task(upstream_to_client())
+        try:
+            while data := await reader.read(65536):
+                if data.startswith(b"SETUP ") and refused_agent in data:
+                    cseq = next(line for line in data.split(b"\r\n") if line.lower().startswith(b"cseq:"))
+                    writer.write(b"RTSP/1.0 461 Unsupported Transport\r\n" + cseq + b"\r\n\r\n")
+                    await writer.drain()
+                    break
+                up_writer.write(data)
+                await up_writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            pump.cancel()
+            up_writer.close()
+            writer.close()
+
+    return await asyncio.start_server(client, "127.0.0.1", 0)
+
+
+async def test_a_camera_the_event_loop_engine_cannot_read_is_handed_to_ffmpeg(
+    scene_clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sessions that end twice in a row before any picture: the gateway reads the camera with the
+    threaded engine instead, and the console sees it online, with a warning in the log."""
+    statuses = Statuses()
+    caplog.set_level(logging.INFO, logger="fusionhub.media")
+    config = MediaConfig(ice_host_addresses=["127.0.0.1"], ingest=FAST_RECONNECT, rtsp_engine="event_loop")
+    gateway = await _gateway(config, statuses)
+    try:
+        async with RtspServer(scene_clip) as camera:
+            proxy = await _picky_proxy(camera.port, b"User-Agent: FusionHub")
+            try:
+                port = proxy.sockets[0].getsockname()[1]
+                await gateway.add_camera(CAM, f"rtsp://127.0.0.1:{port}/{camera.path}")
+                await statuses.wait(lambda s: s.state == "online", 20)
+                await asyncio.sleep(1.5)
+                assert gateway.ingest_stats()[CAM].keyframes >= 1, "pictures arrive"
+                assert any(t.name == f"media-source-{CAM}" for t in threading.enumerate()), "FFmpeg reads it"
+                assert [s.reason for s in statuses if s.state == "offline"] == ["ended"]  # once, then handed over
+                warnings = [r for r in caplog.records if "read by the threaded engine" in r.getMessage()]
+                assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+                assert "461" in warnings[0].getMessage()
+            finally:
+                proxy.close()
+    finally:
+        await gateway.stop()
+
+
 async def test_video_that_stops_while_the_audio_goes_on_is_not_online(tmp_path: Path) -> None:
     """A terminal whose encoder hangs but whose microphone still streams: the reads never time
     out, yet the console must learn the picture is gone, and a reconnect brings it back."""

@@ -23,7 +23,7 @@ from fusionhub.media.packets import EncodedPacket
 from fusionhub.media.rtsploop import LoopCameraIngest, VideoTrack, depacketizer, parse_sdp
 from fusionhub.media.source import SourceFailure
 from fusionhub.signaling.messages import CameraStatus
-from tests.support.rtsp import TinyRtspServer
+from tests.support.rtsp import TinyRtspServer, free_port
 
 START = b"\x00\x00\x00\x01"
 PT = 96
@@ -276,3 +276,22 @@ async def test_a_redirect_to_another_host_does_not_take_the_password_along(caplo
     assert not any("authorization:" in r.lower() for r in elsewhere.requests)
     assert next(s for s in statuses if s.state == "offline").reason == "auth_refused"
     assert password not in caplog.text
+
+
+async def test_a_stop_that_is_itself_cancelled_lets_the_cancel_through() -> None:
+    """The gateway stops a camera from its demand loop, and stops that loop at shutdown: a cancel
+    arriving while stop() waits for the camera's task must cancel the caller, not be swallowed
+    (a swallowed one hung the gateway's shutdown)."""
+    statuses: list[CameraStatus] = []
+    with ThreadPoolExecutor(1) as pool:
+        ingest = video_only_camera(f"rtsp://127.0.0.1:{free_port()}/cam", statuses, pool, reconnect_s=5.0)
+        ingest.start()
+        async with asyncio.timeout(10):
+            while not any(s.state == "offline" for s in statuses):  # now waiting to reconnect
+                await asyncio.sleep(0.02)
+        stopping = asyncio.create_task(ingest.stop())
+        await asyncio.sleep(0)  # stop() has cancelled the camera's task and waits for it
+        stopping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+    assert statuses[-1].state == "offline"  # cancelled before it could say "stopped"
