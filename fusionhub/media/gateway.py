@@ -228,7 +228,8 @@ class MediaGateway:
         cam = self._cameras.get(camera_id)
         if cam is None or cam.idle_status is not None or self._stopped:
             return  # the next build sees the URL in _on_threads
-        task = asyncio.get_running_loop().create_task(self._rebuild(camera_id, cam, cam.source), name=f"media-{camera_id}-audio")
+        rebuild = self._rebuild(camera_id, cam, cam.source)
+        task = asyncio.get_running_loop().create_task(rebuild, name=f"media-{camera_id}-handover")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
