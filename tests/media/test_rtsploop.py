@@ -202,6 +202,21 @@ def video_only_camera(url: str, statuses: list[CameraStatus], pool: ThreadPoolEx
     )
 
 
+async def first_offline(url: str) -> CameraStatus:
+    """Start an event-loop camera, wait for its first offline status (10 s at most), stop it."""
+    statuses: list[CameraStatus] = []
+    with ThreadPoolExecutor(1) as pool:
+        ingest = video_only_camera(url, statuses, pool, reconnect_s=5.0)
+        ingest.start()
+        try:
+            async with asyncio.timeout(10):
+                while not any(s.state == "offline" for s in statuses):
+                    await asyncio.sleep(0.02)
+        finally:
+            await ingest.stop()
+    return next(s for s in statuses if s.state == "offline")
+
+
 async def test_a_camera_talking_nonsense_goes_offline_and_is_tried_again() -> None:
     """A server that answers DESCRIBE with something that is not RTSP: 'unreachable' (as on the threaded engine), then a reconnect."""
     connections = 0
@@ -235,18 +250,8 @@ async def test_a_camera_talking_nonsense_goes_offline_and_is_tried_again() -> No
 async def test_a_redirect_loop_is_given_up_with_a_reason() -> None:
     """A camera that redirects to itself: followed three times, then offline 'unreachable' (no hang)."""
     loop_back = "RTSP/1.0 302 Moved\r\nLocation: rtsp://127.0.0.1:{}/cam"
-    statuses: list[CameraStatus] = []
     async with TinyRtspServer(lambda port: loop_back.format(port)) as camera:
-        with ThreadPoolExecutor(1) as pool:
-            ingest = video_only_camera(f"rtsp://127.0.0.1:{camera.port}/cam", statuses, pool, reconnect_s=5.0)
-            ingest.start()
-            try:
-                async with asyncio.timeout(10):
-                    while not any(s.state == "offline" for s in statuses):
-                        await asyncio.sleep(0.02)
-            finally:
-                await ingest.stop()
-    offline = next(s for s in statuses if s.state == "offline")
+        offline = await first_offline(f"rtsp://127.0.0.1:{camera.port}/cam")
     assert offline.reason == "unreachable"
     assert sum(r.startswith("DESCRIBE") for r in camera.requests) == 4  # the first and three redirects
 
@@ -257,24 +262,15 @@ async def test_a_redirect_to_another_host_does_not_take_the_password_along(caplo
     does send them."""
     password = "Sh0uld-Stay-Home"
     caplog.set_level(logging.DEBUG)
-    statuses: list[CameraStatus] = []
     challenge = 'RTSP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm="elsewhere"'
     async with TinyRtspServer(lambda _port: challenge) as elsewhere:
         target = f"rtsp://127.0.0.1:{elsewhere.port}/stream"
         async with TinyRtspServer(lambda _port: f"RTSP/1.0 302 Moved\r\nLocation: {target}") as camera:
-            with ThreadPoolExecutor(1) as pool:
-                # the camera is named "localhost": the same machine, another host name than 127.0.0.1
-                ingest = video_only_camera(f"rtsp://admin:{password}@localhost:{camera.port}/cam", statuses, pool, 5.0)
-                ingest.start()
-                try:
-                    async with asyncio.timeout(10):
-                        while not any(s.state == "offline" for s in statuses):
-                            await asyncio.sleep(0.02)
-                finally:
-                    await ingest.stop()
+            # the camera is named "localhost": the same machine, another host name than 127.0.0.1
+            offline = await first_offline(f"rtsp://admin:{password}@localhost:{camera.port}/cam")
     assert any(r.startswith("DESCRIBE") for r in elsewhere.requests), "the redirect was followed"
     assert not any("authorization:" in r.lower() for r in elsewhere.requests)
-    assert next(s for s in statuses if s.state == "offline").reason == "auth_refused"
+    assert offline.reason == "auth_refused"
     assert password not in caplog.text
 
 
