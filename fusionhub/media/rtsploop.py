@@ -19,8 +19,9 @@ cameras, and 57 to 62 µs for this engine (every frame delivered by both):
 It does not carry a camera's audio (only the video track is set up): given `on_handover`, a
 camera whose SDP offers audio is handed back to the gateway at DESCRIBE, which reads it with the
 thread engine (that carries audio); so is a camera whose sessions end twice in a row before any
-picture (a protocol quirk of that camera, which FFmpeg's client may know). Nor rtsps:// (the gateway gives those to the thread engine). Packets
-reach the sink on the loop directly: no hand-off.
+picture (a protocol quirk of that camera, which FFmpeg's client may know). Nor does it read
+rtsps:// (the gateway gives those to the thread engine). Packets reach the sink on the loop
+directly: no hand-off.
 """
 
 from __future__ import annotations
