@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AbstractContextManager
-from urllib.parse import unquote, urlsplit
 
 import av
 
@@ -12,13 +11,9 @@ from .handoff import LoopHandoff
 from .options import IngestOptions
 from .packets import PacketSink
 from .source import SampleCallback, StatusCallback, ThreadedSource
-from .urls import redact, strip_credentials, validate_camera_url
+from .urls import redactor, strip_credentials, validate_camera_url
 
 __all__ = ["CameraIngest", "IngestOptions"]
-
-# Literal passwords shorter than this are not scrubbed from messages by value (a one-letter
-# password would garble every log line); URLs are always redacted by structure.
-_MIN_SCRUB_LEN = 4
 
 
 class CameraIngest(ThreadedSource):
@@ -53,10 +48,7 @@ class CameraIngest(ThreadedSource):
         )
         self._url = validate_camera_url(url)
         self.public_url, _ = strip_credentials(url)
-        password = urlsplit(url).password or ""
-        self._secrets = tuple(
-            s for s in {password, unquote(password)} if len(s) >= _MIN_SCRUB_LEN
-        )
+        self._scrub = redactor(url)
 
     def __repr__(self) -> str:
         return f"<CameraIngest camera={self.camera_id} url={self.public_url!r}>"
@@ -65,12 +57,7 @@ class CameraIngest(ThreadedSource):
         return self.public_url
 
     def _redact(self, text: str) -> str:
-        # FFmpeg echoes the URL in its messages; also scrub the bare password in case a
-        # message quotes it outside a URL.
-        text = redact(text)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self._scrub(text)  # FFmpeg echoes the URL, and may quote the password bare
 
     def _open(self) -> AbstractContextManager[av.container.InputContainer]:
         timeout = self._options.timeout_s

@@ -52,7 +52,7 @@ from .options import IngestOptions
 from .packets import PacketSink
 from .pipeline import IngestStats, PacketPipeline
 from .source import SampleCallback, SourceFailure, StatusCallback
-from .urls import redact, strip_credentials, validate_camera_url
+from .urls import redactor, strip_credentials, validate_camera_url
 
 __all__ = ["LoopCameraIngest", "VideoTrack", "depacketizer", "parse_sdp"]
 
@@ -67,7 +67,6 @@ _DRAIN_BATCH = 8  # packets one pool task decodes before it yields the thread to
 _HANDOVER_AFTER = 2  # sessions in a row ending before any picture, then the gateway reads it with FFmpeg
 _MAX_REDIRECTS = 3  # DESCRIBE redirects (3xx with a Location) followed per session
 _REDIRECTS = (301, 302, 303, 305, 307, 308)
-_MIN_SCRUB_LEN = 4  # as ingest.py: shorter passwords are not scrubbed from messages by value
 
 
 def decode_pool_size() -> int:
@@ -573,7 +572,7 @@ class LoopCameraIngest:
         user, password = unquote(parts.username or ""), unquote(parts.password or "")
         self._credentials = _Credentials(user, password) if parts.username is not None else None
         self._target = _Target(self._host, self._port, self.public_url, self._credentials)  # this session's
-        self._secrets = tuple(s for s in {password, parts.password or ""} if len(s) >= _MIN_SCRUB_LEN)
+        self._redact = redactor(url)
         self._sink = sink
         self._on_sample = on_sample
         self._on_status = on_status
@@ -634,11 +633,6 @@ class LoopCameraIngest:
     def _describe(self) -> str:
         return self.public_url
 
-    def _redact(self, text: str) -> str:
-        text = redact(text)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
     # -- sessions -------------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import SplitResult, urlsplit
+from collections.abc import Callable
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from .errors import InvalidCameraUrl
 
@@ -59,3 +60,24 @@ def strip_credentials(url: str) -> tuple[str, bool]:
 def redact(text: str) -> str:
     """Replace the userinfo of every rtsp(s)/http(s) URL in `text` with `***@`."""
     return _USERINFO.sub(r"\1***@", text)
+
+
+# Literal passwords shorter than this are not scrubbed from messages by value (a one-letter
+# password would garble every log line); URLs are always redacted by structure.
+_MIN_SCRUB_LEN = 4
+
+
+def redactor(url: str) -> Callable[[str], str]:
+    """A scrubber for messages about the camera at `url`: every URL's userinfo is redacted, and
+    its password, as written and percent-decoded, is replaced wherever a message quotes it bare
+    (FFmpeg and camera answers may)."""
+    password = _split(url).password or ""
+    secrets = tuple(s for s in {password, unquote(password)} if len(s) >= _MIN_SCRUB_LEN)
+
+    def scrub(text: str) -> str:
+        text = redact(text)
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    return scrub
