@@ -7,7 +7,6 @@ waits for room (back-pressure on result handling) instead of dropping.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from fusionhub.analytics.evidence import Marked, write_clean_frame, write_eviden
 from fusionhub.analytics.rules import RuleFlag, RuleSighting
 from fusionhub.analytics.stats import HubStats
 from fusionhub.signaling.messages import Box, FlagRaised, ZoneSighting
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,7 @@ class FlagEmitter:
                 await self._queue.join()
         except TimeoutError:
             log.error("analytics: %d flag(s) not delivered before shutdown", self._queue.qsize())
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def _run(self) -> None:

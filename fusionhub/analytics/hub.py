@@ -10,7 +10,6 @@ camera's last analysed one skips the workers (motion.py) and reuses its detectio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import socket
@@ -39,6 +38,7 @@ from fusionhub.analytics.rules import CameraRules, ZoneSpec
 from fusionhub.analytics.ruleset import RuleEnv, model_classes
 from fusionhub.analytics.stats import HubStats
 from fusionhub.signaling.messages import FlagRaised, ZoneSighting
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -354,11 +354,7 @@ class AnalyticsHub:
                 await self._pool.stop()
             except Exception as exc:  # collected; shutdown goes on
                 errors.append(exc)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         try:
             await self._emitter.stop()

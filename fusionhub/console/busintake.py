@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from fusionhub.signaling.bus import Bus, Subscription
 from fusionhub.signaling.messages import Topic
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,7 @@ class BusIntake(Generic[M]):
     async def stop(self) -> None:
         """Stop storing and leave the group (idempotent)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
         sub, self._sub = self._sub, None
         if sub is not None:
             await sub.close()

@@ -22,6 +22,7 @@ from fusionhub.dispatch.service import DispatchService
 from fusionhub.media.clips import ClipRecorder, ClipResult
 from fusionhub.signaling.bus import Bus, Event, Subscription
 from fusionhub.signaling.messages import ClipMissing, ClipReady, FlagRaised, Topic, payload
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,7 @@ class ClipIntake:
 
 
 async def _stop(task: asyncio.Task[None] | None, sub: Subscription | None) -> None:
-    if task is not None:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+    await cancel_and_wait(task)
     if sub is not None:
         await sub.close()
 

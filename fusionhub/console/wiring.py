@@ -18,6 +18,7 @@ from fusionhub.media.gateway import MediaGateway
 from fusionhub.media.sampling import SamplingOptions
 from fusionhub.signaling.bus import Bus
 from fusionhub.signaling.messages import CameraStatus, PublisherStatus, Topic, payload
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +152,5 @@ class StatusRelay:
                 log.exception("could not publish a %s event", self._topic)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -28,6 +28,8 @@ from sqlalchemy import ColumnElement, Select, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from fusionhub.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 
@@ -122,13 +124,7 @@ class DueLoop:
     async def stop(self) -> None:
         """Cancel the task and wait for it; safe to call twice."""
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         streak = 0  # failed ticks in a row

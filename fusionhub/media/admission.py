@@ -18,6 +18,7 @@ import logging
 from collections import deque
 
 from fusionhub.media.errors import GatewayFull
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,7 @@ class LoopLagMonitor:
     async def stop(self) -> None:
         """Stop measuring (idempotent)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

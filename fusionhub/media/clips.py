@@ -24,6 +24,7 @@ from fusionhub.media.recording import RecordingConfig
 from fusionhub.media.retention import enforce_budget
 from fusionhub.media.ring import PacketRing
 from fusionhub.signaling.messages import ClipMissing, ClipReady
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +74,7 @@ class ClipRecorder:
         unfinished = [flag_id for flag_id, job in self._jobs.items() if not job.done()]
         tasks = list(self._jobs.values()) + ([self._retention] if self._retention else [])
         self._retention = None
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("clip task failed while stopping")
+        await cancel_and_wait(*tasks)
         self._jobs.clear()
         for flag_id in unfinished:  # the record says why it has no clip (delivered if the bus is durable)
             await self._report(ClipMissing(flag_id=flag_id, reason="stopped"))

@@ -7,7 +7,6 @@ number of viewers; viewers get the camera's packets as received (no transcoding)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -40,6 +39,7 @@ from fusionhub.media.sampling import SamplingOptions
 from fusionhub.media.urls import validate_camera_url
 from fusionhub.media.whep import WhepSession
 from fusionhub.signaling.messages import CameraStatus, PublisherStatus
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +138,7 @@ class MediaGateway:
         self._stopped = True
         errors: list[BaseException] = []
         task, self._demand_task = self._demand_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self._lag.stop()
         for session in list(self._sessions.values()):
             await self._step(errors, session.close(), "closing WHEP session %s", session.session_id)

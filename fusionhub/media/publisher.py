@@ -19,6 +19,7 @@ from fusionhub.media.options import IngestOptions
 from fusionhub.media.outputs import SourceOutputs
 from fusionhub.media.packets import AudioFormat, AudioPacket, EncodedPacket
 from fusionhub.media.sampler import KeyframeSampler
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +134,7 @@ class PublisherSource:
         """Stop sampling (safe to call twice)."""
         self._stopped = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
 
     def stats(self) -> dict[str, object]:
         """Counters for monitoring."""

@@ -26,6 +26,7 @@ from av.audio.codeccontext import AudioCodecContext
 from fusionhub.media.audio import AudioRelay, AudioSubscription
 from fusionhub.media.packets import AUDIO_DECODERS, AudioFormat, AudioPacket
 from fusionhub.media.transcode import audio_decoder
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +109,7 @@ class RelayMix:
     async def stop(self) -> None:
         """Stop mixing, let the inputs go and close the output's listeners."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
         self.set_inputs({})
         self.relay.close()
 

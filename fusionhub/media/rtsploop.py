@@ -45,6 +45,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from fusionhub.signaling.messages import CameraStatus
+from fusionhub.tasks import cancel_and_wait
 
 from .annexb import IDR, PPS, SPS, START
 from .health import SourceHealth, State
@@ -616,12 +617,8 @@ class LoopCameraIngest:
             return
         self._stopped = True
         self._decode.close()
-        task = self._task
-        if task is not None:
-            task.cancel()
-            # asyncio.wait, not `await task` under suppress(CancelledError): the caller (the
-            # gateway's demand loop, say) may itself be cancelled meanwhile, and that must go on
-            await asyncio.wait((task,))
+        # the caller (the gateway's demand loop, say) may itself be cancelled meanwhile: that goes on
+        await cancel_and_wait(self._task)
         self._set_status(CameraStatus(camera_id=self.camera_id, state="stopped", since=time.time()))
 
     def latest_keyframe_jpeg(self) -> bytes | None:

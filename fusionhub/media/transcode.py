@@ -17,6 +17,7 @@ from av.audio.codeccontext import AudioCodecContext
 
 from fusionhub.media.audio import AudioRelay, AudioSubscription
 from fusionhub.media.packets import AUDIO_DECODERS, AudioFormat, AudioPacket
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,7 @@ class OpusTranscoder:
     async def stop(self) -> None:
         """Stop converting and close the Opus relay's listeners (safe to call twice)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
         self.relay.close()
 
     async def _run(self, sub: AudioSubscription) -> None:

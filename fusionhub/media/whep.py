@@ -32,6 +32,7 @@ from fusionhub.media.relay import PacketRelay
 from fusionhub.media.relaytrack import RelayTrack
 from fusionhub.media.rtpsend import PassthroughEncoder, install_passthrough, sender_encoder
 from fusionhub.media.whepaudio import AudioOutputs, attach_audio
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -187,13 +188,7 @@ class WhepSession:
         self._closing = True
         try:
             current = asyncio.current_task()
-            for task in (self._watchdog, self._self_close):
-                if task is not None and task is not current and not task.done():
-                    task.cancel()
-                    try:
-                        await task
-                    except asyncio.CancelledError:
-                        pass
+            await cancel_and_wait(*(task for task in (self._watchdog, self._self_close) if task is not current))
             self._track.stop()
             if self._audio_track is not None:
                 self._audio_track.stop()

@@ -32,6 +32,7 @@ from aiohttp import WSMsgType, web
 from fusionhub.signaling.bus import Bus, Subscription
 from fusionhub.signaling.errors import EventNotSerializable, ProtocolError
 from fusionhub.signaling.messages import Topic, WsType
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -342,12 +343,7 @@ class WsBridge:
     async def stop(self) -> None:
         """Stop forwarding and leave the group. Idempotent."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
         sub, self._sub = self._sub, None
         if sub is not None:
             await sub.close()

@@ -24,6 +24,7 @@ from fusionhub.media.rtptap import audio_level_dbov
 from fusionhub.signaling.errors import ProtocolError
 from fusionhub.signaling.floor import Ended, FloorControl, FloorEvent, Granted
 from fusionhub.signaling.intercom import FloorMsg, encode, event_message, floor_json, parse_client
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,7 @@ class IntercomRoom:
     async def close(self) -> None:
         """Stop the timers and write the burst in progress (sessions are closed by the service first)."""
         task, self._timer = self._timer, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
         if self._recorder is not None:
             await self._recorder.close()
 

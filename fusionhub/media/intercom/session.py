@@ -32,6 +32,7 @@ from fusionhub.media.intercom.forward import ForwardTrack
 from fusionhub.media.rtptap import tap_receiver
 from fusionhub.media.whep import InvalidOffer
 from fusionhub.signaling.intercom import CHANNEL_LABEL
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -237,13 +238,7 @@ class IntercomSession:
         self._closing = True
         try:
             current = asyncio.current_task()
-            for task in (self._watchdog, self._self_close):
-                if task is not None and task is not current and not task.done():
-                    task.cancel()
-                    try:
-                        await task
-                    except asyncio.CancelledError:
-                        pass
+            await cancel_and_wait(*(task for task in (self._watchdog, self._self_close) if task is not current))
             self.track.stop()
             try:
                 await self._pc.close()

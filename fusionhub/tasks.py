@@ -1,0 +1,33 @@
+"""Stopping background tasks without swallowing the caller's own cancellation.
+
+`task.cancel()` then `await task` under `suppress(CancelledError)` has a trap: if the task that
+is stopping things is itself cancelled while it waits (a shutdown under `asyncio.timeout`, a
+request handler whose client went away), the suppress swallows that cancellation too, and the
+caller carries on as if nobody had asked it to stop (a timeout never fires, a shutdown hangs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+__all__ = ["cancel_and_wait"]
+
+log = logging.getLogger(__name__)
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[object] | None) -> None:
+    """Cancel `tasks` (None skipped) and wait until every one has ended.
+
+    The caller's own cancellation is never swallowed: it propagates at once, and the tasks go on
+    ending by themselves. A task that ended with an error rather than by cancellation has the
+    error logged (with its traceback), not raised: a stop goes on with its next step."""
+    pending = [task for task in tasks if task is not None]
+    for task in pending:
+        task.cancel()
+    if not pending:
+        return
+    await asyncio.wait(pending)
+    for task in pending:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("task %s had failed before it was stopped", task.get_name(), exc_info=exc)

@@ -1,0 +1,64 @@
+"""cancel_and_wait: stopping background tasks without swallowing the stopper's own cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from fusionhub.tasks import cancel_and_wait
+
+
+async def _slow_to_stop(stopped: asyncio.Event) -> None:
+    """A background task whose clean-up takes a while once cancelled (a TEARDOWN, a flush...)."""
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        await asyncio.sleep(0.3)
+        stopped.set()
+
+
+async def test_a_stopper_that_is_cancelled_while_it_waits_is_cancelled_not_carried_on() -> None:
+    stopped = asyncio.Event()
+    background = asyncio.create_task(_slow_to_stop(stopped))
+    await asyncio.sleep(0)
+    carried_on = False
+
+    async def stopper() -> None:
+        nonlocal carried_on
+        await cancel_and_wait(background)
+        carried_on = True  # with `suppress(CancelledError): await background` this line ran
+
+    task = asyncio.create_task(stopper())
+    await asyncio.sleep(0.05)  # the stopper is waiting for the background task's clean-up
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not carried_on
+    assert not stopped.is_set()  # the stopper ended at once; the background task still ends by itself
+    await asyncio.wait_for(stopped.wait(), 2)
+    assert background.cancelled()
+
+
+async def test_a_timeout_around_a_stop_fires() -> None:
+    stopped = asyncio.Event()
+    background = asyncio.create_task(_slow_to_stop(stopped))
+    await asyncio.sleep(0)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await cancel_and_wait(background)
+    await asyncio.wait_for(stopped.wait(), 2)
+
+
+async def test_every_task_ends_and_an_error_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    async def fails() -> None:
+        raise RuntimeError("the loop had died")
+
+    broken = asyncio.create_task(fails(), name="broken-loop")
+    idle = asyncio.create_task(asyncio.sleep(3600))
+    await asyncio.sleep(0.01)  # `broken` has failed before the stop
+    with caplog.at_level(logging.ERROR, logger="fusionhub.tasks"):
+        await cancel_and_wait(broken, None, idle)
+    assert idle.cancelled() and broken.done()
+    assert "broken-loop had failed" in caplog.text and "the loop had died" in caplog.text
