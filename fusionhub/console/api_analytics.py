@@ -50,3 +50,26 @@ async def workers(request: web.Request) -> web.Response:
     """The model, every worker the hub knows (ready, busy, runtime, round trip) and its counts."""
     require_role(user_of(request), ("admin",))
     return json_reply(request.app[ANALYTICS].status())
+
+
+@routes.get("/api/v1/analytics/load")
+async def load(request: web.Request) -> web.Response:
+    """Whether analytics keeps up (analytics/load.py), for everyone who reviews or reads flags.
+
+    Duty officers learn from it that flags may come late, or not at all (no worker). The cameras
+    that lose most are given only where the user may see them, by name."""
+    user = user_of(request)
+    require_role(user, READERS)
+    report = request.app[ANALYTICS].load_report()
+    names = {int(c["id"]): str(c["name"]) for c in await request.app[DISPATCH].list_cameras(user)}
+    keys = ("state", "reasons", "window_s", "sampled", "analysed", "superseded_share", "failed", "sample_age_p99_s")
+    return json_reply(
+        {
+            **{key: report[key] for key in keys},
+            "slowest": [
+                {"camera_id": c["camera_id"], "name": names[c["camera_id"]],
+                 "analysed_per_s": c["analysed_per_s"], "sampled_per_s": c["sampled_per_s"]}
+                for c in report["slowest"] if c["camera_id"] in names
+            ],
+        }
+    )

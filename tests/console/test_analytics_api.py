@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -224,3 +226,21 @@ async def test_admin_sees_the_analytics_workers_and_what_they_did(hub: RunningHu
     for name in ("commander", "duty", "field1"):  # hosts, pids and endpoints are the admin's business
         assert (await hub.call("GET", "/api/v1/analytics/workers", name))[0] == 403
     assert (await hub.call("GET", "/api/v1/analytics/workers"))[0] == 401
+
+
+async def test_duty_officers_learn_that_no_worker_is_analysing(hub: RunningHub) -> None:
+    cam = await camera(hub)
+    assert (await zone(hub, cam))[0] == 201
+    status, load = await hub.call("GET", "/api/v1/analytics/load", "duty")
+    assert status == 200 and load["state"] != "no_workers", load
+    analytics = hub.app[ANALYTICS]
+    (pid,) = analytics.local_pids()
+    os.kill(pid, signal.SIGKILL)  # the only worker dies; the pool replaces it after a back-off
+    deadline = time.monotonic() + 10
+    while (load := (await hub.call("GET", "/api/v1/analytics/load", "duty"))[1])["state"] != "no_workers":
+        assert time.monotonic() < deadline, load
+        await asyncio.sleep(0.1)
+    assert set(load) >= {"state", "window_s", "superseded_share", "sample_age_p99_s", "slowest"}
+    assert (await hub.call("GET", "/api/v1/analytics/load", "commander"))[0] == 200
+    assert (await hub.call("GET", "/api/v1/analytics/load", "field1"))[0] == 403
+    assert (await hub.call("GET", "/api/v1/analytics/load"))[0] == 401

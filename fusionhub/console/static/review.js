@@ -5,6 +5,8 @@ import { busy, cue, fill, h, loadAuthImage, notify } from "./dom.js";
 import { formatPercent, formatTime, t, tr } from "./i18n.js";
 import { flagClip, releaseClips } from "./clip.js";
 
+const LOAD_REFRESH_MS = 20_000; // the hub judges over a minute; this is often enough to notice
+
 function flagTitle(flag) {
   return `${tr("rule", flag.rule)} · ${tr("label", flag.label)}`;
 }
@@ -27,8 +29,31 @@ export class ReviewQueue {
     this.precision = h("p", { class: "precision muted", dataset: { testid: "precision" } });
     this.precisionRows = null;
     this.precisionTimer = null;
-    fill(panel, this.note, this.precision, this.error, this.empty, this.list);
+    // whether analytics keeps up: flags may come late, or not at all, and the reviewer should know
+    this.analytics = h("p", { class: "error", role: "status", hidden: true, dataset: { testid: "analytics-behind" } });
+    this.loadTimer = setInterval(() => this.loadAnalytics(), LOAD_REFRESH_MS);
+    fill(panel, this.note, this.analytics, this.precision, this.error, this.empty, this.list);
     this.render();
+  }
+
+  async loadAnalytics() {
+    let load;
+    try {
+      load = await api("/api/v1/analytics/load");
+    } catch {
+      return; // the queue works without it; the next refresh tries again
+    }
+    const trouble = load.state === "behind" || load.state === "no_workers";
+    this.analytics.hidden = !trouble;
+    this.analytics.dataset.state = load.state;
+    if (!trouble) return;
+    if (load.state === "no_workers") {
+      this.analytics.textContent = t("review.load.no_workers");
+      return;
+    }
+    const cameras = load.slowest.map((c) => c.name);
+    this.analytics.textContent = t("review.load.behind", { seconds: Math.round(load.window_s) })
+      + (cameras.length ? ` ${t("review.load.cameras", { cameras: cameras.join(", ") })}` : "");
   }
 
   async loadPrecision() {
@@ -56,6 +81,7 @@ export class ReviewQueue {
 
   async load() {
     this.loadPrecision();
+    this.loadAnalytics();
     try {
       const flags = await api("/api/v1/flags?status=pending");
       this.flags = new Map(flags.map((f) => [String(f.id), f]));
@@ -227,6 +253,7 @@ export class ReviewQueue {
 
   close() {
     clearTimeout(this.precisionTimer);
+    clearInterval(this.loadTimer);
     for (const img of this.images.values()) if (img.dataset.blob) URL.revokeObjectURL(img.dataset.blob);
     this.images.clear();
   }
