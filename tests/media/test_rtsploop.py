@@ -20,7 +20,7 @@ import pytest
 
 from fusionhub.media.options import IngestOptions
 from fusionhub.media.packets import EncodedPacket
-from fusionhub.media.rtsploop import LoopCameraIngest, VideoTrack, depacketizer, parse_sdp
+from fusionhub.media.rtsploop import LoopCameraIngest, VideoTrack, _Connection, depacketizer, parse_sdp
 from fusionhub.media.source import SourceFailure
 from fusionhub.signaling.messages import CameraStatus
 from tests.support.rtsp import TinyRtspServer, free_port
@@ -164,6 +164,39 @@ a=framerate:25
 a=fmtp:96 packetization-mode=1;profile-level-id=64001f;sprop-parameter-sets=Z2QAH6zZQFAFuwEQAAADABAAAAMDIPGDGWA=,aOvjyyLA
 a=control:stream=0
 """
+
+
+def _interleaved(channel: int, payload: bytes) -> bytes:
+    return b"$" + bytes([channel]) + struct.pack(">H", len(payload)) + payload
+
+
+@pytest.mark.parametrize("read_size", [1, 7, 1400, 65_536], ids=lambda n: f"reads of {n} B")
+async def test_the_connection_reads_any_split_of_the_stream_into_the_same_packets(read_size: int) -> None:
+    """Reads of any size: RTP frames and RTSP answers split across reads, frames of up to 64 KiB,
+    the other channel's RTCP left out."""
+    rtp = [bytes([0x80, PT]) + bytes([n % 251]) * size for n, size in enumerate([10, 1400, 65_531, 3, 40_000, 65_000])]
+    body = b"v=0\r\n" + b"a=x:" + b"y" * 30_000 + b"\r\n"
+    answer = b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    stream = b"".join(
+        [_interleaved(0, rtp[0]), _interleaved(1, b"\x80\xc9rtcp"), _interleaved(0, rtp[1]), answer,
+         *(_interleaved(0, r) for r in rtp[2:])]
+    )
+    got: list[bytes] = []
+    connection = _Connection(lambda view: got.append(bytes(view)))
+
+    class Wire(asyncio.Transport):
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            pass
+
+    connection.connection_made(Wire())
+    answered = connection.send("DESCRIBE", "rtsp://127.0.0.1/cam", {})
+    for pos in range(0, len(stream), read_size):
+        connection.data_received(stream[pos : pos + read_size])
+    assert got == rtp
+    response = answered.result()
+    assert response.status == 200 and response.body == body
+    assert not connection.closed.done()
+    assert not connection.buf  # nothing left over
 
 
 def test_sdp_gives_the_h264_track_its_control_url_and_parameter_sets() -> None:
