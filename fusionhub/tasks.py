@@ -30,4 +30,4 @@ async def cancel_and_wait(*tasks: asyncio.Task[object] | None) -> None:
     await asyncio.wait(pending)
     for task in pending:
         if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("task %s had failed before it was stopped", task.get_name(), exc_info=exc)
+            log.error("task %s ended with an error, not by being stopped", task.get_name(), exc_info=exc)

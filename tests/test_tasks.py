@@ -61,4 +61,4 @@ async def test_every_task_ends_and_an_error_is_logged_not_raised(caplog: pytest.
     with caplog.at_level(logging.ERROR, logger="fusionhub.tasks"):
         await cancel_and_wait(broken, None, idle)
     assert idle.cancelled() and broken.done()
-    assert "broken-loop had failed" in caplog.text and "the loop had died" in caplog.text
+    assert "broken-loop ended with an error" in caplog.text and "the loop had died" in caplog.text
