@@ -630,7 +630,6 @@ class LoopCameraIngest:
     def _describe(self) -> str:
         return self.public_url
 
-
     # -- sessions -------------------------------------------------------------------------------
 
     async def _run(self) -> None:
