@@ -16,12 +16,13 @@ __all__ = ["cancel_and_wait"]
 log = logging.getLogger(__name__)
 
 
-async def cancel_and_wait(*tasks: asyncio.Task[object] | None) -> None:
+async def cancel_and_wait(*tasks: asyncio.Task[object] | None, quiet: bool = False) -> None:
     """Cancel `tasks` (None skipped) and wait until every one has ended.
 
     The caller's own cancellation is never swallowed: it propagates at once, and the tasks go on
     ending by themselves. A task that ended with an error rather than by cancellation has the
-    error logged (with its traceback), not raised: a stop goes on with its next step."""
+    error logged (with its traceback), not raised: a stop goes on with its next step. With
+    `quiet`, at debug level: for tasks whose errors are expected when their peer goes away."""
     pending = [task for task in tasks if task is not None]
     for task in pending:
         task.cancel()
@@ -30,4 +31,5 @@ async def cancel_and_wait(*tasks: asyncio.Task[object] | None) -> None:
     await asyncio.wait(pending)
     for task in pending:
         if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("task %s ended with an error, not by being stopped", task.get_name(), exc_info=exc)
+            log.log(logging.DEBUG if quiet else logging.ERROR, "task %s ended with an error, not by being stopped",
+                    task.get_name(), exc_info=exc)

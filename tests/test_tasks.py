@@ -62,3 +62,14 @@ async def test_every_task_ends_and_an_error_is_logged_not_raised(caplog: pytest.
         await cancel_and_wait(broken, None, idle)
     assert idle.cancelled() and broken.done()
     assert "broken-loop ended with an error" in caplog.text and "the loop had died" in caplog.text
+
+
+async def test_a_quiet_stop_keeps_expected_errors_out_of_the_error_log(caplog: pytest.LogCaptureFixture) -> None:
+    async def peer_gone() -> None:
+        raise ConnectionResetError("the publisher went away")
+
+    broken = asyncio.create_task(peer_gone(), name="reader")
+    await asyncio.sleep(0.01)
+    with caplog.at_level(logging.DEBUG, logger="fusionhub.tasks"):
+        await cancel_and_wait(broken, quiet=True)
+    assert [r.levelno for r in caplog.records if "reader ended with an error" in r.getMessage()] == [logging.DEBUG]

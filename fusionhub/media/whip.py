@@ -32,6 +32,7 @@ from fusionhub.media.errors import CodecUnsupported, MediaError
 from fusionhub.media.ice import rtc_configuration
 from fusionhub.media.packets import AudioFormat
 from fusionhub.media.whep import InvalidOffer, h264_preferences
+from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -227,15 +228,8 @@ class WhipSession:
         self._closing = True
         try:
             current = asyncio.current_task()
-            for task in [*self._tasks, self._self_close]:
-                if task is not None and task is not current and not task.done():
-                    task.cancel()
-                    try:
-                        await task
-                    except asyncio.CancelledError:
-                        pass
-                    except Exception:
-                        log.debug("whip %s: task failed while closing", self.session_id[:6], exc_info=True)
+            # a publisher that went away makes its tasks fail: logged at debug level
+            await cancel_and_wait(*(t for t in [*self._tasks, self._self_close] if t is not current), quiet=True)
             try:
                 await self._pc.close()
             except asyncio.CancelledError:
