@@ -79,6 +79,11 @@ class AnalyticsConfig(BaseModel):
     job_timeout_s: float = Field(
         default=10.0, ge=0.5, le=300.0, description="a frame job not answered in this time is given up"
     )
+    jobs_per_worker: int = Field(
+        default=2, ge=1, le=8,
+        description="frames a worker holds at once: the next waits in its queue while it runs one, so it does not "
+        "sit idle while the hub sends it another (1: one at a time)",
+    )
     restart_backoff_s: float = Field(
         default=1.0, ge=0.0, le=60.0, description="pause before a dead local worker is replaced"
     )

@@ -71,6 +71,9 @@ class _Job:
     camera_id: int
     item: _Frame
     sent_at: float
+    # when the worker could start on it: sent_at, or when the job before it in the worker's queue
+    # was answered; its round trip and its timeout count from here
+    started_at: float = 0.0
 
 
 @dataclass
@@ -91,11 +94,18 @@ class _Worker:
     host: str
     last_seen: float
     ready: bool = False
-    job: _Job | None = None
+    # the jobs it holds, oldest first: it runs one while the next waits in its queue (jobs_per_worker),
+    # so it never sits idle while the hub's event loop gets round to sending it another
+    jobs: dict[int, _Job] = field(default_factory=dict)
     last_job_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
     answered: int = 0
     rtt_s: float = 0.0  # moving average of its round trips
+
+    @property
+    def current(self) -> _Job | None:
+        """The job it runs now (the oldest it holds)."""
+        return next(iter(self.jobs.values()), None)
 
     def timeout_s(self, config: AnalyticsConfig) -> float:
         """How long its current job may take: its usual round trip times ten, within the configured bounds."""
@@ -217,6 +227,15 @@ class AnalyticsHub:
         cam.pending = _Frame(ts, frame)
         self._queue(camera_id, cam)
 
+    def sample_lost(self, camera_id: int) -> None:
+        """A sample the media side could not take: the camera's next keyframe replaced it before a
+        decode thread was free. Counted like one superseded here, so the load verdict sees it."""
+        if camera_id not in self._cameras:
+            return
+        self.stats.frames_superseded_decoding += 1
+        self.load.sampled(camera_id)
+        self.load.superseded(camera_id)
+
     def _queue(self, camera_id: int, cam: _Camera) -> None:
         """Put a camera with a waiting frame in line (keeping its place if it already has one)."""
         if cam.pending is not None and not cam.busy and camera_id not in self._ready:
@@ -232,7 +251,8 @@ class AnalyticsHub:
         """The workers the hub knows now (for status pages and tests); `runtime`: what a ready one runs on."""
         return [
             {
-                "label": w.label, "pid": w.pid, "host": w.host, "ready": w.ready, "busy": w.job is not None,
+                "label": w.label, "pid": w.pid, "host": w.host, "ready": w.ready, "busy": bool(w.jobs),
+                "jobs": len(w.jobs),
                 "runtime": ", ".join(str(x) for x in w.extra.get("providers", [])) + (" int8" if w.extra.get("int8") else ""),
                 "answered": w.answered, "rtt_ms": round(w.rtt_s * 1e3, 1) if w.answered else None,
             }
@@ -244,6 +264,7 @@ class AnalyticsHub:
         s = self.stats
         counts = (
             "frames_submitted", "frames_analysed", "frames_inferred", "frames_gated", "frames_dropped",
+            "frames_superseded_decoding",
             "jobs_retried", "jobs_lost", "jobs_failed", "flags_raised", "flags_delivered", "flags_failed",
         )
         return {
@@ -463,9 +484,9 @@ class AnalyticsHub:
     def _forget(self, worker: _Worker, why: str) -> None:
         self._workers.pop(worker.identity, None)
         log.info("analytics worker %s forgotten (%s)", worker.label, why)
-        if worker.job is not None:
-            self._release(worker.job)
-            worker.job = None
+        for job in reversed(worker.jobs.values()):  # each goes to the front of the line: oldest ends up first
+            self._release(job)
+        worker.jobs.clear()
 
     def _release(self, job: _Job) -> None:
         """A job that will not be answered: retry its frame unless a newer one is waiting."""
@@ -511,9 +532,10 @@ class AnalyticsHub:
                 item.attempts += 1
                 frame = np.ascontiguousarray(item.frame)
                 item.frame = frame
-                job = _Job(next(self._job_ids), camera_id, item, time.monotonic())
-                worker.job = job
-                worker.last_job_at = job.sent_at
+                now = time.monotonic()
+                job = _Job(next(self._job_ids), camera_id, item, now, now)
+                worker.jobs[job.id] = job
+                worker.last_job_at = now
                 # a fixed-shape model runs at its own size only (its worker says so in READY)
                 imgsz = cam.imgsz if worker.extra.get("dynamic") else None
                 header = p.job_header(job.id, camera_id, item.ts, frame, imgsz=imgsz)
@@ -530,9 +552,11 @@ class AnalyticsHub:
         return True
 
     def _free_worker(self) -> _Worker | None:
-        free = [w for w in self._workers.values() if w.ready and w.job is None]
-        # least recently used first, so every worker shares the load
-        return min(free, key=lambda w: w.last_job_at) if free else None
+        depth = self.config.jobs_per_worker
+        free = [w for w in self._workers.values() if w.ready and len(w.jobs) < depth]
+        # an idle worker first, then the one holding fewest; least recently used among equals, so
+        # every worker shares the load
+        return min(free, key=lambda w: (len(w.jobs), w.last_job_at)) if free else None
 
     def _next_camera(self) -> tuple[int, _Camera] | None:
         """The camera waiting longest with a frame and nothing in flight (one job per camera keeps results in order)."""
@@ -544,11 +568,14 @@ class AnalyticsHub:
         return None
 
     async def _finished(self, worker: _Worker, body: dict[str, Any], *, ok: bool) -> None:
-        job = worker.job
-        if job is None or body.get("job_id") != job.id:
+        job_id = body.get("job_id")
+        job = worker.jobs.pop(job_id, None) if isinstance(job_id, int) else None
+        if job is None:
             return  # an answer to a job already given up
-        worker.job = None
-        rtt = time.monotonic() - job.sent_at
+        now = time.monotonic()
+        rtt = now - job.started_at
+        if (following := worker.current) is not None:
+            following.started_at = max(following.started_at, now)  # it waited in the worker's queue till now
         worker.rtt_s = rtt if worker.answered == 0 else 0.8 * worker.rtt_s + 0.2 * rtt
         worker.answered += 1
         self._wake.set()
@@ -620,12 +647,13 @@ class AnalyticsHub:
                     self._forget(w, "process died")
         for w in list(self._workers.values()):
             # a busy worker does not ping: its connection and the job timeout watch it instead
-            if w.job is None and now - w.last_seen > self.config.worker_silence_s:
+            job = w.current
+            if job is None and now - w.last_seen > self.config.worker_silence_s:
                 self._forget(w, f"silent for {now - w.last_seen:.1f} s")
-            elif w.job is not None and now - w.job.sent_at > max(SUPERVISE_S, w.rtt_s) and not await self._reachable(w):
-                # killed (kill -9, OOM) or cut off: its job goes to another worker now, not after the timeout
+            elif job is not None and now - job.started_at > max(SUPERVISE_S, w.rtt_s) and not await self._reachable(w):
+                # killed (kill -9, OOM) or cut off: its jobs go to another worker now, not after the timeout
                 self._forget(w, "connection closed")
-            elif w.job is not None and now - w.job.sent_at > w.timeout_s(self.config):
-                log.warning("analytics worker %s did not answer job %d in time", w.label, w.job.id)
+            elif job is not None and now - job.started_at > w.timeout_s(self.config):
+                log.warning("analytics worker %s did not answer job %d in time", w.label, job.id)
                 self._forget(w, "job timed out")
                 await self._send(w.identity, p.RESET, {})  # alive but slow: it may say hello again

@@ -4,7 +4,8 @@ A hub past its capacity does not fail. Each camera's newest frame replaces the o
 for a worker (latest wins), so cameras are analysed less often and their flags come later. That
 is the right way to degrade, but nobody would notice it: the box looks busy, flags still come.
 LoadWindow keeps per-second counts of the last `window_s` seconds (samples taken, samples
-superseded before a worker was free, samples analysed and how old they were by then) and says
+superseded before they were analysed, while waiting for a worker or, on a box short of CPU, for
+a decode thread; samples analysed and how old they were by then) and says
 in plain words whether the hub keeps up, and which cameras suffer most when it does not.
 
 The verdict matches what bench/analytics_capacity.py calls "sustained": every sample analysed
@@ -20,7 +21,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-# Behind: at least this share of the window's samples was superseded before any worker was free
+# Behind: at least this share of the window's samples was superseded before it was analysed
 # (or lost with a dead worker). A hub that keeps up supersedes none; a few per cent is jitter.
 BEHIND_SHARE = 0.10
 # Behind: the 99th percentile of sample age (taken -> rules done) beyond this. Flags and their
@@ -178,7 +179,7 @@ class LoadWindow:
 def describe(report: dict[str, Any]) -> str:
     """Why a report says "behind", in words (for the log and the bench)."""
     words = {
-        "superseded": f"{report['superseded_share']:.0%} of samples superseded before a worker was free",
+        "superseded": f"{report['superseded_share']:.0%} of samples superseded before they were analysed",
         "late": f"sample age p99 {report['sample_age_p99_s']} s",
         "failed": f"{report['failed']} of {report['sampled']} samples failed in a worker (its log says why)",
     }

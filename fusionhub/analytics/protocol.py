@@ -7,11 +7,15 @@ Every message is multipart: a command frame, then a JSON frame, then (JOB only) 
     worker → hub  READY   {model, imgsz, providers, dynamic, int8}  give me a frame
     worker → hub  FAIL    {reason}                       cannot serve this hub (then exits)
     hub → worker  JOB     {job_id, camera_id, ts, shape, dtype[, imgsz]} + BGR bytes
-    worker → hub  RESULT  {job_id, detections, timings}  (also means: ready for the next one)
+    worker → hub  RESULT  {job_id, detections, timings}  (also means: room for another one)
     worker → hub  ERROR   {job_id, reason}               this frame failed; ready for the next one
     worker → hub  PING    {}                             idle heartbeat; hub answers PONG
     hub → worker  RESET   {}                             I do not know you (hub restarted): say HELLO
     worker → hub  BYE     {}                             leaving
+
+The hub sends a worker up to `analytics.jobs_per_worker` JOBs before their answers: the next waits
+in the worker's socket while it runs one, so it never idles on the hub's round trip. A worker reads
+and answers them in order, one at a time, as it always has.
 """
 
 from __future__ import annotations

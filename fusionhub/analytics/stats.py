@@ -19,6 +19,7 @@ class HubStats:
 
     frames_submitted: int = 0
     frames_dropped: int = 0  # superseded by a newer frame of the same camera before analysis
+    frames_superseded_decoding: int = 0  # a keyframe due for a sample, replaced by the next before it was decoded
     frames_ignored: int = 0  # camera without zones
     frames_rejected: int = 0  # not an HxWx3 uint8 frame
     frames_analysed: int = 0  # went through the rules: inferred by a worker, or gated

@@ -218,7 +218,9 @@ async def _media_and_analytics(app: web.Application) -> AsyncIterator[None]:
         config.analytics, data_dir=config.data_dir, on_flag=on_flag, on_sighting=on_sighting, timezone=config.timezone
     )
     relay = StatusRelay(bus)
-    media = MediaGateway(config.media, on_sample=analytics.submit, on_status=relay.on_status)
+    media = MediaGateway(
+        config.media, on_sample=analytics.submit, on_status=relay.on_status, on_sample_lost=analytics.sample_lost
+    )
     wiring = CameraWiring(app[DISPATCH], media, analytics, demo_dir=config.data_dir / "demo")
     # every raised flag stored once; acknowledged only after it is stored
     intake = BusIntake(bus, Topic.FLAG_RAISED, "dispatch", FlagRaised, app[DISPATCH].record_flag)

@@ -112,6 +112,14 @@ class MediaConfig(BaseModel):
             "client, for every camera. rtsps:// cameras always use threads"
         ),
     )
+    decode_nice: int = Field(
+        default=5, ge=0, le=19,
+        description=(
+            "how much lower than the hub's other threads the event-loop engine's sample decoding runs (Linux "
+            "nice steps). Under overload, camera reading and inference get the CPU first, and keyframes wait "
+            "(the latest wins) instead of being decoded only to be superseded in the analytics queue. 0: the same"
+        ),
+    )
     recording: RecordingConfig = Field(
         default_factory=RecordingConfig, description="packet history per source, flag clips, disk budgets"
     )

@@ -34,7 +34,7 @@ from fusionhub.media.publishers import PublisherRegistry
 from fusionhub.media.relay import PacketRelay
 from fusionhub.media.ring import PacketRing
 from fusionhub.media.rtpsend import check_sender_hooks, use_fast_ntp_clock
-from fusionhub.media.rtsploop import LoopCameraIngest, decode_pool_size
+from fusionhub.media.rtsploop import LoopCameraIngest, decode_pool_size, lower_thread_priority
 from fusionhub.media.sampling import SamplingOptions
 from fusionhub.media.urls import validate_camera_url
 from fusionhub.media.whep import WhepSession
@@ -84,13 +84,17 @@ class MediaGateway:
         on_sample: SampleCallback,
         on_status: StatusCallback,
         on_publisher: Callable[[PublisherStatus], None] | None = None,
+        on_sample_lost: Callable[[int], None] | None = None,
     ) -> None:
+        """`on_sample_lost(camera_id)`, on the loop: a camera's keyframe due for a sample was replaced by
+        its next one before a decode thread was free (the box is short of CPU; analytics counts it)."""
         self._config = config
         # WHIP publishers: sources like cameras, with negative source ids
         self.publishers = PublisherRegistry(
             config, on_sample=on_sample, on_status=on_publisher, on_gone=self._source_gone
         )
         self._on_sample = on_sample
+        self._on_sample_lost = on_sample_lost
         self._on_status = on_status
         self._cameras: dict[int, _Camera] = {}
         self._sessions: dict[str, WhepSession] = {}
@@ -198,6 +202,7 @@ class MediaGateway:
                     options=options,
                     decode_pool=self._shared_decode_pool(),
                     on_handover=lambda why, quirk: self._read_with_threads(camera_id, url, why, quirk),
+                    on_sample_lost=self._on_sample_lost,
                 )
             return CameraIngest(
                 camera_id,
@@ -243,7 +248,10 @@ class MediaGateway:
     def _shared_decode_pool(self) -> ThreadPoolExecutor:
         """The threads that decode samples for the event-loop engine's cameras (made on first use)."""
         if self._decode_pool is None:
-            self._decode_pool = ThreadPoolExecutor(decode_pool_size(), thread_name_prefix="media-decode")
+            self._decode_pool = ThreadPoolExecutor(
+                decode_pool_size(), thread_name_prefix="media-decode", initializer=lower_thread_priority,
+                initargs=(self._config.decode_nice,),
+            )
         return self._decode_pool
 
     async def add_file_camera(self, camera_id: int, path: Path, *, sampling: SamplingOptions | None = None) -> None:

@@ -134,9 +134,14 @@ class PacketPipeline:
         """Whether a packet must be offered to the sampler (keyframes; every packet in rate mode)."""
         return key or self._sampler.wants_every_packet
 
-    def sample(self, data: bytes, pts: int, key: bool) -> None:
-        """Offer a packet to the sampler (decodes when due). Blocking: call it from a thread."""
-        self._maybe_sample(data, pts, key)
+    def sample_due(self, pts: int) -> bool:
+        """Whether a keyframe at `pts` would be sampled (always true in rate mode, where every packet
+        is decoded). Read from another thread than the sampler's: a hint that may be one sample stale."""
+        return self._sampler.wants_every_packet or self._sampler.is_due(pts)
+
+    def sample(self, data: bytes, pts: int, key: bool, arrived: float | None = None) -> None:
+        """Offer a packet that came in at epoch `arrived` to the sampler (decodes when due). Blocking: call it from a thread."""
+        self._maybe_sample(data, pts, key, arrived)
 
     def reset_sampler(self) -> None:
         """A new stream: the sampler's next frame must be a keyframe. From the sampling thread."""
@@ -168,10 +173,10 @@ class PacketPipeline:
     def _sample_error(self) -> None:
         self._stats.sample_errors += 1
 
-    def _maybe_sample(self, data: bytes, pts: int, key: bool) -> None:
+    def _maybe_sample(self, data: bytes, pts: int, key: bool, arrived: float | None = None) -> None:
         sampler, stats = self._sampler, self._stats
         before = sampler.samples
-        sampler.offer(data, pts, key)
+        sampler.offer(data, pts, key, arrived)
         stats.samples += sampler.samples - before
         stats.decoded, stats.decode_cpu_s, stats.resize_cpu_s = sampler.decoded, sampler.decode_cpu_s, sampler.resize_cpu_s
 

@@ -33,6 +33,7 @@ import hashlib
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import traceback
@@ -73,6 +74,20 @@ _REDIRECTS = (301, 302, 303, 305, 307, 308)
 def decode_pool_size() -> int:
     """Threads of the gateway's shared decode pool."""
     return max(2, min(4, os.cpu_count() or 1))
+
+
+def lower_thread_priority(steps: int) -> None:
+    """Run the calling thread `steps` nice levels below the process (Linux, where nice is per thread).
+
+    The decode pool's initializer: what it decodes can wait, and the latest keyframe wins when it
+    does, whereas camera reading and inference must not."""
+    if steps <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+    except OSError as exc:  # a sandbox that forbids it: decoding runs at the usual priority
+        log.warning("cannot lower the decode threads' priority: %s", exc)
 
 
 # ---- SDP and RTP ------------------------------------------------------------------------------
@@ -474,12 +489,16 @@ class _SerialDecode:
     Keyframe mode holds one keyframe at most (the latest wins when the pool is behind); rate mode
     holds up to _RATE_MODE_QUEUE packets, then starts again at the next keyframe."""
 
-    def __init__(self, pipeline: PacketPipeline, pool: Executor, every_packet: bool) -> None:
+    def __init__(
+        self, pipeline: PacketPipeline, pool: Executor, every_packet: bool, on_superseded: Callable[[], None] | None = None
+    ) -> None:
+        """`on_superseded()`: keyframe mode, from offer()'s thread, for each keyframe a newer one replaced."""
         self._pipeline = pipeline
         self._pool = pool
+        self._on_superseded = on_superseded if not every_packet else None
         self._limit = _RATE_MODE_QUEUE if every_packet else 1
         self._lock = threading.Lock()
-        self._queue: deque[tuple[bytes, int, bool]] = deque()
+        self._queue: deque[tuple[bytes, int, bool, float]] = deque()  # data, pts, keyframe, arrived (epoch)
         self._running = False
         self._reset = True
         self._closed = False
@@ -492,18 +511,23 @@ class _SerialDecode:
             self._reset = True
 
     def offer(self, data: bytes, pts: int, key: bool) -> None:
+        replaced = 0
         with self._lock:
             if self._closed:
                 return
             if len(self._queue) >= self._limit:
-                self.superseded += len(self._queue)
+                replaced = len(self._queue)
+                self.superseded += replaced
                 self._queue.clear()
                 if self._limit > 1:
                     self._reset = True  # rate mode: the decoder's references are gone
-            self._queue.append((data, pts, key))
-            if self._running:
-                return
-            self._running = True
+            self._queue.append((data, pts, key, time.time()))
+            running, self._running = self._running, True
+        if replaced and self._on_superseded is not None:
+            for _ in range(replaced):
+                self._on_superseded()
+        if running:
+            return
         try:
             self._pool.submit(self._drain)
         except RuntimeError:  # the pool was shut down (the gateway is stopping)
@@ -557,11 +581,13 @@ class LoopCameraIngest:
         options: IngestOptions,
         decode_pool: Executor,
         on_handover: Callable[[str, bool], None] | None = None,
+        on_sample_lost: Callable[[int], None] | None = None,
     ) -> None:
         """`on_handover(why, quirk)`: called on the loop, and the source goes quiet (no status until
         stopped), when the camera's SDP offers audio, or after _HANDOVER_AFTER sessions in a row
         ended before any picture (quirk=True); without it, audio is ignored and such a camera
-        retried."""
+        retried. `on_sample_lost(camera_id)`: called on the loop for each keyframe due for a sample
+        that the next one replaced before a decode thread was free."""
         validate_camera_url(url)
         parts = urlsplit(url)
         if parts.scheme.lower() != "rtsp":
@@ -583,7 +609,8 @@ class LoopCameraIngest:
         self._early_ends = 0  # sessions in a row that ended before any picture
         self._stats = IngestStats()
         self._pipeline = PacketPipeline(camera_id, options=options, stats=self._stats, on_sample=self._post_sample)
-        self._decode = _SerialDecode(self._pipeline, decode_pool, options.sample_mode == "fps")
+        lost = (lambda: on_sample_lost(camera_id)) if on_sample_lost is not None else None
+        self._decode = _SerialDecode(self._pipeline, decode_pool, options.sample_mode == "fps", on_superseded=lost)
         self._health = SourceHealth(camera_id, options, self._describe, self._redact)
         self._status = CameraStatus(camera_id=camera_id, state="stopped", since=time.time())
         self._task: asyncio.Task[None] | None = None
@@ -794,7 +821,7 @@ class LoopCameraIngest:
         elif self._health.reported[0] != "online":
             self._report("online", None)
         self._health.check_stable(now)
-        if self._pipeline.wants_sample(key):
+        if self._pipeline.wants_sample(key) and self._pipeline.sample_due(packet.pts):
             self._decode.offer(data, packet.pts, key)
 
     # -- status and samples ---------------------------------------------------------------------

@@ -95,15 +95,23 @@ class KeyframeSampler:
         """True in rate mode: every packet must be offered, not only keyframes."""
         return self._options.sample_mode == "fps"
 
-    def offer(self, data: bytes, pts: int, is_keyframe: bool = True) -> None:
-        """A packet (Annex-B, SPS/PPS in-band before keyframes) at 90 kHz `pts`: decoded and sampled if due."""
+    def is_due(self, pts: int, due: int | None = None) -> bool:
+        """Whether a frame at `pts` is due for a sample (against `due`, by default the next sample's time)."""
+        due = self._next_sample_pts if due is None else due
+        # pts rounding must not push a keyframe that is due a tick early to the next one
+        return due is None or pts >= due - round(self._options.sample_interval_s * CLOCK_RATE) // 20
+
+    def offer(self, data: bytes, pts: int, is_keyframe: bool = True, arrived: float | None = None) -> None:
+        """A packet (Annex-B, SPS/PPS in-band before keyframes) at 90 kHz `pts`: decoded and sampled if due.
+
+        `arrived` (epoch seconds) is when the packet came in, if it waited for a decode thread: the
+        sample is stamped with it, so its age counts that wait; by default, now."""
         # The interval is measured on the media clock, not the wall clock: a camera with a 1 s
         # GOP then yields one sample per keyframe even though packets arrive with jitter.
         every = self.wants_every_packet
         interval = round(self._options.sample_interval_s * CLOCK_RATE)
-        slack = interval // 20  # pts rounding must not push a keyframe that is due a tick early to the next one
         due = self._next_sample_pts
-        is_due = due is None or pts >= due - slack
+        is_due = self.is_due(pts, due)
         if not every and (not is_keyframe or not is_due):
             return
         if self._decoder is None:
@@ -136,7 +144,7 @@ class KeyframeSampler:
         started = time.thread_time()
         small = downscale(frame, self._options.sample_max_side, self._scaler)
         self.resize_cpu_s += time.thread_time() - started
-        self._on_sample(time.time(), small)
+        self._on_sample(time.time() if arrived is None else arrived, small)
 
     def snapshot_jpeg(self) -> bytes | None:
         """JPEG of the latest decoded keyframe (full size); encoded at most once per keyframe.

@@ -53,7 +53,7 @@ def test_superseded_samples_make_it_behind_and_name_the_cameras_that_lost_most()
     slowest = report["slowest"]
     assert [c["camera_id"] for c in slowest] == [7, 8, 9, 10, 1]  # worst first, then the least analysed
     assert slowest[0] == {"camera_id": 7, "sampled_per_s": 1.0, "analysed_per_s": 0.5, "superseded": 15, "failed": 0}
-    assert describe(report) == "17% of samples superseded before a worker was free"
+    assert describe(report) == "17% of samples superseded before they were analysed"
 
 
 def test_a_few_superseded_samples_are_jitter_not_trouble() -> None:

@@ -10,17 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import av
+import numpy as np
 import pytest
 
 from fusionhub.media.options import IngestOptions
 from fusionhub.media.packets import EncodedPacket
-from fusionhub.media.rtsploop import LoopCameraIngest, VideoTrack, _Connection, depacketizer, parse_sdp
+from fusionhub.media.pipeline import IngestStats, PacketPipeline
+from fusionhub.media.rtsploop import (
+    LoopCameraIngest,
+    VideoTrack,
+    _Connection,
+    _SerialDecode,
+    depacketizer,
+    lower_thread_priority,
+    parse_sdp,
+)
 from fusionhub.media.source import SourceFailure
 from fusionhub.signaling.messages import CameraStatus
 from tests.support.rtsp import TinyRtspServer, free_port
@@ -324,3 +337,64 @@ async def test_a_stop_that_is_itself_cancelled_lets_the_cancel_through() -> None
         with pytest.raises(asyncio.CancelledError):
             await stopping
     assert statuses[-1].state == "offline"  # cancelled before it could say "stopped"
+
+
+def test_a_sample_is_stamped_when_its_keyframe_came_not_when_a_decode_thread_was_free(
+    h264_packets: list[EncodedPacket],
+) -> None:
+    """A busy decode pool delays a sample: its time (the flag's "seen at", the hub's sample age) must not hide that."""
+    samples: list[tuple[float, float, np.ndarray]] = []
+    pipeline = PacketPipeline(
+        7, options=IngestOptions(), stats=IngestStats(),
+        on_sample=lambda ts, frame: samples.append((ts, time.time(), frame)),
+    )
+    key = next(p for p in h264_packets if p.is_keyframe)
+    busy = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(busy.wait, 5.0)  # every decode thread is taken
+        decode = _SerialDecode(pipeline, pool, every_packet=False)
+        came = time.time()
+        decode.offer(key.data, key.pts, True)
+        time.sleep(0.5)
+        assert not samples
+        busy.set()
+    assert len(samples) == 1
+    stamped, delivered, frame = samples[0]
+    assert frame.ndim == 3 and frame.shape[2] == 3
+    assert delivered - came >= 0.5
+    assert came <= stamped < came + 0.1  # when it came, not when it was decoded
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="thread priorities are a Linux matter here")
+def test_decode_threads_run_below_the_event_loop_and_inference() -> None:
+    """The gateway's decode pool runs `media.decode_nice` steps below the process (Linux nice is per thread)."""
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    with ThreadPoolExecutor(1, initializer=lower_thread_priority, initargs=(5,)) as pool:
+        lowered = pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+    with ThreadPoolExecutor(1, initializer=lower_thread_priority, initargs=(0,)) as pool:
+        unchanged = pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+    assert lowered == min(19, base + 5)
+    assert unchanged == base
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the caller's own thread is untouched
+
+
+def test_keyframes_replaced_while_the_decode_threads_are_busy_are_reported_and_the_newest_is_decoded(
+    h264_packets: list[EncodedPacket],
+) -> None:
+    samples: list[float] = []
+    lost: list[int] = []
+    pipeline = PacketPipeline(
+        7, options=IngestOptions(), stats=IngestStats(), on_sample=lambda ts, frame: samples.append(ts)
+    )
+    keys = [p for p in h264_packets if p.is_keyframe]
+    busy = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(busy.wait, 5.0)
+        decode = _SerialDecode(pipeline, pool, every_packet=False, on_superseded=lambda: lost.append(7))
+        for n in range(3):  # three keyframes (the clip's first, again and again) while no thread is free
+            decode.offer(keys[0].data, keys[0].pts + n * 180_000, True)
+            newest = time.time()
+        busy.set()
+    assert lost == [7, 7]  # the first two were replaced, each reported once
+    assert len(samples) == 1 and samples[0] >= newest - 0.05  # the newest one was decoded
+    assert decode.superseded == 2

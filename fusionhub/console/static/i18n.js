@@ -94,7 +94,7 @@ const TABLE = {
   "workers.loading": ["加载模型中或模型不符", "loading, or wrong model"],
   "workers.load.keeping_up": ["分析跟得上：最近 {seconds} 秒采样 {sampled} 帧，其中 {share}% 被更新的画面替换；采样延迟 p99 {p99} 秒。", "Keeping up over the last {seconds} s: {sampled} samples, {share}% replaced by newer ones before analysis; sample age p99 {p99} s."],
   "workers.load.behind": ["分析跟不上（最近 {seconds} 秒）：{reasons}。告警会延迟，部分采样未被分析。最慢的摄像机：{slowest}。请增加工作进程，或降低采样频率。", "Behind over the last {seconds} s: {reasons}. Flags come late and some samples go unanalysed. Slowest cameras: {slowest}. Add workers, or sample less often."],
-  "workers.load.superseded": ["{share}% 的采样在有空闲工作进程之前就被更新的画面替换", "{share}% of samples were replaced by newer ones before a worker was free"],
+  "workers.load.superseded": ["{share}% 的采样在被分析之前就被更新的画面替换", "{share}% of samples were replaced by newer ones before they were analysed"],
   "workers.load.late": ["采样延迟 p99 为 {p99} 秒", "sample age p99 {p99} s"],
   "workers.load.failed": ["{failed}/{sampled} 个采样在工作进程中出错（见其日志）", "{failed} of {sampled} samples failed in a worker (its log says why)"],
   "workers.load.camera": ["{name}（每秒分析 {analysed}，采样 {sampled}）", "{name} ({analysed} of {sampled} per s analysed)"],
