@@ -42,6 +42,7 @@ import os
 import socket
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,20 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds of this process's threads, by role: the event loop (this thread), the decode pool, the rest."""
+    roles = {threading.main_thread().native_id: "event loop"}
+    roles.update({t.native_id: "decode pool" for t in threading.enumerate() if t.name.startswith("media-decode")})
+    out = dict.fromkeys(("event loop", "decode pool", "other threads"), 0.0)
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[roles.get(int(task.name), "other threads")] += (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
 @dataclass
 class Setup:
     name: str
@@ -94,6 +109,7 @@ class Setup:
     sampling: SamplingOptions | None
     sample_max_side: int
     rtsp_engine: str = "threads"  # media.rtsp_engine
+    decode_nice: int = 0  # media.decode_nice (the event-loop engine's decode pool)
 
 
 @dataclass
@@ -110,6 +126,11 @@ class Step:
     load: str = ""
     hub_says: str = ""  # the hub's own verdict over the window (analytics/load.py), to compare with ours
     farm_cores: float = 0.0  # the camera farm's CPU (same box, not the hub's)
+    workers_busy: float = 0.0  # share of the workers' wall time spent in the detector
+    detector_ms: float = 0.0  # wall ms in the detector per inferred frame
+    roundtrip_ms: float = 0.0  # wall ms from a job sent to its answer in, per inferred frame
+    superseded: tuple[int, int] = (0, 0)  # samples superseded in the decode pool, in the hub
+    threads: dict[str, float] = field(default_factory=dict)  # cores of the bench process's threads, by role
 
 
 def free_port() -> int:
@@ -146,7 +167,8 @@ class Rig:
         )
         self.hub = AnalyticsHub(cfg, data_dir=data_dir, on_flag=self._on_flag)
         media = MediaConfig.model_validate(
-            {"ingest": {"sample_max_side": setup.sample_max_side}, "rtsp_engine": setup.rtsp_engine}
+            {"ingest": {"sample_max_side": setup.sample_max_side}, "rtsp_engine": setup.rtsp_engine,
+             "decode_nice": setup.decode_nice}
         )
         self.gateway = MediaGateway(media, on_sample=self.hub.submit, on_status=lambda _status: None)
         self.cameras = 0
@@ -199,14 +221,23 @@ class Rig:
             "analysed": float(stats.frames_analysed),
             "inferred": float(inferred),
             "gated": float(stats.frames_gated),
+            # wall time the workers spent in the detector, and the hub's round trips (job sent -> answer in)
+            "detector_wall": (mean["letterbox_ms"] + mean["inference_ms"] + mean["postprocess_ms"]) * inferred / 1e3,
+            "roundtrip": mean["roundtrip_ms"] * inferred / 1e3,
+            # samples that never reached the rules: superseded in the decode pool, in the hub's
+            # queue (a newer one of the camera came first), or lost with a dead worker
+            "lost_pool": float(sum(s.decode_skipped for s in ingest)),
+            "lost_hub": float(stats.frames_dropped + stats.jobs_lost),
         }
 
     async def measure(self, n: int, warmup_s: float, window_s: float) -> Step:
         await self.grow(n)
         await asyncio.sleep(warmup_s)
         before, t0, wall0, farm0 = self._cpu(), time.time(), time.monotonic(), cpu_s(self.farm.pid)
+        threads0 = thread_cpu_s()
         await asyncio.sleep(window_s)
         after, t1, wall, farm1 = self._cpu(), time.time(), time.monotonic() - wall0, cpu_s(self.farm.pid)
+        threads = {k: (v - threads0.get(k, 0.0)) / wall for k, v in thread_cpu_s().items()}
         verdict = self.hub.load_report()
         hub_says = verdict["state"] + (f" ({describe(verdict)})" if verdict["reasons"] else "")
         seen: dict[int, list[float]] = {}
@@ -228,9 +259,12 @@ class Rig:
         parts["worker_other"] = (d["workers"] - d["letterbox"] - d["inference"] - d["postprocess"]) / analysed * 1e3
         worst = min(rates) if rates else 0.0
         p99 = percentile(ages, 0.99)
+        inferred = max(1.0, d["inferred"])
         return Step(
             n, worst * JITTER >= RATE and p99 <= AGE_P99_S, worst, p99, int(d["analysed"]), int(d["inferred"]),
             int(d["gated"]), parts, d["total"] / wall, loadavg(), hub_says, (farm1 - farm0) / wall,
+            d["detector_wall"] / (wall * max(1, len(self.hub.local_pids()))), d["detector_wall"] / inferred * 1e3,
+            d["roundtrip"] / inferred * 1e3, (int(d["lost_pool"]), int(d["lost_hub"])), threads,
         )
 
 
@@ -238,11 +272,14 @@ def show(name: str, step: Step) -> None:
     c = step.cpu_ms
     print(
         f"  {name:9s} {step.cameras:4d} cams  {'OK ' if step.ok else 'NO '} worst {step.worst_rate:.2f}/s  "
-        f"age p99 {step.age_p99_s:5.2f} s  analysed {step.analysed:5d} (inferred {step.inferred}, gated {step.gated})  "
+        f"age p99 {step.age_p99_s:5.2f} s  analysed {step.analysed:5d} (inferred {step.inferred}, gated {step.gated}; "
+        f"superseded in the decode pool {step.superseded[0]}, in the hub {step.superseded[1]})  "
         f"CPU {step.cpu_cores:.2f} cores, per frame ms: decode {c['decode']:.2f} resize {c['resize']:.2f} "
         f"inference {c['inference']:.2f} post {c['postprocess']:.2f} rules {c['rules']:.3f} other {c['other']:.2f} "
         f"= {c['total']:.2f} (workers outside the detector {c['worker_other']:.2f})  load {step.load}  "
-        f"camera farm {step.farm_cores:.2f} cores  "
+        f"camera farm {step.farm_cores:.2f} cores  hub threads "
+        f"{', '.join(f'{k} {v:.2f}' for k, v in step.threads.items())} cores  workers busy {step.workers_busy:.0%} "
+        f"(detector {step.detector_ms:.1f} ms, round trip {step.roundtrip_ms:.1f} ms a job)  "
         f"hub says {step.hub_says}",
         flush=True,
     )
@@ -338,14 +375,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     setups = [
         Setup(
             "fusionhub",
-            {"imgsz": args.imgsz, "providers": [args.runtime, "cpu"], "motion_gate": True, "precision": args.precision},
+            {"imgsz": args.imgsz, "providers": [args.runtime, "cpu"], "motion_gate": True, "precision": args.precision,
+             "jobs_per_worker": args.jobs_per_worker},
             None,  # the default: keyframes only, at most one a second
             640,
             args.rtsp_engine,
+            args.decode_nice,
         ),
         Setup(
             "naive",
-            {"imgsz": 640, "providers": ["cpu"], "motion_gate": False},
+            {"imgsz": 640, "providers": ["cpu"], "motion_gate": False, "jobs_per_worker": args.jobs_per_worker},
             SamplingOptions(mode="fps", fps=25),  # every frame decoded and handed over
             4096,  # full size
         ),
@@ -414,6 +453,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one inference thread each)")
     parser.add_argument("--runtime", choices=("auto", "openvino", "cpu", "cuda"), default="auto")
     parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--decode-nice", type=int, default=MediaConfig().decode_nice,
+                        help="fusionhub set-up: media.decode_nice (the naive one decodes in FFmpeg's reader threads)")
+    parser.add_argument("--jobs-per-worker", type=int, default=AnalyticsConfig().jobs_per_worker,
+                        help="fusionhub set-up: analytics.jobs_per_worker (the naive one gets the same)")
     parser.add_argument("--precision", choices=("auto", "f32", "int8"), default="auto",
                         help="fusionhub set-up: analytics.precision (int8: the INT8 copy, quantised first if missing)")
     parser.add_argument("--rtsp-engine", choices=("threads", "event_loop"), default=MediaConfig().rtsp_engine,
