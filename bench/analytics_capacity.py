@@ -170,7 +170,9 @@ class Rig:
             {"ingest": {"sample_max_side": setup.sample_max_side}, "rtsp_engine": setup.rtsp_engine,
              "decode_nice": setup.decode_nice}
         )
-        self.gateway = MediaGateway(media, on_sample=self.hub.submit, on_status=lambda _status: None)
+        self.gateway = MediaGateway(  # wired as the console wires them
+            media, on_sample=self.hub.submit, on_status=lambda _status: None, on_sample_lost=self.hub.sample_lost
+        )
         self.cameras = 0
 
     async def _on_flag(self, _flag: FlagRaised) -> None:
