@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 from playwright.async_api import BrowserContext, Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from fusionhub.console.keys import ANALYTICS
 from tests.analytics.scenes import asset
@@ -204,6 +206,12 @@ async def test_admin_and_duty_officers_are_told_when_analytics_falls_behind(tmp_
             page = await _admin_cameras_page(browser, hub)
             line = page.locator("[data-testid=analytics-load]")
             await page.locator("[data-testid=analytics-load][data-state=behind]").wait_for(timeout=10_000)
+            # the camera list may come after the workers' status (the hub is flooded): then the name follows
+            with contextlib.suppress(PlaywrightTimeout):
+                await page.wait_for_function(
+                    "document.querySelector('[data-testid=analytics-load]').textContent.includes('North gate (')",
+                    timeout=10_000,
+                )
             text = await line.inner_text()
             assert text.startswith("Behind over the last") and "replaced by newer ones before they were analysed" in text, text
             assert "North gate (" in text and "Add workers" in text, text  # the camera, by its name
