@@ -95,9 +95,9 @@ class KeyframeSampler:
         """True in rate mode: every packet must be offered, not only keyframes."""
         return self._options.sample_mode == "fps"
 
-    def is_due(self, pts: int, due: int | None = None) -> bool:
-        """Whether a frame at `pts` is due for a sample (against `due`, by default the next sample's time)."""
-        due = self._next_sample_pts if due is None else due
+    def is_due(self, pts: int) -> bool:
+        """Whether a frame at `pts` is due for a sample."""
+        due = self._next_sample_pts
         # pts rounding must not push a keyframe that is due a tick early to the next one
         return due is None or pts >= due - round(self._options.sample_interval_s * CLOCK_RATE) // 20
 
@@ -111,7 +111,7 @@ class KeyframeSampler:
         every = self.wants_every_packet
         interval = round(self._options.sample_interval_s * CLOCK_RATE)
         due = self._next_sample_pts
-        is_due = self.is_due(pts, due)
+        is_due = self.is_due(pts)
         if not every and (not is_keyframe or not is_due):
             return
         if self._decoder is None:
