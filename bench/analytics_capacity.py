@@ -110,6 +110,7 @@ class Setup:
     sample_max_side: int
     rtsp_engine: str = "threads"  # media.rtsp_engine
     decode_nice: int = 0  # media.decode_nice (the event-loop engine's decode pool)
+    read_batch_ms: int = 0  # media.read_batch_ms (the event-loop engine's batched reads)
 
 
 @dataclass
@@ -168,7 +169,7 @@ class Rig:
         self.hub = AnalyticsHub(cfg, data_dir=data_dir, on_flag=self._on_flag)
         media = MediaConfig.model_validate(
             {"ingest": {"sample_max_side": setup.sample_max_side}, "rtsp_engine": setup.rtsp_engine,
-             "decode_nice": setup.decode_nice}
+             "decode_nice": setup.decode_nice, "read_batch_ms": setup.read_batch_ms}
         )
         self.gateway = MediaGateway(  # wired as the console wires them
             media, on_sample=self.hub.submit, on_status=lambda _status: None, on_sample_lost=self.hub.sample_lost
@@ -383,6 +384,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             640,
             args.rtsp_engine,
             args.decode_nice,
+            args.read_batch_ms,
         ),
         Setup(
             "naive",
@@ -457,6 +459,8 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--decode-nice", type=int, default=MediaConfig().decode_nice,
                         help="fusionhub set-up: media.decode_nice (the naive one decodes in FFmpeg's reader threads)")
+    parser.add_argument("--read-batch-ms", type=int, default=MediaConfig().read_batch_ms,
+                        help="fusionhub set-up: media.read_batch_ms (no viewers in the bench: every camera batched)")
     parser.add_argument("--jobs-per-worker", type=int, default=AnalyticsConfig().jobs_per_worker,
                         help="fusionhub set-up: analytics.jobs_per_worker (the naive one gets the same)")
     parser.add_argument("--precision", choices=("auto", "f32", "int8"), default="auto",

@@ -120,6 +120,16 @@ class MediaConfig(BaseModel):
             "(the latest wins) instead of being decoded only to be superseded in the analytics queue. 0: the same"
         ),
     )
+    read_batch_ms: int = Field(
+        default=200, ge=0, le=1000,
+        description=(
+            "event-loop engine: a camera nobody watches live (analytics samples it, the ring keeps its history) "
+            "is read once about this many milliseconds of its stream have arrived, several frames per read "
+            "instead of one, which halves the engine's CPU per frame (bench/ingest_engines.py). Its samples come "
+            "in up to this much later. A viewer, recorder or call turns it off for the camera while it watches. "
+            "0: every packet read as it comes"
+        ),
+    )
     recording: RecordingConfig = Field(
         default_factory=RecordingConfig, description="packet history per source, flag clips, disk budgets"
     )

@@ -191,8 +191,9 @@ class MediaGateway:
         on_loop = self._config.rtsp_engine == "event_loop" and urlsplit(url).scheme.lower() == "rtsp"
 
         def build(sink: SourceOutputs, on_status: StatusCallback) -> _Source:
+            sink.video.on_watched = None  # the previous source's
             if on_loop and url not in self._on_threads:
-                return LoopCameraIngest(
+                source = LoopCameraIngest(
                     camera_id,
                     url,
                     sink=sink,
@@ -203,7 +204,11 @@ class MediaGateway:
                     decode_pool=self._shared_decode_pool(),
                     on_handover=lambda why, quirk: self._read_with_threads(camera_id, url, why, quirk),
                     on_sample_lost=self._on_sample_lost,
+                    read_batch_s=self._config.read_batch_ms / 1000,
                 )
+                source.set_watched(sink.video.subscriber_count > 0)
+                sink.video.on_watched = source.set_watched
+                return source
             return CameraIngest(
                 camera_id,
                 url,

@@ -45,6 +45,7 @@ class IngestStats:
     decode_cpu_s: float = 0.0  # CPU seconds spent decoding them
     resize_cpu_s: float = 0.0  # CPU seconds spent scaling samples and converting them to BGR
     decode_skipped: int = 0  # event-loop engine: packets not sampled because the decode pool was behind
+    reads: int = 0  # event-loop engine: socket reads (fewer than packets while reads are batched)
 
 
 def _scaled(ts: int, num: int, den: int) -> int:

@@ -164,6 +164,10 @@ class PacketRelay:
         # set by a source that can be asked for a keyframe (a WHIP publisher): called when a
         # viewer needs one and none is cached
         self.on_keyframe_wanted: Callable[[], None] | None = None
+        # set by a source that reads differently when someone consumes its packets live (the
+        # event-loop engine batches the reads of a camera only analytics samples): called with
+        # True when the first subscriber comes and False when the last one goes
+        self.on_watched: Callable[[bool], None] | None = None
         self._subs: set[RelaySubscription] = set()
         self._closed = False
         self.packets_in = 0
@@ -198,6 +202,8 @@ class PacketRelay:
             raise RuntimeError(f"relay {self.name} is closed")
         sub = RelaySubscription(self, self._queue_packets, list(self._gop or ()))
         self._subs.add(sub)
+        if len(self._subs) == 1:
+            self._call_hook(self.on_watched, True)
         return sub
 
     def unsubscribe(self, sub: RelaySubscription) -> None:
@@ -233,18 +239,22 @@ class PacketRelay:
             log.debug("relay %s: viewer overflow #%d", self.name, self.overflows)
 
     def _want_keyframe(self) -> None:
-        hook = self.on_keyframe_wanted
+        self._call_hook(self.on_keyframe_wanted)
+
+    def _call_hook(self, hook: Callable[..., None] | None, *args: object) -> None:
         if hook is not None:
             try:
-                hook()
-            except Exception:  # a hook's failure must not break the viewer's RTCP handling
-                log.exception("relay %s: keyframe request hook failed", self.name)
+                hook(*args)
+            except Exception:  # a source's hook failing must not break a viewer's joining or RTCP
+                log.exception("relay %s: source hook failed", self.name)
 
     def _forget(self, sub: RelaySubscription) -> None:
         if sub in self._subs:
             self._subs.discard(sub)
             self._dropped_by_gone += sub.dropped
             self._restarts_by_gone += sub.restarts
+            if not self._subs:
+                self._call_hook(self.on_watched, False)
 
     @property
     def subscriber_count(self) -> int:

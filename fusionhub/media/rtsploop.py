@@ -22,6 +22,14 @@ thread engine (that carries audio); so is a camera whose sessions end twice in a
 picture (a protocol quirk of that camera, which FFmpeg's client may know). Nor does it read
 rtsps:// (the gateway gives those to the thread engine). Packets reach the sink on the loop
 directly: no hand-off.
+
+Read batching (`read_batch_s`): most of this engine's cost per frame is waking up for it (the
+selector, the transport's recv, the protocol call), not parsing it. A camera nobody consumes live
+(analytics samples it, the ring keeps its history) has its socket's SO_RCVLOWAT raised to about
+`read_batch_s` of its measured bitrate, so the loop wakes once per several frames and reads them
+together. The moment a viewer (or recorder, or call) subscribes, reads go back to one per packet
+as it comes. A stream that slows below its estimate cannot strand data: a connection silent for
+longer than 3 x read_batch_s is set back to read at once at the next watch tick (at most 1 s).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -69,6 +78,8 @@ _DRAIN_BATCH = 8  # packets one pool task decodes before it yields the thread to
 _HANDOVER_AFTER = 2  # sessions in a row ending before any picture, then the gateway reads it with FFmpeg
 _MAX_REDIRECTS = 3  # DESCRIBE redirects (3xx with a Location) followed per session
 _REDIRECTS = (301, 302, 303, 305, 307, 308)
+_MAX_READ_BATCH = 64 * 1024  # bytes a batched read waits for at most (beyond it, little more is saved)
+_SO_RCVLOWAT: int | None = getattr(socket, "SO_RCVLOWAT", None)
 
 
 def decode_pool_size() -> int:
@@ -314,6 +325,9 @@ class _Connection(asyncio.Protocol):
         self.pending: dict[int, asyncio.Future[RtspResponse]] = {}
         self.cseq = 0
         self.last_rx = time.monotonic()
+        self.received = 0  # bytes
+        self.reads = 0
+        self.read_at_least = 1  # the socket's SO_RCVLOWAT
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -337,6 +351,19 @@ class _Connection(asyncio.Protocol):
             else:
                 self.transport.abort()
 
+    def wake_at(self, nbytes: int) -> None:
+        """Have the loop read this connection only once `nbytes` wait in its socket (1: at once).
+        Where the platform refuses (no SO_RCVLOWAT), it stays at 1."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None or _SO_RCVLOWAT is None or nbytes == self.read_at_least:
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVLOWAT, nbytes)
+        except OSError as exc:
+            log.debug("SO_RCVLOWAT %d refused: %s", nbytes, exc)
+            return
+        self.read_at_least = nbytes
+
     def send(self, method: str, url: str, headers: dict[str, str]) -> asyncio.Future[RtspResponse]:
         """Write a request; the future is its answer (ConnectionError if the connection goes first)."""
         future: asyncio.Future[RtspResponse] = asyncio.get_running_loop().create_future()
@@ -352,6 +379,8 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
+        self.received += len(data)
+        self.reads += 1
         buf = self.buf
         buf += data
         pos, n = 0, len(buf)
@@ -582,12 +611,15 @@ class LoopCameraIngest:
         decode_pool: Executor,
         on_handover: Callable[[str, bool], None] | None = None,
         on_sample_lost: Callable[[int], None] | None = None,
+        read_batch_s: float = 0.0,
     ) -> None:
         """`on_handover(why, quirk)`: called on the loop, and the source goes quiet (no status until
         stopped), when the camera's SDP offers audio, or after _HANDOVER_AFTER sessions in a row
         ended before any picture (quirk=True); without it, audio is ignored and such a camera
         retried. `on_sample_lost(camera_id)`: called on the loop for each keyframe due for a sample
-        that the next one replaced before a decode thread was free."""
+        that the next one replaced before a decode thread was free. `read_batch_s`: while the
+        camera is not watched (set_watched), its reads wait for about this much of its stream
+        (see the module docstring); 0 reads every packet as it comes."""
         validate_camera_url(url)
         parts = urlsplit(url)
         if parts.scheme.lower() != "rtsp":
@@ -617,6 +649,9 @@ class LoopCameraIngest:
         self._stopped = False
         self._connection: _Connection | None = None
         self._last_key = 0.0
+        self._read_batch_s = read_batch_s
+        self._watched = False
+        self._reads = 0  # of the connections before the current one
 
     def __repr__(self) -> str:
         return f"<LoopCameraIngest camera={self.camera_id} url={self.public_url!r}>"
@@ -631,7 +666,15 @@ class LoopCameraIngest:
     @property
     def stats(self) -> IngestStats:
         """A copy of the counters (packets, keyframes, samples, reconnects, drops)."""
-        return replace(self._stats, decode_skipped=self._decode.superseded)
+        reads = self._reads + (self._connection.reads if self._connection is not None else 0)
+        return replace(self._stats, decode_skipped=self._decode.superseded, reads=reads)
+
+    def set_watched(self, watched: bool) -> None:
+        """Whether someone consumes the camera's packets live (a viewer, a recorder, a call): then
+        every packet is read as it comes; else reads are batched (read_batch_s). On the loop."""
+        self._watched = watched
+        if watched and self._connection is not None:
+            self._connection.wake_at(1)
 
     def start(self) -> None:
         """Start reading (returns at once)."""
@@ -751,6 +794,7 @@ class LoopCameraIngest:
             await self._watch(connection, base, session, keepalive_s)
         finally:
             self._connection = None
+            self._reads += connection.reads
             if not connection.closed.done():
                 if session:
                     self._send_quietly(connection, "TEARDOWN", target.url, {"Session": session})
@@ -796,6 +840,7 @@ class LoopCameraIngest:
         timeout = self._options.timeout_s
         period = min(1.0, timeout / 4)
         next_keepalive = time.monotonic() + keepalive_s
+        counted, counted_at, rate = connection.received, time.monotonic(), 0.0
         while True:
             done, _ = await asyncio.wait((connection.closed,), timeout=period)
             if done:
@@ -806,6 +851,24 @@ class LoopCameraIngest:
             if now >= next_keepalive:
                 next_keepalive = now + keepalive_s
                 self._send_quietly(connection, "OPTIONS", url, {"Session": session} if session else {})
+            # bytes per second: the lower of the last two ticks', so a slowing stream is followed at once
+            measured = (connection.received - counted) / max(now - counted_at, 1e-3)
+            counted, counted_at = connection.received, now
+            rate, previous = measured, rate
+            self._pace_reads(connection, now, min(measured, previous))
+
+    def _pace_reads(self, connection: _Connection, now: float, rate: float) -> None:
+        """Batch the reads of a camera nobody watches: wake for about read_batch_s of its stream."""
+        batch = self._read_batch_s
+        if batch <= 0:
+            return
+        if self._watched or now - connection.last_rx > 3 * batch:
+            wanted = 1  # every packet as it comes; or the stream slowed: read what waits now
+        else:
+            wanted = max(1, min(_MAX_READ_BATCH, int(rate * batch)))
+        current = connection.read_at_least
+        if wanted == 1 or abs(wanted - current) * 4 > current:  # not for every wobble of the bitrate
+            connection.wake_at(wanted)
 
     # -- per access unit (on the loop, for every picture of every camera) ------------------------
 

@@ -322,3 +322,44 @@ async def test_a_flapping_camera_warns_once_then_logs_at_debug(
     assert len(offline) >= 3
     assert [r.levelno for r in offline] == [logging.WARNING] + [logging.DEBUG] * (len(offline) - 1)
     assert sum(1 for s in statuses if s.state == "offline") >= 3  # every outage still reaches consoles
+
+
+async def test_a_camera_only_analytics_needs_is_read_in_batches_until_someone_watches(scene_clip: Path) -> None:
+    """media.read_batch_ms on the event-loop engine: a camera analytics samples but nobody watches is
+    read several pictures at a time; a viewer turns that off for as long as it watches (every
+    picture read as it comes), and it comes back once the viewer has gone."""
+    statuses = Statuses()
+    config = MediaConfig(ice_host_addresses=["127.0.0.1"], rtsp_engine="event_loop", read_batch_ms=500)
+    async with RtspServer(scene_clip) as camera:
+        gateway = await _gateway(config, statuses)
+
+        async def reads_per_picture(seconds: float) -> float:
+            before = gateway.ingest_stats()[CAM]
+            await asyncio.sleep(seconds)
+            after = gateway.ingest_stats()[CAM]
+            return (after.reads - before.reads) / max(1, after.packets - before.packets)
+
+        try:
+            await gateway.add_camera(CAM, camera.url)
+            gateway.set_analytics_need(CAM, True)
+            await statuses.wait(lambda s: s.state == "online", 10)
+            await asyncio.sleep(2.5)  # two ticks of the session's watch: the camera's bitrate is known
+            batched = await reads_per_picture(2.0)
+            viewer, sid = await _watch(gateway)
+            try:
+                await viewer.wait_frames(5, timeout=10)
+                watched = await reads_per_picture(2.0)
+                await viewer.wait_frames(viewer.frames + 10, timeout=5)  # the viewer keeps getting pictures
+            finally:
+                await gateway.whep_delete(sid)
+                await viewer.close()
+            await asyncio.sleep(2.5)
+            again = await reads_per_picture(2.0)
+            samples = gateway.ingest_stats()[CAM].samples
+        finally:
+            await gateway.stop()
+    print(f"reads per picture: nobody watching {batched:.2f}, watched {watched:.2f}, after the viewer {again:.2f}")
+    assert batched < 0.5 and again < 0.5
+    assert watched >= 0.9
+    assert samples >= 8  # analytics got its keyframes all along (1 s GOP, some 9 s)
+    assert [s.state for s in statuses].count("online") == 1, "batching must not make the camera look offline"

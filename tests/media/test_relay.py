@@ -132,3 +132,25 @@ async def test_close_ends_every_subscription() -> None:
     with pytest.raises(RuntimeError):
         relay.subscribe()
     relay.close()
+
+
+async def test_the_source_hears_when_its_first_viewer_comes_and_its_last_goes() -> None:
+    """on_watched: True on the first subscriber, False when the last leaves, nothing in between;
+    a hook that fails does not keep a viewer out."""
+    relay = PacketRelay("cam1", queue_packets=50)
+    heard: list[bool] = []
+    relay.on_watched = heard.append
+    first = relay.subscribe()
+    second = relay.subscribe()
+    first.close()
+    assert heard == [True]
+    relay.unsubscribe(second)
+    assert heard == [True, False]
+
+    def broken(_watched: bool) -> None:
+        raise RuntimeError("the source is gone")
+
+    relay.on_watched = broken
+    third = relay.subscribe()
+    feed(relay, 0, 2)
+    assert [p.pts for p in await drain(third)] == [0, 3000]

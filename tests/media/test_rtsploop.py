@@ -9,6 +9,7 @@ and what comes out of the depacketiser must be the same pictures, decodable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -398,3 +399,116 @@ def test_keyframes_replaced_while_the_decode_threads_are_busy_are_reported_and_t
     assert lost == [7, 7]  # the first two were replaced, each reported once
     assert len(samples) == 1 and samples[0] >= newest - 0.05  # the newest one was decoded
     assert decode.superseded == 2
+
+
+# ---- read batching --------------------------------------------------------------------------
+
+VIDEO_ONLY_SDP = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=paced\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\n"
+    "a=rtpmap:96 H264/90000\r\na=framerate:30\r\na=control:track0\r\n"
+)
+
+
+class PacedCamera:
+    """A scripted camera on loopback: answers DESCRIBE, SETUP and PLAY, then writes `frames` (lists
+    of RTP packets, one list per picture) at 30 fps, then `last` after `pause_s`, then says nothing
+    more (the connection stays open, as a camera whose encoder froze)."""
+
+    def __init__(self, frames: list[list[bytes]], last: list[bytes], pause_s: float) -> None:
+        self.frames, self.last, self.pause_s = frames, last, pause_s
+        self.sent = 0  # pictures written
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> PacedCamera:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError), contextlib.closing(writer):
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                cseq = next(line for line in head.split("\r\n") if line.lower().startswith("cseq:"))
+                if head.startswith("DESCRIBE"):
+                    body = VIDEO_ONLY_SDP.encode()
+                    writer.write(b"RTSP/1.0 200 OK\r\n%s\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (cseq.encode(), len(body), body))
+                elif head.startswith("SETUP"):
+                    writer.write(f"RTSP/1.0 200 OK\r\n{cseq}\r\nSession: 42;timeout=60\r\n"
+                                 "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n".encode())
+                else:
+                    writer.write(f"RTSP/1.0 200 OK\r\n{cseq}\r\nSession: 42\r\n\r\n".encode())
+                await writer.drain()
+                if head.startswith("PLAY"):
+                    break
+            start = time.monotonic()
+            for n, frame in enumerate(self.frames):
+                await asyncio.sleep(max(0.0, start + n / 30 - time.monotonic()))
+                writer.write(b"".join(_interleaved(0, rtp) for rtp in frame))
+                self.sent += 1
+            await asyncio.sleep(self.pause_s)
+            writer.write(b"".join(_interleaved(0, rtp) for rtp in self.last))
+            self.sent += 1
+            await reader.read()  # until the hub hangs up
+
+
+async def test_a_camera_nobody_watches_is_read_in_batches_and_its_last_pictures_are_not_held_back(
+    h264_packets: list[EncodedPacket],
+) -> None:
+    """Read batching (read_batch_s) on a camera nobody watches: the hub wakes for several pictures
+    at once; when the camera then goes quiet with less than a batch waiting in the socket, those
+    last pictures still reach the hub (the ring, the analytics) well before the camera would time
+    out, instead of waiting for bytes that never come."""
+    clip = h264_packets * 2  # 4 s at 30 fps, then one more picture after a pause
+    rtp = rtp_stream([*clip, min(h264_packets[1:], key=lambda p: len(p.data))], 90_000)
+    frames: list[list[bytes]] = []
+    for packet in rtp:  # regroup per picture: the marker bit ends one
+        if not frames or frames[-1] and frames[-1][-1][1] & 0x80:
+            frames.append([])
+        frames[-1].append(packet)
+    assert len(frames) == len(clip) + 1
+    got: list[EncodedPacket] = []
+    statuses: list[CameraStatus] = []
+    async with PacedCamera(frames[:-1], frames[-1], pause_s=0.2) as camera:
+        with ThreadPoolExecutor(1) as pool:
+            ingest = LoopCameraIngest(
+                7,
+                f"rtsp://127.0.0.1:{camera.port}/cam",
+                sink=type("Sink", (), {"on_packet": lambda self, p: got.append(p)})(),
+                on_sample=lambda *_: None,
+                on_status=statuses.append,
+                loop=asyncio.get_running_loop(),
+                options=IngestOptions(timeout_s=5.0),
+                decode_pool=pool,
+                read_batch_s=0.3,
+            )
+            ingest.start()
+            try:
+                batched = 0
+                async with asyncio.timeout(10):
+                    while camera.sent < len(frames):
+                        if ingest._connection is not None:
+                            batched = max(batched, ingest._connection.read_at_least)
+                        await asyncio.sleep(0.02)
+                quiet_since = time.monotonic()
+                async with asyncio.timeout(4):  # the camera times out after 5 s of silence
+                    while len(got) < len(frames):
+                        await asyncio.sleep(0.02)
+                held_back_s = time.monotonic() - quiet_since
+                assert ingest._connection is not None and ingest._connection.read_at_least == 1
+                reads = ingest.stats.reads
+            finally:
+                await ingest.stop()
+    print(f"batched reads: up to {batched} B a read; {reads} reads for {len(got)} pictures; "
+          f"the last one held back {held_back_s:.2f} s")
+    assert batched > 1000, "reads were never batched"
+    assert reads < len(got) * 0.7  # unbatched, it is one read a picture at least
+    assert [p.pts for p in got] == sorted(p.pts for p in got)
+    assert [(s.state, s.reason) for s in statuses[:2]] == [("connecting", None), ("online", None)]
+    assert not any(s.state == "offline" for s in statuses)
