@@ -37,7 +37,7 @@ from fusionhub.media.rtsploop import (
 )
 from fusionhub.media.source import SourceFailure
 from fusionhub.signaling.messages import CameraStatus
-from tests.support.rtsp import TinyRtspServer, free_port
+from tests.support.rtsp import LoopbackServer, TinyRtspServer, free_port
 
 START = b"\x00\x00\x00\x01"
 PT = 96
@@ -409,26 +409,15 @@ VIDEO_ONLY_SDP = (
 )
 
 
-class PacedCamera:
+class PacedCamera(LoopbackServer):
     """A scripted camera on loopback: answers DESCRIBE, SETUP and PLAY, then writes `frames` (lists
     of RTP packets, one list per picture) at 30 fps, then `last` after `pause_s`, then says nothing
     more (the connection stays open, as a camera whose encoder froze)."""
 
     def __init__(self, frames: list[list[bytes]], last: list[bytes], pause_s: float) -> None:
+        super().__init__()
         self.frames, self.last, self.pause_s = frames, last, pause_s
         self.sent = 0  # pictures written
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> PacedCamera:
-        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError), contextlib.closing(writer):

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 from urllib.parse import quote
 
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
@@ -165,17 +166,15 @@ class RtspServer:
             self._stderr.close()
 
 
-class TinyRtspServer:
-    """A loopback RTSP server that answers OPTIONS, and DESCRIBE by `describe(port)` (status line and
-    headers); it records every request head it was sent."""
+class LoopbackServer:
+    """A scripted TCP server on 127.0.0.1 (an ephemeral port) for the length of an `async with`;
+    subclasses answer each connection in `_client`."""
 
-    def __init__(self, describe: Callable[[int], str]) -> None:
-        self.describe = describe
-        self.requests: list[str] = []
+    def __init__(self) -> None:
         self.port = 0
         self._server: asyncio.Server | None = None
 
-    async def __aenter__(self) -> TinyRtspServer:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -184,6 +183,19 @@ class TinyRtspServer:
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class TinyRtspServer(LoopbackServer):
+    """A loopback RTSP server that answers OPTIONS, and DESCRIBE by `describe(port)` (status line and
+    headers); it records every request head it was sent."""
+
+    def __init__(self, describe: Callable[[int], str]) -> None:
+        super().__init__()
+        self.describe = describe
+        self.requests: list[str] = []
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
