@@ -28,8 +28,10 @@ selector, the transport's recv, the protocol call), not parsing it. A camera nob
 (analytics samples it, the ring keeps its history) has its socket's SO_RCVLOWAT raised to about
 `read_batch_s` of its measured bitrate, so the loop wakes once per several frames and reads them
 together. The moment a viewer (or recorder, or call) subscribes, reads go back to one per packet
-as it comes. A stream that slows below its estimate cannot strand data: a connection silent for
-longer than 3 x read_batch_s is set back to read at once at the next watch tick (at most 1 s).
+as it comes. A stream that slows below its estimate cannot strand data: the batch is sized each
+watch tick (at most 1 s) from the lower of the last two seconds' bitrate, so a slower second
+shrinks it and a silent one sets it to read at once; and a connection silent for longer than
+3 x read_batch_s reads at once from the next tick on.
 """
 
 from __future__ import annotations
