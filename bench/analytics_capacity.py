@@ -172,7 +172,11 @@ class Rig:
              "decode_nice": setup.decode_nice, "read_batch_ms": setup.read_batch_ms}
         )
         self.gateway = MediaGateway(  # wired as the console wires them
-            media, on_sample=self.hub.submit, on_status=lambda _status: None, on_sample_lost=self.hub.sample_lost
+            media,
+            on_sample=self.hub.submit,
+            on_status=lambda _status: None,
+            on_sample_lost=self.hub.sample_lost,
+            thumbnailer=self.hub.thumbnailer,
         )
         self.cameras = 0
 
@@ -348,7 +352,7 @@ def calibrate(clip: Path, models: Path, imgsz: int, int8: bool = False) -> str:
     Boxes of the same size differ (two 2-core boxes of successive stops ran the model about twice
     as fast as each other), so these figures say what machine the rest of the run measured."""
     stats = IngestStats()
-    pipeline = PacketPipeline(0, options=IngestOptions(), stats=stats, on_sample=lambda _ts, _frame: None)
+    pipeline = PacketPipeline(0, options=IngestOptions(), stats=stats, on_sample=lambda _ts, _frame, _thumb: None)
     play_through(pipeline, clip, passes=3)  # keyframes only, as the fusionhub set-up samples
     parts = [
         f"keyframe decode {stats.decode_cpu_s / max(1, stats.decoded) * 1e3:.2f} ms",

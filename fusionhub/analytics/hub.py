@@ -32,7 +32,7 @@ from fusionhub.analytics.errors import AnalyticsError, ModelMismatchError, Model
 from fusionhub.analytics.flags import FlagEmitter, FlagWork, build_sighting
 from fusionhub.analytics.load import LoadWatch, LoadWindow
 from fusionhub.analytics.models import read_model_info, stale_int8_copy
-from fusionhub.analytics.motion import GateSettings, MotionGate
+from fusionhub.analytics.motion import GateSettings, MotionGate, thumbnail
 from fusionhub.analytics.pool import LocalWorkers, WorkerConfigFactory
 from fusionhub.analytics.rules import CameraRules, ZoneSpec
 from fusionhub.analytics.ruleset import RuleEnv, model_classes
@@ -62,7 +62,7 @@ class _Frame:
     ts: float
     frame: np.ndarray
     attempts: int = 0
-    thumb: np.ndarray | None = None  # motion-gate thumbnail, once computed
+    thumb: np.ndarray | None = None  # motion-gate thumbnail: from the decode thread, or once computed
 
 
 @dataclass
@@ -206,9 +206,16 @@ class AnalyticsHub:
         if settings != cam.gate.settings:
             cam.gate = MotionGate(settings)
 
-    def submit(self, camera_id: int, ts: float, frame: np.ndarray) -> None:
+    @property
+    def thumbnailer(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """What the media side should compute for each sample in its decode thread and pass to
+        `submit` as `thumb` (the motion gate's thumbnail), so the loop does not; None with the gate off."""
+        return thumbnail if self._gate.enabled else None
+
+    def submit(self, camera_id: int, ts: float, frame: np.ndarray, thumb: np.ndarray | None = None) -> None:
         """Offer a sampled BGR frame (epoch seconds `ts`); never blocks. The latest frame wins.
 
+        `thumb`: `thumbnailer(frame)`, computed off the loop; without it the gate computes its own.
         The hub keeps a reference to `frame`: the caller must not write to it afterwards.
         """
         cam = self._cameras.get(camera_id)
@@ -224,7 +231,7 @@ class AnalyticsHub:
         if cam.pending is not None:
             self.stats.frames_dropped += 1  # superseded before any worker was free
             self.load.superseded(camera_id)
-        cam.pending = _Frame(ts, frame)
+        cam.pending = _Frame(ts, frame, thumb=thumb)
         self._queue(camera_id, cam)
 
     def sample_lost(self, camera_id: int) -> None:
@@ -515,7 +522,7 @@ class AnalyticsHub:
                 camera_id, cam = picked
                 item = cam.pending
                 assert item is not None
-                still, item.thumb = cam.gate.still(item.ts, item.frame)
+                still, item.thumb = cam.gate.still(item.ts, item.frame, item.thumb)
                 if still and cam.latest is not None:
                     # the picture did not change since the last analysed frame: same detections
                     cam.pending = None

@@ -219,7 +219,11 @@ async def _media_and_analytics(app: web.Application) -> AsyncIterator[None]:
     )
     relay = StatusRelay(bus)
     media = MediaGateway(
-        config.media, on_sample=analytics.submit, on_status=relay.on_status, on_sample_lost=analytics.sample_lost
+        config.media,
+        on_sample=analytics.submit,
+        on_status=relay.on_status,
+        on_sample_lost=analytics.sample_lost,
+        thumbnailer=analytics.thumbnailer,
     )
     wiring = CameraWiring(app[DISPATCH], media, analytics, demo_dir=config.data_dir / "demo")
     # every raised flag stored once; acknowledged only after it is stored

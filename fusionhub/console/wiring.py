@@ -8,8 +8,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fusionhub.analytics.config import CameraAnalysis
 from fusionhub.analytics.hub import AnalyticsHub
 from fusionhub.analytics.rules import ZoneSpec
@@ -94,10 +92,6 @@ class CameraWiring:
         self._analytics.set_zones(camera_id, zones)
         # a camera with zones is analysed, so always pulled; others only while someone watches
         self._media.set_analytics_need(camera_id, bool(zones))
-
-    def on_sample(self, camera_id: int, ts: float, frame: np.ndarray) -> None:
-        """Media → analytics: a sampled frame (latest wins inside the analytics hub)."""
-        self._analytics.submit(camera_id, ts, frame)
 
 
 def zone_spec(zone: dict[str, Any]) -> ZoneSpec:

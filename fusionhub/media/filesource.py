@@ -12,6 +12,7 @@ import av
 from .handoff import LoopHandoff
 from .options import IngestOptions
 from .packets import PacketSink
+from .sampler import Thumbnailer
 from .source import SampleCallback, SourceFailure, StatusCallback, ThreadedSource
 
 __all__ = ["FileLoopSource", "IngestOptions"]
@@ -37,6 +38,7 @@ class FileLoopSource(ThreadedSource):
         loop: asyncio.AbstractEventLoop,
         options: IngestOptions,
         handoff: LoopHandoff | None = None,
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
         super().__init__(
             camera_id,
@@ -46,6 +48,7 @@ class FileLoopSource(ThreadedSource):
             loop=loop,
             options=options,
             handoff=handoff,
+            thumbnailer=thumbnailer,
         )
         self.path = Path(path)
 

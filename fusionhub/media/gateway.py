@@ -35,6 +35,7 @@ from fusionhub.media.relay import PacketRelay
 from fusionhub.media.ring import PacketRing
 from fusionhub.media.rtpsend import check_sender_hooks, use_fast_ntp_clock
 from fusionhub.media.rtsploop import LoopCameraIngest, decode_pool_size, lower_thread_priority
+from fusionhub.media.sampler import Thumbnailer
 from fusionhub.media.sampling import SamplingOptions
 from fusionhub.media.urls import validate_camera_url
 from fusionhub.media.whep import WhepSession
@@ -43,7 +44,7 @@ from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-SampleCallback = Callable[[int, float, np.ndarray], None]
+SampleCallback = Callable[[int, float, np.ndarray, np.ndarray | None], None]
 StatusCallback = Callable[[CameraStatus], None]
 
 
@@ -85,16 +86,21 @@ class MediaGateway:
         on_status: StatusCallback,
         on_publisher: Callable[[PublisherStatus], None] | None = None,
         on_sample_lost: Callable[[int], None] | None = None,
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
-        """`on_sample_lost(camera_id)`, on the loop: a camera's keyframe due for a sample was replaced by
+        """`on_sample(source_id, ts, frame, thumb)`, on the loop: a sampled frame; `thumb` is
+        `thumbnailer(frame)`, computed in the decode thread so the loop never spends its time on it
+        (analytics' motion-gate thumbnail), or None without a thumbnailer.
+        `on_sample_lost(camera_id)`, on the loop: a camera's keyframe due for a sample was replaced by
         its next one before a decode thread was free (the box is short of CPU; analytics counts it)."""
         self._config = config
         # WHIP publishers: sources like cameras, with negative source ids
         self.publishers = PublisherRegistry(
-            config, on_sample=on_sample, on_status=on_publisher, on_gone=self._source_gone
+            config, on_sample=on_sample, on_status=on_publisher, on_gone=self._source_gone, thumbnailer=thumbnailer
         )
         self._on_sample = on_sample
         self._on_sample_lost = on_sample_lost
+        self._thumbnailer = thumbnailer
         self._on_status = on_status
         self._cameras: dict[int, _Camera] = {}
         self._sessions: dict[str, WhepSession] = {}
@@ -205,6 +211,7 @@ class MediaGateway:
                     on_handover=lambda why, quirk: self._read_with_threads(camera_id, url, why, quirk),
                     on_sample_lost=self._on_sample_lost,
                     read_batch_s=self._config.read_batch_ms / 1000,
+                    thumbnailer=self._thumbnailer,
                 )
                 source.set_watched(sink.video.subscriber_count > 0)
                 sink.video.on_watched = source.set_watched
@@ -218,6 +225,7 @@ class MediaGateway:
                 loop=loop,
                 options=options,
                 handoff=self._handoff,
+                thumbnailer=self._thumbnailer,
             )
 
         await self._install(camera_id, f"url:{url}{_sampling_key(sampling)}", build)
@@ -274,6 +282,7 @@ class MediaGateway:
                 loop=loop,
                 options=options,
                 handoff=self._handoff,
+                thumbnailer=self._thumbnailer,
             )
 
         resolved = await asyncio.to_thread(Path(path).resolve)

@@ -10,6 +10,7 @@ import av
 from .handoff import LoopHandoff
 from .options import IngestOptions
 from .packets import PacketSink
+from .sampler import Thumbnailer
 from .source import SampleCallback, StatusCallback, ThreadedSource
 from .urls import redactor, strip_credentials, validate_camera_url
 
@@ -36,6 +37,7 @@ class CameraIngest(ThreadedSource):
         loop: asyncio.AbstractEventLoop,
         options: IngestOptions,
         handoff: LoopHandoff | None = None,
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
         super().__init__(
             camera_id,
@@ -45,6 +47,7 @@ class CameraIngest(ThreadedSource):
             loop=loop,
             options=options,
             handoff=handoff,
+            thumbnailer=thumbnailer,
         )
         self._url = validate_camera_url(url)
         self.public_url, _ = strip_credentials(url)

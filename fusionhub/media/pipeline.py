@@ -9,17 +9,15 @@ latest decoded keyframe for the snapshot.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
 import av
-import numpy as np
 
 from .annexb import AnnexB
 from .options import IngestOptions
 from .packets import EncodedPacket
-from .sampler import CLOCK_RATE, KeyframeSampler, downscale
+from .sampler import CLOCK_RATE, KeyframeSampler, SampleReady, Thumbnailer, downscale
 
 __all__ = ["CLOCK_RATE", "IngestStats", "PacketPipeline", "downscale"]
 
@@ -63,14 +61,17 @@ class PacketPipeline:
         *,
         options: IngestOptions,
         stats: IngestStats,
-        on_sample: Callable[[float, np.ndarray], None],
+        on_sample: SampleReady,
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
         self._camera_id = camera_id
         self._options = options
         self._stats = stats
         self._on_sample = on_sample
         self._annexb: AnnexB | None = None
-        self._sampler = KeyframeSampler(camera_id, options=options, on_sample=on_sample, on_error=self._sample_error)
+        self._sampler = KeyframeSampler(
+            camera_id, options=options, on_sample=on_sample, on_error=self._sample_error, thumbnailer=thumbnailer
+        )
         # source ticks -> 90 kHz as an integer ratio (Fraction arithmetic cost ~6 µs a packet here)
         self._tb_num, self._tb_den = 1, 1
         # pts mapping of the current segment: out = base + (source_pts - origin)

@@ -18,12 +18,12 @@ from fusionhub.media.annexb import IDR, PPS, SPS, START
 from fusionhub.media.options import IngestOptions
 from fusionhub.media.outputs import SourceOutputs
 from fusionhub.media.packets import AudioFormat, AudioPacket, EncodedPacket
-from fusionhub.media.sampler import KeyframeSampler
+from fusionhub.media.sampler import KeyframeSampler, Thumbnailer
 from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-SampleCallback = Callable[[int, float, np.ndarray], None]
+SampleCallback = Callable[[int, float, np.ndarray, np.ndarray | None], None]
 
 
 class _RtpClock:
@@ -58,6 +58,7 @@ class PublisherSource:
         options: IngestOptions,
         on_sample: SampleCallback,
         on_online: Callable[[], None],
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
         self.source_id = source_id
         self.name = name
@@ -65,7 +66,7 @@ class PublisherSource:
         self._on_sample = on_sample
         self._on_online = on_online
         self._loop = asyncio.get_running_loop()
-        self._sampler = KeyframeSampler(source_id, options=options, on_sample=self._post_sample)
+        self._sampler = KeyframeSampler(source_id, options=options, on_sample=self._post_sample, thumbnailer=thumbnailer)
         self._keyframes: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue(maxsize=1)  # latest keyframe wins
         self._task: asyncio.Task[None] | None = asyncio.create_task(self._sample_loop(), name=f"publisher-{name}-sampler")
         self._video_clock = _RtpClock()
@@ -116,15 +117,15 @@ class PublisherSource:
             except Exception:
                 log.exception("publisher %s: sampling failed", self.name)
 
-    def _post_sample(self, ts: float, frame: np.ndarray) -> None:
+    def _post_sample(self, ts: float, frame: np.ndarray, thumb: np.ndarray | None) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._deliver_sample, ts, frame)
+            self._loop.call_soon_threadsafe(self._deliver_sample, ts, frame, thumb)
         except RuntimeError:  # the loop is closed
             pass
 
-    def _deliver_sample(self, ts: float, frame: np.ndarray) -> None:
+    def _deliver_sample(self, ts: float, frame: np.ndarray, thumb: np.ndarray | None) -> None:
         if not self._stopped:
-            self._on_sample(self.source_id, ts, frame)
+            self._on_sample(self.source_id, ts, frame, thumb)
 
     def latest_keyframe_jpeg(self) -> bytes | None:
         """JPEG of the latest sampled keyframe (blocking: run in a thread)."""

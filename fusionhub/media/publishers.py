@@ -25,6 +25,7 @@ from fusionhub.media.packets import AudioFormat
 from fusionhub.media.publisher import PublisherSource, SampleCallback
 from fusionhub.media.relay import PacketRelay
 from fusionhub.media.ring import PacketRing
+from fusionhub.media.sampler import Thumbnailer
 from fusionhub.media.whip import WhipSession
 from fusionhub.signaling.messages import PublisherStatus
 
@@ -114,9 +115,11 @@ class PublisherRegistry:
         on_sample: SampleCallback,
         on_status: Callable[[PublisherStatus], None] | None = None,
         on_gone: Callable[[int], None] | None = None,
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
         self._config = config
         self._on_sample = on_sample
+        self._thumbnailer = thumbnailer
         self._listeners: list[Callable[[PublisherStatus], None]] = [on_status] if on_status is not None else []
         self._on_gone = on_gone
         self._live: dict[str, Publisher] = {}
@@ -155,7 +158,13 @@ class PublisherRegistry:
                 self._set_status(pub, "online")
 
         source = PublisherSource(
-            source_id, name, outputs=outputs, options=self._config.ingest, on_sample=self._on_sample, on_online=online
+            source_id,
+            name,
+            outputs=outputs,
+            options=self._config.ingest,
+            on_sample=self._on_sample,
+            on_online=online,
+            thumbnailer=self._thumbnailer,
         )
         factory: SessionFactory = session_factory or WhipSession  # type: ignore[assignment]
         session = factory(

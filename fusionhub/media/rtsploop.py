@@ -64,6 +64,7 @@ from .health import SourceHealth, State
 from .options import IngestOptions
 from .packets import PacketSink
 from .pipeline import IngestStats, PacketPipeline
+from .sampler import Thumbnailer
 from .source import SampleCallback, SourceFailure, StatusCallback
 from .urls import redactor, strip_credentials, validate_camera_url
 
@@ -614,6 +615,7 @@ class LoopCameraIngest:
         on_handover: Callable[[str, bool], None] | None = None,
         on_sample_lost: Callable[[int], None] | None = None,
         read_batch_s: float = 0.0,
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
         """`on_handover(why, quirk)`: called on the loop, and the source goes quiet (no status until
         stopped), when the camera's SDP offers audio, or after _HANDOVER_AFTER sessions in a row
@@ -621,7 +623,8 @@ class LoopCameraIngest:
         retried. `on_sample_lost(camera_id)`: called on the loop for each keyframe due for a sample
         that the next one replaced before a decode thread was free. `read_batch_s`: while the
         camera is not watched (set_watched), its reads wait for about this much of its stream
-        (see the module docstring); 0 reads every packet as it comes."""
+        (see the module docstring); 0 reads every packet as it comes. `thumbnailer`: run on each
+        sample in the decode thread; its result is on_sample's fourth argument."""
         validate_camera_url(url)
         parts = urlsplit(url)
         if parts.scheme.lower() != "rtsp":
@@ -642,7 +645,9 @@ class LoopCameraIngest:
         self._on_handover = on_handover
         self._early_ends = 0  # sessions in a row that ended before any picture
         self._stats = IngestStats()
-        self._pipeline = PacketPipeline(camera_id, options=options, stats=self._stats, on_sample=self._post_sample)
+        self._pipeline = PacketPipeline(
+            camera_id, options=options, stats=self._stats, on_sample=self._post_sample, thumbnailer=thumbnailer
+        )
         lost = (lambda: on_sample_lost(camera_id)) if on_sample_lost is not None else None
         self._decode = _SerialDecode(self._pipeline, decode_pool, options.sample_mode == "fps", on_superseded=lost)
         self._health = SourceHealth(camera_id, options, self._describe, self._redact)
@@ -902,14 +907,14 @@ class LoopCameraIngest:
         self._status = status
         self._on_status(status)
 
-    def _post_sample(self, epoch_ts: float, frame: np.ndarray) -> None:
+    def _post_sample(self, epoch_ts: float, frame: np.ndarray, thumb: np.ndarray | None) -> None:
         """From the decode pool: hand the sample to the loop."""
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
-            self._loop.call_soon_threadsafe(self._deliver_sample, epoch_ts, frame)
+            self._loop.call_soon_threadsafe(self._deliver_sample, epoch_ts, frame, thumb)
 
-    def _deliver_sample(self, epoch_ts: float, frame: np.ndarray) -> None:
+    def _deliver_sample(self, epoch_ts: float, frame: np.ndarray, thumb: np.ndarray | None) -> None:
         if not self._stopped:
-            self._on_sample(self.camera_id, epoch_ts, frame)
+            self._on_sample(self.camera_id, epoch_ts, frame, thumb)
 
 
 def _session_timeout(params: str) -> float:

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 CLOCK_RATE = 90_000
 
+# A consumer's small picture of each sample (analytics' motion-gate thumbnail), computed in the
+# decode thread so the loop that receives the sample does not spend its own time on it.
+Thumbnailer = Callable[[np.ndarray], np.ndarray]
+SampleReady = Callable[[float, np.ndarray, np.ndarray | None], None]
+
 
 class KeyframeSampler:
     """Decodes at most one keyframe per sample interval of media time; keeps the latest.
@@ -38,18 +43,22 @@ class KeyframeSampler:
         camera_id: int,
         *,
         options: IngestOptions,
-        on_sample: Callable[[float, np.ndarray], None],
+        on_sample: SampleReady,
         on_error: Callable[[], None] | None = None,
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
+        """`on_sample(ts, frame, thumb)`: thumb is `thumbnailer(frame)`, or None without one."""
         self._camera_id = camera_id
         self._options = options
         self._on_sample = on_sample
+        self._thumbnailer = thumbnailer
         self._on_error = on_error
         self._decoder: VideoCodecContext | None = None
         self._next_sample_pts: int | None = None  # media time, so GOP-sized intervals hold
         self._need_keyframe = True  # rate mode: a fresh decoder cannot start on a P-frame
         self.samples = 0
-        # CPU seconds of this sampler's thread, for capacity planning (bench/analytics_capacity.py)
+        # CPU seconds of this sampler's thread, for capacity planning (bench/analytics_capacity.py);
+        # resize counts the downscale and the thumbnail
         self.decoded = 0
         self.decode_cpu_s = 0.0
         self.resize_cpu_s = 0.0
@@ -143,8 +152,9 @@ class KeyframeSampler:
         self.samples += 1
         started = time.thread_time()
         small = downscale(frame, self._options.sample_max_side, self._scaler)
+        thumb = self._thumbnailer(small) if self._thumbnailer is not None else None
         self.resize_cpu_s += time.thread_time() - started
-        self._on_sample(time.time() if arrived is None else arrived, small)
+        self._on_sample(time.time() if arrived is None else arrived, small, thumb)
 
     def snapshot_jpeg(self) -> bytes | None:
         """JPEG of the latest decoded keyframe (full size); encoded at most once per keyframe.

@@ -30,11 +30,13 @@ from .health import SourceHealth, State
 from .options import IngestOptions
 from .packets import AudioPacket, EncodedPacket, PacketSink
 from .pipeline import CLOCK_RATE, IngestStats, PacketPipeline
+from .sampler import Thumbnailer
 from .urls import redact
 
 log = logging.getLogger(__name__)
 
-SampleCallback = Callable[[int, float, np.ndarray], None]
+# (source id, epoch seconds, BGR frame, thumbnail or None), on the loop
+SampleCallback = Callable[[int, float, np.ndarray, np.ndarray | None], None]
 StatusCallback = Callable[[CameraStatus], None]
 
 # Packets posted to the loop but not yet delivered. Past this the loop is stalled: drop until
@@ -69,6 +71,7 @@ class ThreadedSource(ABC):
         loop: asyncio.AbstractEventLoop,
         options: IngestOptions,
         handoff: LoopHandoff | None = None,
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
         self.camera_id = camera_id
         self._sink = sink
@@ -78,7 +81,9 @@ class ThreadedSource(ABC):
         self._handoff = handoff if handoff is not None else LoopHandoff(loop)
         self._options = options
         self._stats = IngestStats()
-        self._pipeline = PacketPipeline(camera_id, options=options, stats=self._stats, on_sample=self._post_sample)
+        self._pipeline = PacketPipeline(
+            camera_id, options=options, stats=self._stats, on_sample=self._post_sample, thumbnailer=thumbnailer
+        )
         self._audio = AudioPipeline(camera_id)
         self._audio_posted = 0  # written by the thread only
         self._audio_delivered = 0  # written by the loop only
@@ -288,12 +293,12 @@ class ThreadedSource(ABC):
         if not self._stopped and on_audio is not None:
             on_audio(packet)
 
-    def _post_sample(self, epoch_ts: float, frame: np.ndarray) -> None:
-        self._call_in_loop(self._deliver_sample, epoch_ts, frame)
+    def _post_sample(self, epoch_ts: float, frame: np.ndarray, thumb: np.ndarray | None) -> None:
+        self._call_in_loop(self._deliver_sample, epoch_ts, frame, thumb)
 
-    def _deliver_sample(self, epoch_ts: float, frame: np.ndarray) -> None:
+    def _deliver_sample(self, epoch_ts: float, frame: np.ndarray, thumb: np.ndarray | None) -> None:
         if not self._stopped:
-            self._on_sample(self.camera_id, epoch_ts, frame)
+            self._on_sample(self.camera_id, epoch_ts, frame, thumb)
 
     def _report(self, state: State, reason: str | None, detail: str = "") -> None:
         """Post a status change (thread side); repeats of the current state are not posted."""

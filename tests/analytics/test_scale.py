@@ -41,13 +41,19 @@ async def test_motion_gate_skips_a_parked_bus_and_still_flags_it_once(
     dwell = 3.0
     async with running(config(model_data_dir, motion_gate=True), tmp_path, flags, ready=1) as hub:
         hub.set_zones(5, [ZoneSpec(id=11, name="bus lane", polygon=LANE, dwell_s=dwell)])
+        thumbnailer = hub.thumbnailer
+        assert thumbnailer is not None  # the media gateway makes each sample's thumbnail with it
+
+        def submit(frame: np.ndarray) -> None:
+            hub.submit(5, time.time(), frame, thumbnailer(frame))
+
         for _ in range(6):  # the empty road, then the bus arrives and stays; every frame freshly noisy
-            hub.submit(5, time.time(), _noisy(empty_frame, rng))
+            submit(_noisy(empty_frame, rng))
             await asyncio.sleep(0.25)
         arrived = time.time()
         before = (hub.stats.frames_inferred, hub.stats.frames_gated)
         while time.time() - arrived < dwell + 3.0:
-            hub.submit(5, time.time(), _noisy(bus_frame, rng))
+            submit(_noisy(bus_frame, rng))
             await asyncio.sleep(0.25)
         inferred = hub.stats.frames_inferred - before[0]
         gated = hub.stats.frames_gated - before[1]

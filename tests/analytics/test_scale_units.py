@@ -9,6 +9,7 @@ import re
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ from bench.capacity_clip import play_through
 from fusionhub.analytics import runtime
 from fusionhub.analytics.detector import Detector
 from fusionhub.analytics.models import ModelFiles
-from fusionhub.analytics.motion import GateSettings, MotionGate
+from fusionhub.analytics.motion import THUMB_SIZE, GateSettings, MotionGate, thumbnail
 from fusionhub.media.democlip import bus_image, make_scene_clip
 from fusionhub.media.options import IngestOptions
 from fusionhub.media.pipeline import IngestStats, PacketPipeline
@@ -39,7 +40,7 @@ def _sample(clip: Path, sampling: SamplingOptions | None) -> tuple[list[np.ndarr
     frames: list[np.ndarray] = []
     stats = IngestStats()
     pipeline = PacketPipeline(
-        1, options=IngestOptions(sampling=sampling), stats=stats, on_sample=lambda _ts, f: frames.append(f)
+        1, options=IngestOptions(sampling=sampling), stats=stats, on_sample=lambda _ts, f, _thumb: frames.append(f)
     )
     play_through(pipeline, clip)
     return frames, stats
@@ -70,7 +71,7 @@ def test_a_looping_camera_samples_the_same_pictures_on_every_pass(clip: Path) ->
     keeps its keyframe decoder across them, and the samples must not change because of it."""
     frames: list[np.ndarray] = []
     stats = IngestStats()
-    pipeline = PacketPipeline(1, options=IngestOptions(), stats=stats, on_sample=lambda _ts, f: frames.append(f))
+    pipeline = PacketPipeline(1, options=IngestOptions(), stats=stats, on_sample=lambda _ts, f, _thumb: frames.append(f))
     play_through(pipeline, clip, passes=3)
     per_pass = round(CLIP_S / GOP_S)
     assert len(frames) == 3 * per_pass and stats.sample_errors == 0
@@ -124,6 +125,39 @@ def test_motion_gate_reference_is_the_last_analysed_frame() -> None:
             break
         skipped += 1
     assert 0 < skipped < 10
+
+
+def test_motion_gate_takes_the_thumbnail_made_off_the_loop() -> None:
+    """The media side hands each sample's thumbnail over (made in its decode thread): the gate
+    decides on it, and one it cannot trust (another size) is replaced by its own."""
+    rng = np.random.default_rng(5)
+    street = _street(rng)
+    car = street.copy()
+    car[250:290, 300:360] = (30, 30, 200)
+    gate = MotionGate(GateSettings())
+    still, thumb = gate.still(0.0, street, thumbnail(street))
+    assert not still and thumb is not None and thumb.shape == (THUMB_SIZE[1], THUMB_SIZE[0])
+    gate.analysed(0.0, street, thumb)
+    noisy = _noisy(street, rng)
+    assert gate.still(1.0, noisy, thumbnail(noisy)) == (True, None)
+    # the thumbnail it is given is what it looks at: the street's picture with the car's thumbnail moved
+    assert gate.still(2.0, street, thumbnail(car))[0] is False
+    # a thumbnail of another size is not compared: the gate makes its own (here: unchanged street)
+    odd = cv2.resize(thumbnail(car), (16, 9), interpolation=cv2.INTER_AREA)
+    assert gate.still(3.0, street, odd) == (True, None)
+    still, own = gate.still(4.0, car, odd)
+    assert not still and own is not None and np.array_equal(own, thumbnail(car))
+
+
+def test_thumbnail_grey_first_matches_averaging_colour_first() -> None:
+    """Averaging one grey channel instead of three colour ones (half the time) changes no pixel
+    by more than one grey level, so the gate's pixel_delta means what it meant."""
+    rng = np.random.default_rng(9)
+    frame = _noisy(_street(rng), rng, sigma=25.0)
+    frame[250:290, 300:360] = (30, 30, 200)
+    colour_first = cv2.cvtColor(cv2.resize(frame, THUMB_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    diff = cv2.absdiff(thumbnail(frame), colour_first)
+    assert diff.max() <= 1
 
 
 def test_disabled_gate_never_skips() -> None:

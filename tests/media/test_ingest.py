@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,22 +50,28 @@ class Recorder:
     samples: list[tuple[int, float, np.ndarray]] = field(default_factory=list)
     statuses: list[CameraStatus] = field(default_factory=list)
     threads: set[str] = field(default_factory=set)
+    thumbs: list[np.ndarray | None] = field(default_factory=list)  # what on_sample got with each sample
+    thumb_threads: set[str] = field(default_factory=set)  # where the thumbnailer ran
 
     def on_packet(self, packet: EncodedPacket) -> None:
         self._note_thread()
         self.packets.append(packet)
 
-    def on_sample(self, camera_id: int, ts: float, frame: np.ndarray) -> None:
+    def on_sample(self, camera_id: int, ts: float, frame: np.ndarray, thumb: np.ndarray | None) -> None:
         self._note_thread()
         self.samples.append((camera_id, ts, frame))
+        self.thumbs.append(thumb)
+
+    def thumbnail(self, frame: np.ndarray) -> np.ndarray:
+        """A thumbnailer such as analytics' motion gate gives the gateway: it notes its thread."""
+        self.thumb_threads.add(threading.current_thread().name)
+        return thumb_of(frame)
 
     def on_status(self, status: CameraStatus) -> None:
         self._note_thread()
         self.statuses.append(status)
 
     def _note_thread(self) -> None:
-        import threading
-
         self.threads.add(threading.current_thread().name)
 
     def states(self) -> list[tuple[str, str | None]]:
@@ -83,6 +90,10 @@ class Recorder:
 
 
 Source = ThreadedSource | LoopCameraIngest
+
+
+def thumb_of(frame: np.ndarray) -> np.ndarray:
+    return cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (16, 9), interpolation=cv2.INTER_AREA)
 _decode_pool: ThreadPoolExecutor | None = None  # the event-loop engine's, as the gateway would share it
 
 
@@ -103,9 +114,17 @@ def camera(
             loop=loop,
             options=options,
             decode_pool=_decode_pool,
+            thumbnailer=rec.thumbnail,
         )
     return CameraIngest(
-        camera_id, url, sink=rec, on_sample=rec.on_sample, on_status=rec.on_status, loop=loop, options=options
+        camera_id,
+        url,
+        sink=rec,
+        on_sample=rec.on_sample,
+        on_status=rec.on_status,
+        loop=loop,
+        options=options,
+        thumbnailer=rec.thumbnail,
     )
 
 
@@ -169,6 +188,11 @@ async def test_rtsp_camera_packets_samples_and_status(scene_clip: Path, started:
     assert rec.states()[:2] == [("connecting", None), ("online", None)]
     assert rec.statuses[-1].state == "stopped" and ingest.status.state == "stopped"
     assert rec.threads == {"MainThread"}, "callbacks must run on the event loop thread"
+    # each sample comes with its thumbnail, made in the decode thread: the loop never spent time on it
+    assert len(rec.thumbs) == len(rec.samples)
+    for (_, _, frame), thumb in zip(rec.samples, rec.thumbs):
+        assert thumb is not None and np.array_equal(thumb, thumb_of(frame))
+    assert rec.thumb_threads and "MainThread" not in rec.thumb_threads
 
     jpeg = await asyncio.to_thread(ingest.latest_keyframe_jpeg)
     assert jpeg is not None

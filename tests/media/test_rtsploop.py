@@ -347,7 +347,7 @@ def test_a_sample_is_stamped_when_its_keyframe_came_not_when_a_decode_thread_was
     samples: list[tuple[float, float, np.ndarray]] = []
     pipeline = PacketPipeline(
         7, options=IngestOptions(), stats=IngestStats(),
-        on_sample=lambda ts, frame: samples.append((ts, time.time(), frame)),
+        on_sample=lambda ts, frame, _thumb: samples.append((ts, time.time(), frame)),
     )
     key = next(p for p in h264_packets if p.is_keyframe)
     busy = threading.Event()
@@ -385,7 +385,7 @@ def test_keyframes_replaced_while_the_decode_threads_are_busy_are_reported_and_t
     samples: list[float] = []
     lost: list[int] = []
     pipeline = PacketPipeline(
-        7, options=IngestOptions(), stats=IngestStats(), on_sample=lambda ts, frame: samples.append(ts)
+        7, options=IngestOptions(), stats=IngestStats(), on_sample=lambda ts, _frame, _thumb: samples.append(ts)
     )
     keys = [p for p in h264_packets if p.is_keyframe]
     busy = threading.Event()

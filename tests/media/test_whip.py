@@ -34,7 +34,7 @@ class Hub:
         )
         self.gateway = MediaGateway(
             config,
-            on_sample=lambda sid, ts, frame: self.samples.append((sid, frame)),
+            on_sample=lambda sid, ts, frame, _thumb: self.samples.append((sid, frame)),
             on_status=lambda _: None,
             on_publisher=self.statuses.append,
         )
