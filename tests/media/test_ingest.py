@@ -94,6 +94,8 @@ Source = ThreadedSource | LoopCameraIngest
 
 def thumb_of(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (16, 9), interpolation=cv2.INTER_AREA)
+
+
 _decode_pool: ThreadPoolExecutor | None = None  # the event-loop engine's, as the gateway would share it
 
 
@@ -106,24 +108,11 @@ def camera(
         if _decode_pool is None:
             _decode_pool = ThreadPoolExecutor(2, thread_name_prefix="test-decode")
         return LoopCameraIngest(
-            camera_id,
-            url,
-            sink=rec,
-            on_sample=rec.on_sample,
-            on_status=rec.on_status,
-            loop=loop,
-            options=options,
-            decode_pool=_decode_pool,
-            thumbnailer=rec.thumbnail,
+            camera_id, url, sink=rec, on_sample=rec.on_sample, on_status=rec.on_status, loop=loop, options=options,
+            decode_pool=_decode_pool, thumbnailer=rec.thumbnail,
         )
     return CameraIngest(
-        camera_id,
-        url,
-        sink=rec,
-        on_sample=rec.on_sample,
-        on_status=rec.on_status,
-        loop=loop,
-        options=options,
+        camera_id, url, sink=rec, on_sample=rec.on_sample, on_status=rec.on_status, loop=loop, options=options,
         thumbnailer=rec.thumbnail,
     )
 
