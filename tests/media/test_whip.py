@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 
+import cv2
 import numpy as np
 import pytest
 from aiortc import RTCRtpReceiver
@@ -24,9 +26,15 @@ from .publish_helpers import Publisher
 pytestmark = pytest.mark.slow
 
 
+def thumb_of(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(cv2.resize(frame, (16, 9), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+
+
 class Hub:
     def __init__(self) -> None:
         self.samples: list[tuple[int, np.ndarray]] = []
+        self.thumbs: dict[int, list[np.ndarray | None]] = {}  # per source, as on_sample got them
+        self.thumb_threads: set[str] = set()
         self.statuses: list[PublisherStatus] = []
         config = MediaConfig.model_validate(
             {"ice_host_addresses": ["127.0.0.1"], "whip": {"max_publishers": 2, "keyframe_interval_s": 1.0},
@@ -34,10 +42,19 @@ class Hub:
         )
         self.gateway = MediaGateway(
             config,
-            on_sample=lambda sid, ts, frame, _thumb: self.samples.append((sid, frame)),
+            on_sample=self.on_sample,
             on_status=lambda _: None,
             on_publisher=self.statuses.append,
+            thumbnailer=self.thumbnail,
         )
+
+    def on_sample(self, sid: int, ts: float, frame: np.ndarray, thumb: np.ndarray | None) -> None:
+        self.samples.append((sid, frame))
+        self.thumbs.setdefault(sid, []).append(thumb)
+
+    def thumbnail(self, frame: np.ndarray) -> np.ndarray:
+        self.thumb_threads.add(threading.current_thread().name)
+        return thumb_of(frame)
 
     def states(self, name: str) -> list[str]:
         return [s.state for s in self.statuses if s.name == name]
@@ -83,6 +100,10 @@ async def test_a_publisher_is_viewed_with_its_audio_sampled_and_recorded(hub: Hu
         await until(lambda: any(sid_ == live.source_id for sid_, _ in hub.samples))
         frame = next(f for s, f in hub.samples if s == live.source_id)
         assert frame.shape == (240, 320, 3)
+        # with its thumbnail, made in the sampling thread, never on the loop
+        thumb = hub.thumbs[live.source_id][0]
+        assert thumb is not None and np.array_equal(thumb, thumb_of(frame))
+        assert hub.thumb_threads and threading.main_thread().name not in hub.thumb_threads
         ring = hub.gateway.ring(live.source_id)
         assert ring is not None and ring.bytes > 0
         assert hub.gateway.stats()["publishers"]["phone-1"]["opus"] is None  # nothing transcoded
