@@ -73,6 +73,7 @@ class _Camera:
     build: SourceBuilder  # makes a fresh source (after a URL change or when leaving idle)
     generation: object | None = None  # the running source's token: statuses of older ones are dropped
     idle_status: CameraStatus | None = None  # set while the camera is not pulled (see demand.py)
+    reported: tuple[str, str | None] | None = None  # the last (state, reason) passed on
 
 
 class MediaGateway:
@@ -333,6 +334,12 @@ class MediaGateway:
             # the next connection starts a new stream: viewers wait for its first keyframe
             # instead of decoding its P-frames against pictures of the old one
             cam.relay.reset()
+        if cam is not None:
+            if (status.state, status.reason) == cam.reported:
+                # a new source repeating its predecessor's state (the event-loop engine hands a
+                # camera to FFmpeg while connecting): no news, and the first one's `since` stays true
+                return
+            cam.reported = (status.state, status.reason)
         self._on_status(status)
 
     async def remove_camera(self, camera_id: int) -> None:
@@ -499,6 +506,7 @@ class MediaGateway:
         self._demand.set_idle(camera_id, True)
         cam.generation = None  # its "stopped" is not news: the camera is idle
         cam.idle_status = CameraStatus(camera_id=camera_id, state="idle", since=time.time())
+        cam.reported = ("idle", None)
         self._on_status(cam.idle_status)
         source = cam.source
         await source.stop()

@@ -11,6 +11,7 @@ import pytest
 
 from fusionhub.media.config import MediaConfig
 from fusionhub.media.gateway import MediaGateway
+from fusionhub.signaling.messages import CameraStatus
 from tests.support.avclip import TONE_LEVEL, make_av_clip
 from tests.support.rtsp import RtspServer
 
@@ -28,10 +29,16 @@ def tone_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def gateway(loopback_ice: None, engine: str) -> AsyncIterator[MediaGateway]:
+def statuses() -> list[CameraStatus]:
+    """What the console would be told about the camera, in order."""
+    return []
+
+
+@pytest.fixture
+async def gateway(loopback_ice: None, engine: str, statuses: list[CameraStatus]) -> AsyncIterator[MediaGateway]:
     """Both RTSP engines: the event-loop one hands a camera that offers audio to the threaded one."""
     config = MediaConfig(ice_host_addresses=["127.0.0.1"], rtsp_engine=engine)
-    gw = MediaGateway(config, on_sample=lambda *_: None, on_status=lambda _: None)
+    gw = MediaGateway(config, on_sample=lambda *_: None, on_status=statuses.append)
     await gw.start()
     try:
         yield gw
@@ -39,12 +46,16 @@ async def gateway(loopback_ice: None, engine: str) -> AsyncIterator[MediaGateway
         await gw.stop()
 
 
-async def _camera_with_audio(gw: MediaGateway, cam: RtspServer, codec: str) -> None:
+async def _camera_with_audio(gw: MediaGateway, cam: RtspServer, codec: str, statuses: list[CameraStatus]) -> None:
     await gw.add_camera(CAMERA, cam.url)
     async with asyncio.timeout(10):
-        while gw.stats()["outputs"][CAMERA]["audio"]["codec"] != codec:
+        while gw.stats()["outputs"][CAMERA]["audio"]["codec"] != codec or not statuses:
+            await asyncio.sleep(0.05)
+        while statuses[-1].state != "online":
             await asyncio.sleep(0.05)
     assert any(t.name == f"media-source-{CAMERA}" for t in threading.enumerate()), "read by the threaded engine"
+    # the hand-over from the event-loop engine is not news to the console: connecting once, then online
+    assert [s.state for s in statuses] == ["connecting", "online"]
 
 
 async def _viewer(gw: MediaGateway) -> tuple[AvViewer, str]:
@@ -56,10 +67,10 @@ async def _viewer(gw: MediaGateway) -> tuple[AvViewer, str]:
 
 @pytest.mark.parametrize("codec", ["pcma", "pcmu"])
 async def test_g711_camera_audio_reaches_a_viewer_without_transcoding(
-    gateway: MediaGateway, tone_clip: Path, codec: str
+    gateway: MediaGateway, tone_clip: Path, codec: str, statuses: list[CameraStatus]
 ) -> None:
     async with RtspServer(tone_clip, audio=codec) as cam:
-        await _camera_with_audio(gateway, cam, codec)
+        await _camera_with_audio(gateway, cam, codec, statuses)
         viewer, sid = await _viewer(gateway)
         try:
             assert gateway.session(sid).audio_codec == codec.upper()
@@ -73,10 +84,10 @@ async def test_g711_camera_audio_reaches_a_viewer_without_transcoding(
 
 
 async def test_aac_camera_audio_is_opus_from_one_encoder_for_every_viewer(
-    gateway: MediaGateway, tone_clip: Path
+    gateway: MediaGateway, tone_clip: Path, statuses: list[CameraStatus]
 ) -> None:
     async with RtspServer(tone_clip, audio="aac") as cam:
-        await _camera_with_audio(gateway, cam, "aac")
+        await _camera_with_audio(gateway, cam, "aac", statuses)
         viewers = [await _viewer(gateway) for _ in range(3)]
         try:
             for _, sid in viewers:
@@ -92,9 +103,11 @@ async def test_aac_camera_audio_is_opus_from_one_encoder_for_every_viewer(
                 await viewer.close()
 
 
-async def test_video_only_offer_gets_no_audio(gateway: MediaGateway, tone_clip: Path) -> None:
+async def test_video_only_offer_gets_no_audio(
+    gateway: MediaGateway, tone_clip: Path, statuses: list[CameraStatus]
+) -> None:
     async with RtspServer(tone_clip, audio="pcma") as cam:
-        await _camera_with_audio(gateway, cam, "pcma")
+        await _camera_with_audio(gateway, cam, "pcma", statuses)
         viewer = AvViewer()
         answer, sid = await gateway.whep_offer(CAMERA, await viewer.offer(audio=False))
         await viewer.accept(answer)
