@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import numpy as np
-
 from fusionhub.media.admission import LoopLagMonitor, SetupGate
 from fusionhub.media.config import MediaConfig
 from fusionhub.media.demand import PullDemand
@@ -35,7 +33,7 @@ from fusionhub.media.relay import PacketRelay
 from fusionhub.media.ring import PacketRing
 from fusionhub.media.rtpsend import check_sender_hooks, use_fast_ntp_clock
 from fusionhub.media.rtsploop import LoopCameraIngest, decode_pool_size, lower_thread_priority
-from fusionhub.media.sampler import Thumbnailer
+from fusionhub.media.sampler import SampleCallback, Thumbnailer
 from fusionhub.media.sampling import SamplingOptions
 from fusionhub.media.urls import validate_camera_url
 from fusionhub.media.whep import WhepSession
@@ -44,7 +42,6 @@ from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-SampleCallback = Callable[[int, float, np.ndarray, np.ndarray | None], None]
 StatusCallback = Callable[[CameraStatus], None]
 
 

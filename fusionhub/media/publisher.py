@@ -18,12 +18,10 @@ from fusionhub.media.annexb import IDR, PPS, SPS, START
 from fusionhub.media.options import IngestOptions
 from fusionhub.media.outputs import SourceOutputs
 from fusionhub.media.packets import AudioFormat, AudioPacket, EncodedPacket
-from fusionhub.media.sampler import KeyframeSampler, Thumbnailer
+from fusionhub.media.sampler import KeyframeSampler, SampleCallback, Thumbnailer
 from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
-
-SampleCallback = Callable[[int, float, np.ndarray, np.ndarray | None], None]
 
 
 class _RtpClock:

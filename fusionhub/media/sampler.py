@@ -28,7 +28,9 @@ CLOCK_RATE = 90_000
 # A consumer's small picture of each sample (analytics' motion-gate thumbnail), computed in the
 # decode thread so the loop that receives the sample does not spend its own time on it.
 Thumbnailer = Callable[[np.ndarray], np.ndarray]
-SampleReady = Callable[[float, np.ndarray, np.ndarray | None], None]
+SampleReady = Callable[[float, np.ndarray, np.ndarray | None], None]  # the sampler's: ts, frame, thumb
+# what a source (camera or publisher) calls on the loop: source id, epoch seconds, BGR frame, thumbnail or None
+SampleCallback = Callable[[int, float, np.ndarray, np.ndarray | None], None]
 
 
 class KeyframeSampler:

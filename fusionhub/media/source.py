@@ -30,13 +30,11 @@ from .health import SourceHealth, State
 from .options import IngestOptions
 from .packets import AudioPacket, EncodedPacket, PacketSink
 from .pipeline import CLOCK_RATE, IngestStats, PacketPipeline
-from .sampler import Thumbnailer
+from .sampler import SampleCallback, Thumbnailer
 from .urls import redact
 
 log = logging.getLogger(__name__)
 
-# (source id, epoch seconds, BGR frame, thumbnail or None), on the loop
-SampleCallback = Callable[[int, float, np.ndarray, np.ndarray | None], None]
 StatusCallback = Callable[[CameraStatus], None]
 
 # Packets posted to the loop but not yet delivered. Past this the loop is stalled: drop until
