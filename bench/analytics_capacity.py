@@ -15,9 +15,11 @@ Two set-ups, each ramped up (x1.5 a step, then bisected to within 10 %) until it
   fusionhub  keyframes only, 640x360 samples scaled in one swscale pass, motion gate, the
              dynamic-shape model at 320 (rectangular 320x192 input), runtime `auto` (CUDA where
              usable, else whichever of ONNX Runtime and OpenVINO costs less CPU here; printed);
-             `--precision int8` runs its INT8 copy (`fusionhub models quantize`)
+             `--precision int8` runs its INT8 copy (`fusionhub models quantize`); frames waiting
+             for a worker go through the model together, up to `--batch-max` (analytics.batch_max)
   naive      decode every frame and hand every one, full size, to the detector (latest wins,
-             which is kind to it), the model at 640 (what `model.predict` does), ONNX Runtime
+             which is kind to it), the model at 640 one frame at a time (what `model.predict`
+             does), ONNX Runtime
 Both get the same two worker processes of one inference thread each.
 
 "Sustained" at N cameras: over a measuring window every camera had analysed samples at least
@@ -132,6 +134,7 @@ class Step:
     roundtrip_ms: float = 0.0  # wall ms from a job sent to its answer in, per inferred frame
     superseded: tuple[int, int] = (0, 0)  # samples superseded in the decode pool, in the hub
     threads: dict[str, float] = field(default_factory=dict)  # cores of the bench process's threads, by role
+    batch: float = 1.0  # mean frames per model run, per inferred frame (analytics.batch_max)
 
 
 def free_port() -> int:
@@ -227,6 +230,7 @@ class Rig:
             "rules": mean["rules_ms"] * stats.frames_analysed / 1e3,
             "analysed": float(stats.frames_analysed),
             "inferred": float(inferred),
+            "batched": float(stats.frames_batched),
             "gated": float(stats.frames_gated),
             # wall time the workers spent in the detector, and the hub's round trips (job sent -> answer in)
             "detector_wall": (mean["letterbox_ms"] + mean["inference_ms"] + mean["postprocess_ms"]) * inferred / 1e3,
@@ -272,6 +276,7 @@ class Rig:
             int(d["gated"]), parts, d["total"] / wall, loadavg(), hub_says, (farm1 - farm0) / wall,
             d["detector_wall"] / (wall * max(1, len(self.hub.local_pids()))), d["detector_wall"] / inferred * 1e3,
             d["roundtrip"] / inferred * 1e3, (int(d["lost_pool"]), int(d["lost_hub"])), threads,
+            d["batched"] / inferred,
         )
 
 
@@ -286,7 +291,8 @@ def show(name: str, step: Step) -> None:
         f"= {c['total']:.2f} (workers outside the detector {c['worker_other']:.2f})  load {step.load}  "
         f"camera farm {step.farm_cores:.2f} cores  hub threads "
         f"{', '.join(f'{k} {v:.2f}' for k, v in step.threads.items())} cores  workers busy {step.workers_busy:.0%} "
-        f"(detector {step.detector_ms:.1f} ms, round trip {step.roundtrip_ms:.1f} ms a job)  "
+        f"(detector {step.detector_ms:.1f} ms, round trip {step.roundtrip_ms:.1f} ms a job, "
+        f"{step.batch:.2f} frames a model run)  "
         f"hub says {step.hub_says}",
         flush=True,
     )
@@ -383,7 +389,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         Setup(
             "fusionhub",
             {"imgsz": args.imgsz, "providers": [args.runtime, "cpu"], "motion_gate": True, "precision": args.precision,
-             "jobs_per_worker": args.jobs_per_worker},
+             "jobs_per_worker": args.jobs_per_worker, "batch_max": args.batch_max},
             None,  # the default: keyframes only, at most one a second
             640,
             args.rtsp_engine,
@@ -392,7 +398,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
         Setup(
             "naive",
-            {"imgsz": 640, "providers": ["cpu"], "motion_gate": False, "jobs_per_worker": args.jobs_per_worker},
+            # `model.predict` on each frame: one at a time
+            {"imgsz": 640, "providers": ["cpu"], "motion_gate": False, "jobs_per_worker": args.jobs_per_worker,
+             "batch_max": 1},
             SamplingOptions(mode="fps", fps=25),  # every frame decoded and handed over
             4096,  # full size
         ),
@@ -467,6 +475,8 @@ def main() -> None:
                         help="fusionhub set-up: media.read_batch_ms (no viewers in the bench: every camera batched)")
     parser.add_argument("--jobs-per-worker", type=int, default=AnalyticsConfig().jobs_per_worker,
                         help="fusionhub set-up: analytics.jobs_per_worker (the naive one gets the same)")
+    parser.add_argument("--batch-max", type=int, default=AnalyticsConfig().batch_max,
+                        help="fusionhub set-up: analytics.batch_max (the naive one runs one frame at a time)")
     parser.add_argument("--precision", choices=("auto", "f32", "int8"), default="auto",
                         help="fusionhub set-up: analytics.precision (int8: the INT8 copy, quantised first if missing)")
     parser.add_argument("--rtsp-engine", choices=("threads", "event_loop"), default=MediaConfig().rtsp_engine,

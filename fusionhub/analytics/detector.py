@@ -14,7 +14,7 @@ import numpy as np
 from fusionhub.analytics.detection import Detection
 from fusionhub.analytics.errors import DetectorError
 from fusionhub.analytics.models import read_model_info
-from fusionhub.analytics.runtime import load_backend
+from fusionhub.analytics.runtime import load_backend, probe_shape
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ class Timings:
     letterbox_cpu_ms: float = 0.0
     inference_cpu_ms: float = 0.0
     postprocess_cpu_ms: float = 0.0
+    batch: int = 1  # frames that went through the model together; inference times are this frame's share
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,18 @@ def letterbox(frame: np.ndarray, size: int, *, rect: bool = False) -> tuple[np.n
     for c in range(3):  # BGR -> RGB while scaling, without a temporary HWC float copy
         np.multiply(canvas[:, :, 2 - c], 1.0 / 255.0, out=blob[0, c], dtype=np.float32)
     return blob, Letterbox(scale, pad_x, pad_y)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A frame letterboxed for the model, waiting for its batch."""
+
+    index: int
+    frame: np.ndarray
+    blob: np.ndarray
+    lb: Letterbox
+    letterbox_ms: float
+    letterbox_cpu_ms: float
 
 
 class Detector:
@@ -106,27 +119,95 @@ class Detector:
         """Objects in a BGR uint8 frame, confidence at least `conf`."""
         return self.detect_timed(frame)[0]
 
+    @property
+    def batches(self) -> bool:
+        """Whether several frames can go through the model at once (its batch dimension is free)."""
+        return self._backend.input_shape[0] is None
+
+    def warm(self, imgsz: int, max_batch: int) -> int:
+        """Run the model on blank 16:9 camera frames at `imgsz` in each batch size up to `max_batch`, so
+        that OpenVINO compiles those graphs now (about 0.3 s each) and not while frames wait.
+
+        Returns the largest batch the model runs: 1 where its batch size is fixed, or where a runtime
+        cannot run more at once (logged); raises DetectorError where it cannot run even one frame.
+        """
+        _, _, h, w = probe_shape(self._backend, imgsz if self.dynamic else self.imgsz)
+        largest = max(1, max_batch) if self.batches else 1
+        for n in range(1, largest + 1):
+            try:
+                self._backend.run(np.zeros((n, 3, h, w), np.float32))
+            except DetectorError as exc:
+                if n == 1:
+                    raise
+                log.warning("detector %s on %s cannot run %d frames at once (%s); running %d at most",
+                            self.name, self.providers[0], n, exc, n - 1)
+                return n - 1
+        return largest
+
     def detect_timed(self, frame: np.ndarray, imgsz: int | None = None) -> tuple[list[Detection], Timings]:
         """Like `detect`, with how long each stage took; `imgsz` (dynamic models only) overrides the size."""
+        result = self.detect_many([(frame, imgsz)])[0]
+        if isinstance(result, DetectorError):
+            raise result
+        return result
+
+    def detect_many(
+        self, frames: Sequence[tuple[np.ndarray, int | None]], *, max_batch: int = 1
+    ) -> list[tuple[list[Detection], Timings] | DetectorError]:
+        """`detect_timed` for each (frame, imgsz), in order; a frame that fails gets its error, the others go on.
+
+        Frames whose inputs have the same shape go through the model together, up to `max_batch`
+        at once: on OpenVINO four 320x192 frames cost about 40 % less CPU each than one at a time
+        (two workers on two cores), on ONNX Runtime's CPU provider about the same. A model with a
+        fixed batch dimension runs them one by one.
+        """
+        results: list[tuple[list[Detection], Timings] | DetectorError | None] = [None] * len(frames)
+        groups: dict[tuple[int, ...], list[_Prepared]] = {}
+        for i, (frame, imgsz) in enumerate(frames):
+            try:
+                size = self._input_size(frame, imgsz)
+            except DetectorError as exc:
+                results[i] = exc
+                continue
+            c0, t0 = time.process_time(), time.perf_counter()
+            blob, lb = letterbox(frame, size, rect=self.dynamic)
+            prepared = _Prepared(i, frame, blob, lb, (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3)
+            groups.setdefault(blob.shape, []).append(prepared)
+        largest = max(1, max_batch) if self.batches else 1
+        for group in groups.values():
+            for start in range(0, len(group), largest):
+                self._run(group[start : start + largest], results)
+        return [r if r is not None else DetectorError("frame not run") for r in results]
+
+    def _input_size(self, frame: np.ndarray, imgsz: int | None) -> int:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise DetectorError(f"expected an HxWx3 uint8 BGR frame, got {frame.shape} {frame.dtype}")
-        size = self.imgsz
-        if imgsz is not None and imgsz != self.imgsz:
-            if not self.dynamic:
-                raise DetectorError(f"model {self.name} has a fixed {self.imgsz}px input; cannot run at {imgsz}px")
-            if imgsz % STRIDE or not STRIDE <= imgsz <= 4096:
-                raise DetectorError(f"input size {imgsz} is not a multiple of {STRIDE}")
-            size = imgsz
-        c0, t0 = time.process_time(), time.perf_counter()
-        blob, lb = letterbox(frame, size, rect=self.dynamic)
+        if imgsz is None or imgsz == self.imgsz:
+            return self.imgsz
+        if not self.dynamic:
+            raise DetectorError(f"model {self.name} has a fixed {self.imgsz}px input; cannot run at {imgsz}px")
+        if imgsz % STRIDE or not STRIDE <= imgsz <= 4096:
+            raise DetectorError(f"input size {imgsz} is not a multiple of {STRIDE}")
+        return imgsz
+
+    def _run(self, chunk: list[_Prepared], results: list[tuple[list[Detection], Timings] | DetectorError | None]) -> None:
+        n = len(chunk)
+        blob = chunk[0].blob if n == 1 else np.concatenate([p.blob for p in chunk])
         c1, t1 = time.process_time(), time.perf_counter()
-        out = self._backend.run(blob)
-        c2, t2 = time.process_time(), time.perf_counter()
-        dets = self._decode(np.asarray(out)[0], lb, frame.shape[1], frame.shape[0])
-        c3, t3 = time.process_time(), time.perf_counter()
-        return dets, Timings(
-            (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (c1 - c0) * 1e3, (c2 - c1) * 1e3, (c3 - c2) * 1e3
-        )
+        try:
+            out = np.asarray(self._backend.run(blob))
+        except DetectorError as exc:
+            for p in chunk:
+                results[p.index] = exc
+            return
+        infer_ms, infer_cpu_ms = (time.perf_counter() - t1) * 1e3 / n, (time.process_time() - c1) * 1e3 / n
+        for k, p in enumerate(chunk):
+            c2, t2 = time.process_time(), time.perf_counter()
+            dets = self._decode(out[k], p.lb, p.frame.shape[1], p.frame.shape[0])
+            post_ms, post_cpu_ms = (time.perf_counter() - t2) * 1e3, (time.process_time() - c2) * 1e3
+            results[p.index] = dets, Timings(
+                p.letterbox_ms, infer_ms, post_ms, p.letterbox_cpu_ms, infer_cpu_ms, post_cpu_ms, batch=n
+            )
 
     def _decode(self, rows: np.ndarray, lb: Letterbox, width: int, height: int) -> list[Detection]:
         rows = rows[rows[:, 4] >= self.conf]

@@ -100,7 +100,18 @@ class _Worker:
     last_job_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
     answered: int = 0
+    batched: int = 0  # over the jobs it answered, the sum of the batch each ran in
     rtt_s: float = 0.0  # moving average of its round trips
+
+    @property
+    def batch(self) -> int:
+        """The most frames it runs at once, as it said when ready (1 from a worker of an older release)."""
+        batch = self.extra.get("batch", 1)
+        return min(max(batch, 1), p.MAX_BATCH) if isinstance(batch, int) else 1
+
+    def depth(self, config: AnalyticsConfig) -> int:
+        """How many jobs it may hold: `jobs_per_worker` batches, so the next batch waits while it runs one."""
+        return config.jobs_per_worker * self.batch
 
     @property
     def current(self) -> _Job | None:
@@ -262,6 +273,8 @@ class AnalyticsHub:
                 "jobs": len(w.jobs),
                 "runtime": ", ".join(str(x) for x in w.extra.get("providers", [])) + (" int8" if w.extra.get("int8") else ""),
                 "answered": w.answered, "rtt_ms": round(w.rtt_s * 1e3, 1) if w.answered else None,
+                # batch: the most frames it runs at once; batch_mean: what its answered frames ran in
+                "batch": w.batch, "batch_mean": round(w.batched / w.answered, 2) if w.answered else None,
             }
             for w in self._workers.values()
         ]
@@ -485,7 +498,10 @@ class AnalyticsHub:
         pid = int(body.get("pid", -1))
         self._workers[identity] = _Worker(identity, label, pid, str(body.get("host", "")), now)
         log.info("analytics worker %s connected", label)
-        config = {"model": self.config.model, "imgsz": self.config.imgsz, "conf": self.config.conf, "int8": self._int8}
+        config = {
+            "model": self.config.model, "imgsz": self.config.imgsz, "conf": self.config.conf, "int8": self._int8,
+            "batch": self.config.batch_max,
+        }
         await self._send(identity, p.CONFIG, config)
 
     def _forget(self, worker: _Worker, why: str) -> None:
@@ -559,8 +575,7 @@ class AnalyticsHub:
         return True
 
     def _free_worker(self) -> _Worker | None:
-        depth = self.config.jobs_per_worker
-        free = [w for w in self._workers.values() if w.ready and len(w.jobs) < depth]
+        free = [w for w in self._workers.values() if w.ready and len(w.jobs) < w.depth(self.config)]
         # an idle worker first, then the one holding fewest; least recently used among equals, so
         # every worker shares the load
         return min(free, key=lambda w: (len(w.jobs), w.last_job_at)) if free else None
@@ -585,6 +600,7 @@ class AnalyticsHub:
             following.started_at = max(following.started_at, now)  # it waited in the worker's queue till now
         worker.rtt_s = rtt if worker.answered == 0 else 0.8 * worker.rtt_s + 0.2 * rtt
         worker.answered += 1
+        worker.batched += p.batch_of(body.get("timings"))
         self._wake.set()
         cam = self._cameras.get(job.camera_id)
         if cam is None:

@@ -3,19 +3,24 @@
 Every message is multipart: a command frame, then a JSON frame, then (JOB only) the raw pixels.
 
     worker → hub  HELLO   {pid, host, name}              I am here, tell me the model
-    hub → worker  CONFIG  {model, imgsz, conf, int8}     load this model (by name and input size; int8: its INT8 copy)
-    worker → hub  READY   {model, imgsz, providers, dynamic, int8}  give me a frame
+    hub → worker  CONFIG  {model, imgsz, conf, int8, batch}  load this model (by name and input size; int8: its
+                                                     INT8 copy); run up to `batch` waiting frames at once
+    worker → hub  READY   {model, imgsz, providers, dynamic, int8, batch}  give me frames (batch: the most it
+                                                     runs at once, 1 where the model's batch size is fixed)
     worker → hub  FAIL    {reason}                       cannot serve this hub (then exits)
     hub → worker  JOB     {job_id, camera_id, ts, shape, dtype[, imgsz]} + BGR bytes
-    worker → hub  RESULT  {job_id, detections, timings}  (also means: room for another one)
+    worker → hub  RESULT  {job_id, detections, timings}  (also means: room for another one; timings.batch:
+                                                     how many frames went through the model with this one)
     worker → hub  ERROR   {job_id, reason}               this frame failed; ready for the next one
     worker → hub  PING    {}                             idle heartbeat; hub answers PONG
     hub → worker  RESET   {}                             I do not know you (hub restarted): say HELLO
     worker → hub  BYE     {}                             leaving
 
-The hub sends a worker up to `analytics.jobs_per_worker` JOBs before their answers: the next waits
-in the worker's socket while it runs one, so it never idles on the hub's round trip. A worker reads
-and answers them in order, one at a time, as it always has.
+The hub sends a worker up to `analytics.jobs_per_worker` x batch JOBs before their answers: the next
+ones wait in the worker's socket while it runs some, so it never idles on the hub's round trip. A
+worker takes the JOBs already waiting, up to its batch (it never waits for more), runs frames of
+the same input shape through the model together, and answers each JOB in the order it came. A
+hub or worker of an older release leaves `batch` out: 1.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ PONG = b"PONG"
 RESET = b"RESET"
 BYE = b"BYE"
 
+MAX_BATCH = 16  # the most frames a worker runs through the model at once, whatever a hub asks
 MAX_FRAME_PIXELS = 4096 * 4096  # a sampled frame is small; anything bigger is a bug or an attack
 
 
@@ -78,3 +84,9 @@ def frame_from(header: dict[str, Any], pixels: bytes | memoryview) -> np.ndarray
     if len(pixels) != shape[0] * shape[1] * 3:
         raise WorkerProtocolError(f"frame has {len(pixels)} bytes, header says {shape}")
     return np.frombuffer(pixels, dtype=np.uint8).reshape(shape)
+
+
+def batch_of(timings: Any) -> int:
+    """The batch a RESULT says its frame ran in (`timings.batch`); 1 when it does not say (an older release)."""
+    batch = timings.get("batch") if isinstance(timings, dict) else None
+    return batch if isinstance(batch, int) and 1 <= batch <= MAX_BATCH else 1

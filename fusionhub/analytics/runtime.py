@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 RUNTIMES = ("cpu", "cuda", "openvino")
 AUTO = "auto"  # CUDA where usable, else the CPU runtime that costs less CPU per frame here
 _ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
-# OpenVINO compiles one graph per input shape; a hub sees a handful (one per aspect ratio and size)
-_OV_SHAPES = 8
+# OpenVINO compiles one graph per input shape (about 0.3 s each on a small CPU); a hub sees a handful:
+# one per aspect ratio and size, each in batches of 1 to analytics.batch_max (4) frames
+_OV_SHAPES = 16
 # `auto`'s timing at start-up: a warm-up (OpenVINO compiles on its first run), then rounds that
 # take turns between the runtimes, so that a burst of load elsewhere on the box hits both alike;
 # each runtime's best round counts (load only ever adds to a round: the least loaded is the truest)

@@ -6,6 +6,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from fusionhub.analytics.protocol import batch_of
+
 # what a worker reports per frame: wall milliseconds, and the CPU its process spent (all threads)
 STAGES = (
     "letterbox_ms", "inference_ms", "postprocess_ms", "letterbox_cpu_ms", "inference_cpu_ms", "postprocess_cpu_ms",
@@ -25,6 +27,7 @@ class HubStats:
     frames_analysed: int = 0  # went through the rules: inferred by a worker, or gated
     frames_inferred: int = 0  # went through a worker's detector
     frames_gated: int = 0  # unchanged since the camera's last inferred frame: its detections reused
+    frames_batched: int = 0  # over the inferred frames, the sum of the batch each went through the model in
     jobs_retried: int = 0  # the worker died; the frame went to another one
     jobs_lost: int = 0  # the worker died and a newer frame was already waiting (perishable)
     jobs_failed: int = 0  # the worker reported an error for the frame
@@ -42,6 +45,7 @@ class HubStats:
     def inferred(self, worker: str, timings: dict[str, Any], roundtrip_s: float) -> None:
         """Count one frame a worker ran the detector on, with its stage timings."""
         self.frames_inferred += 1
+        self.frames_batched += batch_of(timings)
         self.by_worker[worker] += 1
         for stage in STAGES:
             value = timings.get(stage)
@@ -62,3 +66,4 @@ class HubStats:
         out = {k: v / inferred for k, v in self._ms.items()}
         out["rules_ms"] = self._ms["rules_ms"] / max(1, self.frames_analysed)
         return out
+

@@ -43,6 +43,7 @@ class _Session:
         self.config = config
         self.sock = sock
         self.detector: Any = None  # Detector, imported lazily so `--help` stays fast
+        self.batch = 1  # most frames run through the model at once (the hub's CONFIG says; 1 if the model cannot)
         self.last_sent = 0.0
         self.last_heard = time.monotonic()
         self.prefix = f"worker {config.name}[{os.getpid()}]"
@@ -59,19 +60,34 @@ class _Session:
     def hello(self) -> None:
         self.send(p.HELLO, {"pid": os.getpid(), "host": socket.gethostname(), "name": self.config.name})
 
-    def handle(self, frames: list[bytes]) -> int | None:
-        """Act on one message from the hub; an int is the exit status when the worker must stop."""
+    def handle_all(self, messages: list[list[bytes]]) -> int | None:
+        """Act on messages from the hub, in order (JOBs that come one after another run as one batch);
+        an int is the exit status when the worker must stop."""
         self.last_heard = time.monotonic()
-        cmd = frames[0]
-        if cmd == p.JOB and len(frames) == 3:
-            self._job(frames[1], frames[2])
-        elif cmd == p.CONFIG and len(frames) >= 2:
-            return self._configure(p.load(frames[1]))
-        elif cmd == p.RESET:
-            log.info("%s: hub does not know us (restarted?); saying hello again", self.prefix)
-            self.hello()
-        elif cmd != p.PONG:
-            log.warning("%s: unexpected message %r from the hub", self.prefix, cmd[:16])
+        jobs: list[tuple[bytes, bytes]] = []
+        for frames in messages:
+            cmd = frames[0]
+            if cmd == p.JOB and len(frames) == 3:
+                jobs.append((frames[1], frames[2]))
+                continue
+            if jobs:
+                self._jobs(jobs)
+                jobs = []
+            if cmd == p.CONFIG and len(frames) >= 2:
+                try:
+                    body = p.load(frames[1])
+                except WorkerProtocolError as exc:
+                    log.warning("%s: %s", self.prefix, exc)
+                    continue
+                if (status := self._configure(body)) is not None:
+                    return status
+            elif cmd == p.RESET:
+                log.info("%s: hub does not know us (restarted?); saying hello again", self.prefix)
+                self.hello()
+            elif cmd != p.PONG:
+                log.warning("%s: unexpected message %r from the hub", self.prefix, cmd[:16])
+        if jobs:
+            self._jobs(jobs)
         return None
 
     def _configure(self, body: dict[str, Any]) -> int | None:
@@ -80,6 +96,7 @@ class _Session:
         try:
             name, imgsz, conf = str(body["model"]), int(body["imgsz"]), float(body["conf"])
             int8 = bool(body.get("int8", False))
+            batch = min(max(int(body.get("batch", 1)), 1), p.MAX_BATCH)
         except (KeyError, TypeError, ValueError):
             self.send(p.FAIL, {"reason": "bad CONFIG message"})
             return EXIT_REFUSED
@@ -105,46 +122,66 @@ class _Session:
                     precision=self.config.precision, shared_choice=self.config.auto_choice,
                 )
             self.detector.conf = conf
+            self.batch = self.detector.warm(imgsz, batch)
         except AnalyticsError as exc:
             log.error("%s: cannot serve this hub: %s", self.prefix, exc)
             self.send(p.FAIL, {"reason": str(exc)})
             return EXIT_REFUSED
-        log.info("%s: model %s %dpx on %s, ready", self.prefix, name, imgsz, self.detector.providers)
+        log.info("%s: model %s %dpx on %s, up to %d frames at once, ready", self.prefix, name, imgsz,
+                 self.detector.providers, self.batch)
         self.send(
             p.READY,
             {
                 "model": name, "imgsz": imgsz, "providers": list(self.detector.providers),
-                "dynamic": self.detector.dynamic, "int8": self.detector.precision == "int8",
+                "dynamic": self.detector.dynamic, "int8": self.detector.precision == "int8", "batch": self.batch,
             },
         )
         return None
 
-    def _job(self, raw_header: bytes, pixels: bytes) -> None:
-        job_id = None
-        try:
-            header = p.load(raw_header)
-            job_id = header.get("job_id")
-            if self.detector is None:
-                raise WorkerProtocolError("job before CONFIG")
-            frame = p.frame_from(header, pixels)
-            size = header.get("imgsz")
-            dets, t = self.detector.detect_timed(frame, size if isinstance(size, int) else None)
-        except AnalyticsError as exc:
-            log.warning("%s: job %s failed: %s", self.prefix, job_id, exc)
-            self.send(p.ERROR, {"job_id": job_id, "reason": str(exc)})
-            return
-        self.send(
-            p.RESULT,
-            {
-                "job_id": job_id,
-                "detections": [d.to_json() for d in dets],
-                "timings": {
-                    "letterbox_ms": t.letterbox_ms, "inference_ms": t.inference_ms, "postprocess_ms": t.postprocess_ms,
-                    "letterbox_cpu_ms": t.letterbox_cpu_ms, "inference_cpu_ms": t.inference_cpu_ms,
-                    "postprocess_cpu_ms": t.postprocess_cpu_ms,
+    def _jobs(self, jobs: list[tuple[bytes, bytes]]) -> None:
+        """Run the frames of these JOBs (through the model together where they can) and answer each."""
+        ids: list[Any] = []
+        failed: dict[int, str] = {}
+        runnable: list[int] = []
+        frames: list[tuple[Any, int | None]] = []
+        for i, (raw_header, pixels) in enumerate(jobs):
+            job_id = None
+            try:
+                header = p.load(raw_header)
+                job_id = header.get("job_id")
+                if self.detector is None:
+                    raise WorkerProtocolError("job before CONFIG")
+                frame = p.frame_from(header, pixels)
+            except AnalyticsError as exc:
+                failed[i] = str(exc)
+            else:
+                size = header.get("imgsz")
+                runnable.append(i)
+                frames.append((frame, size if isinstance(size, int) else None))
+            ids.append(job_id)
+        results = self.detector.detect_many(frames, max_batch=self.batch) if frames else []
+        outcome: dict[int, Any] = dict(zip(runnable, results, strict=True))
+        for i, job_id in enumerate(ids):
+            result = outcome.get(i)
+            if result is None or isinstance(result, AnalyticsError):
+                reason = failed.get(i) or str(result)
+                log.warning("%s: job %s failed: %s", self.prefix, job_id, reason)
+                self.send(p.ERROR, {"job_id": job_id, "reason": reason})
+                continue
+            dets, t = result
+            self.send(
+                p.RESULT,
+                {
+                    "job_id": job_id,
+                    "detections": [d.to_json() for d in dets],
+                    "timings": {
+                        "letterbox_ms": t.letterbox_ms, "inference_ms": t.inference_ms,
+                        "postprocess_ms": t.postprocess_ms, "letterbox_cpu_ms": t.letterbox_cpu_ms,
+                        "inference_cpu_ms": t.inference_cpu_ms, "postprocess_cpu_ms": t.postprocess_cpu_ms,
+                        "batch": t.batch,
+                    },
                 },
-            },
-        )
+            )
 
     def idle(self) -> None:
         now = time.monotonic()
@@ -172,8 +209,15 @@ def worker_main(config: WorkerConfig, stop_event: StopEvent, *, parent_pid: int 
                 log.warning("%s: the hub process is gone; exiting", session.prefix)
                 return EXIT_OK
             if sock.poll(POLL_MS, zmq.POLLIN):
+                messages = [sock.recv_multipart()]
+                # frames that are already waiting run together; a batch never waits to fill
+                while (
+                    session.batch > 1 and len(messages) < session.batch and messages[-1][0] == p.JOB
+                    and sock.poll(0, zmq.POLLIN)
+                ):
+                    messages.append(sock.recv_multipart())
                 try:
-                    status = session.handle(sock.recv_multipart())
+                    status = session.handle_all(messages)
                 except WorkerProtocolError as exc:
                     log.warning("%s: %s", session.prefix, exc)
                     continue

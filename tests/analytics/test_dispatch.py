@@ -33,15 +33,16 @@ class HandWorker:
         self.sock.connect(endpoint)
         self.name = name
 
-    async def join(self, hub: AnalyticsHub) -> None:
+    async def join(self, hub: AnalyticsHub, batch: int | None = None) -> dict[str, Any]:
+        """Say hello and get ready; `batch`: the most frames it says it runs at once (None: as an older release)."""
         await self.sock.send_multipart([p.HELLO, p.dump({"pid": 1, "host": "test", "name": self.name})])
         cmd, body = await self.sock.recv_multipart()
         assert cmd == p.CONFIG, cmd
-        config = json.loads(body)
-        await self.sock.send_multipart([p.READY, p.dump({
-            "model": config["model"], "imgsz": config["imgsz"], "providers": ["by hand"], "dynamic": False,
-            "int8": False,
-        })])
+        config: dict[str, Any] = json.loads(body)
+        ready = {"model": config["model"], "imgsz": config["imgsz"], "providers": ["by hand"], "dynamic": False,
+                 "int8": False}
+        await self.sock.send_multipart([p.READY, p.dump(ready if batch is None else {**ready, "batch": batch})])
+        return config
 
     async def jobs(self, wait_s: float) -> list[dict[str, Any]]:
         """Every JOB that comes within `wait_s` (each with its pixels checked)."""
@@ -58,8 +59,10 @@ class HandWorker:
             got.append(header)
         return got
 
-    async def answer(self, job: dict[str, Any]) -> None:
-        await self.sock.send_multipart([p.RESULT, p.dump({"job_id": job["job_id"], "detections": [], "timings": {}})])
+    async def answer(self, job: dict[str, Any], timings: dict[str, Any] | None = None) -> None:
+        await self.sock.send_multipart(
+            [p.RESULT, p.dump({"job_id": job["job_id"], "detections": [], "timings": timings or {}})]
+        )
 
     def die(self) -> None:
         self.sock.close(0)

@@ -164,6 +164,8 @@ async def test_admin_sees_the_analytics_workers_on_the_cameras_page(hub: Running
         assert await row.count() == 1  # the hub's one local worker
         cells = await row.first.locator("td").all_inner_texts()
         assert cells[0].startswith("local-0[") and cells[2].startswith("onnxruntime/"), cells
+        # how many frames it runs through the model at once: none answered yet, at most analytics.batch_max
+        assert cells[6] == "– on average (at most 4)", cells
         assert await row.first.get_attribute("data-state") in ("idle", "busy")
         summary = await page.inner_text("[data-testid=analytics-summary]")
         assert "yolo26n" in summary and "1 of 1 ready" in summary, summary

@@ -89,6 +89,8 @@ const TABLE = {
   "workers.state": ["状态", "State"],
   "workers.answered": ["已处理", "Frames done"],
   "workers.rtt": ["往返耗时", "Round trip"],
+  "workers.batch": ["每次推理帧数", "Frames per model run"],
+  "workers.batch_of": ["平均 {mean}（最多 {most}）", "{mean} on average (at most {most})"],
   "workers.idle": ["空闲", "idle"],
   "workers.busy": ["处理中", "busy"],
   "workers.loading": ["加载模型中或模型不符", "loading, or wrong model"],

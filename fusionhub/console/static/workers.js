@@ -51,7 +51,9 @@ export class WorkerStatus {
       workers: s.workers.length, cameras: s.cameras, waiting: s.cameras_waiting, analysed: c.frames_analysed,
       gated: c.frames_gated, retried: c.jobs_retried, lost: c.jobs_lost, flags: c.flags_raised,
     });
-    const head = ["workers.worker", "workers.host", "workers.runtime", "workers.state", "workers.answered", "workers.rtt"];
+    const head = [
+      "workers.worker", "workers.host", "workers.runtime", "workers.state", "workers.answered", "workers.rtt", "workers.batch",
+    ];
     const rows = s.workers.map((w) => {
       const state = !w.ready ? "loading" : w.busy ? "busy" : "idle";
       return h("tr", { dataset: { testid: "worker-row", state } },
@@ -60,7 +62,8 @@ export class WorkerStatus {
         h("td", { class: "mono" }, w.runtime || t("none")),
         h("td", {}, t(`workers.${state}`)),
         h("td", {}, String(w.answered)),
-        h("td", {}, w.rtt_ms === null ? t("none") : `${Math.round(w.rtt_ms)} ms`));
+        h("td", {}, w.rtt_ms === null ? t("none") : `${Math.round(w.rtt_ms)} ms`),
+        h("td", {}, t("workers.batch_of", { mean: w.batch_mean === null ? "–" : w.batch_mean.toFixed(1), most: w.batch })));
     });
     fill(
       this.table,
