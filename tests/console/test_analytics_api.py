@@ -203,9 +203,19 @@ async def test_a_dismissed_flag_keeps_its_stay_out_of_the_review_queue(hub: Runn
     assert await _pending(hub, dismissed) == []
 
 
+async def _worker_ready(hub: RunningHub) -> None:
+    """Wait for the hub's local worker to load its model (and compile its batch sizes): a few seconds."""
+    analytics = hub.app[ANALYTICS]
+    deadline = time.monotonic() + 60
+    while not any(w["ready"] for w in analytics.workers()):
+        assert time.monotonic() < deadline, "the local worker never got ready"
+        await asyncio.sleep(0.1)
+
+
 async def test_admin_sees_the_analytics_workers_and_what_they_did(hub: RunningHub, bus_frame: np.ndarray) -> None:
     cam = await camera(hub)
     assert (await zone(hub, cam))[0] == 201
+    await _worker_ready(hub)
     status, before = await hub.call("GET", "/api/v1/analytics/workers", "admin")
     assert status == 200, before
     assert (before["model"], before["imgsz"], before["local_workers"], before["cameras"]) == ("yolo26n", 640, 1, 1)
@@ -231,6 +241,7 @@ async def test_admin_sees_the_analytics_workers_and_what_they_did(hub: RunningHu
 async def test_duty_officers_learn_that_no_worker_is_analysing(hub: RunningHub) -> None:
     cam = await camera(hub)
     assert (await zone(hub, cam))[0] == 201
+    await _worker_ready(hub)
     status, load = await hub.call("GET", "/api/v1/analytics/load", "duty")
     assert status == 200 and load["state"] != "no_workers", load
     analytics = hub.app[ANALYTICS]
