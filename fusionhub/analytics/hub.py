@@ -106,8 +106,7 @@ class _Worker:
     @property
     def batch(self) -> int:
         """The most frames it runs at once, as it said when ready (1 from a worker of an older release)."""
-        batch = self.extra.get("batch", 1)
-        return min(max(batch, 1), p.MAX_BATCH) if isinstance(batch, int) else 1
+        return p.batch_size(self.extra.get("batch"))
 
     def depth(self, config: AnalyticsConfig) -> int:
         """How many jobs it may hold: `jobs_per_worker` batches, so the next batch waits while it runs one."""
@@ -600,7 +599,10 @@ class AnalyticsHub:
             following.started_at = max(following.started_at, now)  # it waited in the worker's queue till now
         worker.rtt_s = rtt if worker.answered == 0 else 0.8 * worker.rtt_s + 0.2 * rtt
         worker.answered += 1
-        worker.batched += p.batch_of(body.get("timings"))
+        timings = body.get("timings")
+        timings = timings if isinstance(timings, dict) else {}
+        batch = p.batch_size(timings.get("batch"))
+        worker.batched += batch
         self._wake.set()
         cam = self._cameras.get(job.camera_id)
         if cam is None:
@@ -615,7 +617,7 @@ class AnalyticsHub:
             dets = tuple(Detection.from_json(d) for d in body["detections"])
         except (KeyError, TypeError, ValueError) as exc:
             raise WorkerProtocolError(f"bad RESULT from {worker.label}: {exc}") from exc
-        self.stats.inferred(worker.label, body.get("timings", {}), rtt)
+        self.stats.inferred(worker.label, timings, rtt, batch)
         cam.gate.analysed(job.item.ts, job.item.frame, job.item.thumb)
         await self._apply(job.camera_id, cam, job.item, dets)
 

@@ -86,7 +86,7 @@ def frame_from(header: dict[str, Any], pixels: bytes | memoryview) -> np.ndarray
     return np.frombuffer(pixels, dtype=np.uint8).reshape(shape)
 
 
-def batch_of(timings: Any) -> int:
-    """The batch a RESULT says its frame ran in (`timings.batch`); 1 when it does not say (an older release)."""
-    batch = timings.get("batch") if isinstance(timings, dict) else None
-    return batch if isinstance(batch, int) and 1 <= batch <= MAX_BATCH else 1
+def batch_size(value: Any) -> int:
+    """A batch size from a message (CONFIG, READY, RESULT's timings), within 1..MAX_BATCH; 1 when it is
+    missing (an older release) or not a whole number."""
+    return min(max(value, 1), MAX_BATCH) if isinstance(value, int) and not isinstance(value, bool) else 1

@@ -6,8 +6,6 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from fusionhub.analytics.protocol import batch_of
-
 # what a worker reports per frame: wall milliseconds, and the CPU its process spent (all threads)
 STAGES = (
     "letterbox_ms", "inference_ms", "postprocess_ms", "letterbox_cpu_ms", "inference_cpu_ms", "postprocess_cpu_ms",
@@ -42,10 +40,10 @@ class HubStats:
     recent: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=RECENT))
     _ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys((*STAGES, "rules_ms", "roundtrip_ms"), 0.0))
 
-    def inferred(self, worker: str, timings: dict[str, Any], roundtrip_s: float) -> None:
-        """Count one frame a worker ran the detector on, with its stage timings."""
+    def inferred(self, worker: str, timings: dict[str, Any], roundtrip_s: float, batch: int = 1) -> None:
+        """Count one frame a worker ran the detector on, with its stage timings and the batch it ran in."""
         self.frames_inferred += 1
-        self.frames_batched += batch_of(timings)
+        self.frames_batched += batch
         self.by_worker[worker] += 1
         for stage in STAGES:
             value = timings.get(stage)
@@ -66,4 +64,3 @@ class HubStats:
         out = {k: v / inferred for k, v in self._ms.items()}
         out["rules_ms"] = self._ms["rules_ms"] / max(1, self.frames_analysed)
         return out
-

@@ -96,7 +96,7 @@ class _Session:
         try:
             name, imgsz, conf = str(body["model"]), int(body["imgsz"]), float(body["conf"])
             int8 = bool(body.get("int8", False))
-            batch = min(max(int(body.get("batch", 1)), 1), p.MAX_BATCH)
+            batch = p.batch_size(body.get("batch"))
         except (KeyError, TypeError, ValueError):
             self.send(p.FAIL, {"reason": "bad CONFIG message"})
             return EXIT_REFUSED
