@@ -37,7 +37,7 @@ from fusionhub.analytics.pool import LocalWorkers, WorkerConfigFactory
 from fusionhub.analytics.rules import CameraRules, ZoneSpec
 from fusionhub.analytics.ruleset import RuleEnv, model_classes
 from fusionhub.analytics.stats import HubStats
-from fusionhub.signaling.messages import FlagRaised, ZoneSighting
+from fusionhub.signaling.messages import AnalyticsLoad, FlagRaised, ZoneSighting
 from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -134,10 +134,12 @@ class AnalyticsHub:
         data_dir: Path,
         on_flag: Callable[[FlagRaised], Awaitable[None]],
         on_sighting: Callable[[ZoneSighting], Awaitable[None]] | None = None,
+        on_load: Callable[[AnalyticsLoad], Awaitable[None]] | None = None,
         timezone: str = "UTC",
     ) -> None:
         self.config = config
         self._on_sighting = on_sighting
+        self._on_load = on_load
         self.data_dir = Path(data_dir)
         # rule context shared by every camera: class map, the hub's time zone, bin references
         self.rule_env = RuleEnv(config.rules, timezone=timezone)
@@ -146,6 +148,7 @@ class AnalyticsHub:
         self.stats = HubStats()
         self.load = LoadWindow(config.load_window_s)
         self._load_watch = LoadWatch(self.load_report)
+        self._workers_changed = False  # a worker got ready or was forgotten since the load was last judged
         self._cameras: dict[int, _Camera] = {}
         self._analysis: dict[int, CameraAnalysis] = {}
         # cameras with a frame waiting and none in flight, longest waiting first: every camera is
@@ -478,6 +481,7 @@ class AnalyticsHub:
                 self.load.restart()  # what was superseded while no worker was ready says nothing of capacity
             worker.ready = True
             worker.extra = body
+            self._workers_changed = True
             log.info("analytics worker %s ready: %s %spx%s on %s", worker.label, body.get("model"), body.get("imgsz"),
                      " INT8" if self._int8 else "", body.get("providers"))
             self._wake.set()
@@ -505,6 +509,7 @@ class AnalyticsHub:
 
     def _forget(self, worker: _Worker, why: str) -> None:
         self._workers.pop(worker.identity, None)
+        self._workers_changed = True
         log.info("analytics worker %s forgotten (%s)", worker.label, why)
         for job in reversed(worker.jobs.values()):  # each goes to the front of the line: oldest ends up first
             self._release(job)
@@ -665,7 +670,6 @@ class AnalyticsHub:
 
     async def _supervise(self) -> None:
         now = time.monotonic()
-        self._load_watch.tick(now)
         if self._pool is not None:
             for pid in await self._pool.check():
                 for w in [w for w in self._workers.values() if w.pid == pid and w.host == self._host]:
@@ -682,3 +686,17 @@ class AnalyticsHub:
                 log.warning("analytics worker %s did not answer job %d in time", w.label, job.id)
                 self._forget(w, "job timed out")
                 await self._send(w.identity, p.RESET, {})  # alive but slow: it may say hello again
+        await self._tell_load(now)
+
+    async def _tell_load(self, now: float) -> None:
+        """Judges the load every CHECK_S, and at once when a worker got ready or went (the last one
+        may have gone); a verdict that changed goes to `on_load` (the consoles' banners)."""
+        report = self._load_watch.tick(now, force=self._workers_changed)
+        self._workers_changed = False
+        if report is None or self._on_load is None:
+            return
+        log.debug("analytics load verdict: %s %s", report["state"], report["reasons"])
+        try:
+            await self._on_load(AnalyticsLoad(state=report["state"], reasons=report["reasons"], at=time.time()))
+        except Exception as exc:  # consoles learn it at their next reconnect or reload
+            log.warning("analytics: could not tell the consoles that analytics is %s: %s", report["state"], exc)

@@ -188,20 +188,32 @@ def describe(report: dict[str, Any]) -> str:
 
 class LoadWatch:
     """Says in the log when analytics has been behind (or without a ready worker) for a while, and
-    when it caught up again: once each way, however long it lasts."""
+    when it caught up again: once each way, however long it lasts. Tells its caller each time the
+    verdict changes (the hub pushes it to the consoles)."""
 
     def __init__(self, report: Callable[[], dict[str, Any]]) -> None:
         self._report = report
         self._checked = 0.0
         self._trouble_since: float | None = None  # the first check that found trouble
         self._warned = False
+        self._told: tuple[object, ...] | None = None  # the verdict last returned by tick
 
-    def tick(self, now: float) -> None:
-        """Called often (the hub's supervision); looks every CHECK_S."""
-        if now - self._checked < CHECK_S:
-            return
+    def tick(self, now: float, *, force: bool = False) -> dict[str, Any] | None:
+        """Called often (the hub's supervision); looks every CHECK_S, or now with `force` (a worker
+        came or went). Returns the report when its verdict differs from the last one returned (its
+        state, reasons, or which cameras lose most), so that consoles can be told; else None."""
+        if not force and now - self._checked < CHECK_S:
+            return None
         self._checked = now
         report = self._report()
+        self._log(report, now)
+        verdict = (report["state"], tuple(report["reasons"]), tuple(c["camera_id"] for c in report["slowest"]))
+        if verdict == self._told:
+            return None
+        self._told = verdict
+        return report
+
+    def _log(self, report: dict[str, Any], now: float) -> None:
         state = report["state"]
         if state in ("behind", "no_workers"):
             if self._trouble_since is None:

@@ -62,7 +62,7 @@ async def load(request: web.Request) -> web.Response:
     require_role(user, READERS)
     report = request.app[ANALYTICS].load_report()
     names: dict[int, str] = {}
-    if report["slowest"]:  # only when behind: a console asks every 20 s, and a city has thousands of cameras
+    if report["slowest"]:  # only when behind: consoles ask at each verdict, and a city has thousands of cameras
         names = {int(c["id"]): str(c["name"]) for c in await request.app[DISPATCH].list_cameras(user)}
     keys = ("state", "reasons", "window_s", "sampled", "analysed", "superseded_share", "failed", "sample_age_p99_s")
     return json_reply(

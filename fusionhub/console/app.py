@@ -54,7 +54,7 @@ from fusionhub.dispatch.db import create_engine, upgrade
 from fusionhub.dispatch.service import DispatchService
 from fusionhub.media.gateway import MediaGateway
 from fusionhub.signaling.bus import create_bus, process_group
-from fusionhub.signaling.messages import FlagRaised, FlagReview, Topic, ZoneSighting
+from fusionhub.signaling.messages import AnalyticsLoad, FlagRaised, FlagReview, Topic, ZoneSighting
 from fusionhub.signaling.ws import WsBridge, WsHub
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ CONSOLE_TOPICS = [
     Topic.CALL_CHANGED,
     Topic.INSTRUCTION_CHANGED,
     Topic.INSTRUCTION_ESCALATED,
+    Topic.ANALYTICS_LOAD,
 ]
 
 
@@ -214,8 +215,12 @@ async def _media_and_analytics(app: web.Application) -> AsyncIterator[None]:
     async def on_sighting(seen: ZoneSighting) -> None:
         await bus.publish(Topic.ZONE_SIGHTING, seen.model_dump(mode="json"))
 
+    async def on_load(load: AnalyticsLoad) -> None:
+        await bus.publish(Topic.ANALYTICS_LOAD, load.model_dump(mode="json"))
+
     analytics = AnalyticsHub(
-        config.analytics, data_dir=config.data_dir, on_flag=on_flag, on_sighting=on_sighting, timezone=config.timezone
+        config.analytics, data_dir=config.data_dir, on_flag=on_flag, on_sighting=on_sighting, on_load=on_load,
+        timezone=config.timezone,
     )
     relay = StatusRelay(bus)
     media = MediaGateway(

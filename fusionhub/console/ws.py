@@ -78,6 +78,8 @@ def event_filter(app: web.Application, user: User) -> Any:
             return call_visible(user, data)
         if topic in (Topic.INSTRUCTION_CHANGED, Topic.INSTRUCTION_ESCALATED):
             return _instruction_visible(user, topic, data)
+        if topic == Topic.ANALYTICS_LOAD:  # names no camera: GET /api/v1/analytics/load does, by region
+            return role in _STAFF
         if not region_visible(user, data.get("region")):
             return False
         if topic in (Topic.FLAG_CREATED, Topic.FLAG_REVIEWED, Topic.FLAG_CLIP, Topic.PUBLISHER_STATUS):

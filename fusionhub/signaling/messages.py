@@ -37,6 +37,8 @@ class Topic(StrEnum):
     # console -> callees/consoles (the ring) and dispatch (the case timeline): a video call changed (CallChanged)
     CALL_CHANGED = "calls.call_changed"
     CALL_RECORDED = "media.call_recorded"  # media -> dispatch: one party of a call was recorded (CallRecorded)
+    # analytics -> consoles: whether analytics keeps up changed (AnalyticsLoad); details over REST
+    ANALYTICS_LOAD = "analytics.load"
 
 
 class WsType(StrEnum):
@@ -255,6 +257,19 @@ class CaseAlert(_Msg):
     team_id: int | None = None
     region: str
     at: float = Field(description="epoch seconds the supervisor noticed")
+
+
+class AnalyticsLoad(_Msg):
+    """Whether analytics keeps up changed: its state, why, or which cameras lose most.
+
+    No camera is named: consoles fetch GET /api/v1/analytics/load, which names the cameras each
+    user may see."""
+
+    state: Literal["no_workers", "warming_up", "idle", "keeping_up", "behind"]
+    reasons: list[Literal["superseded", "late", "failed"]] = Field(
+        default_factory=list, description="why behind (analytics/load.py)"
+    )
+    at: float = Field(description="epoch seconds the hub judged")
 
 
 def payload(model: BaseModel) -> dict[str, Any]:

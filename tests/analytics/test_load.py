@@ -160,3 +160,38 @@ def test_the_log_warns_once_after_trouble_lasts_and_says_when_it_is_over(caplog:
     assert "behind over the last 60 s: 30% of samples superseded" in messages[4][0]
     assert "camera 4 0.40 of 1.00/s" in messages[4][0] and "Add workers" in messages[4][0]
     assert messages[8][0].startswith("analytics keeps up again over the last 60 s: 100 samples, 30% superseded")
+
+
+def test_the_watch_hands_on_each_changed_verdict_once() -> None:
+    """What the hub pushes to the consoles: a verdict that changed (state, reasons or which cameras
+    lose most), once; between checks nothing, unless a worker came or went (`force`)."""
+    verdicts = iter([
+        ("warming_up", [], []),
+        ("keeping_up", [], []),
+        ("keeping_up", [], []),  # unchanged: nothing to tell
+        ("behind", ["superseded"], [4]),
+        ("behind", ["superseded"], [4, 7]),  # another camera suffers
+        ("behind", ["superseded", "late"], [4, 7]),  # and samples come late too
+        ("behind", ["superseded", "late"], [4, 7]),
+        ("no_workers", [], []),  # the last worker died: checked at once
+    ])
+
+    def report() -> dict[str, object]:
+        state, reasons, slowest = next(verdicts)
+        return {"state": state, "reasons": reasons, "slowest": [{"camera_id": c, "sampled_per_s": 1.0, "analysed_per_s": 0.4} for c in slowest],
+                "window_s": 60.0, "sampled": 10, "superseded_share": 0.0, "sample_age_p99_s": 0.5, "failed": 0}
+
+    watch = LoadWatch(report)
+    now = 100.0
+    told = []
+    for _ in range(7):
+        now += CHECK_S
+        told.append(watch.tick(now))
+        assert watch.tick(now + 1) is None  # between checks nothing is looked at
+    told.append(watch.tick(now + 2, force=True))
+    assert [None if r is None else (r["state"], r["reasons"]) for r in told] == [
+        ("warming_up", []), ("keeping_up", []), None, ("behind", ["superseded"]), ("behind", ["superseded"]),
+        ("behind", ["superseded", "late"]), None, ("no_workers", []),
+    ]
+    with pytest.raises(StopIteration):  # every verdict was looked at, none twice
+        watch.tick(now + 3, force=True)

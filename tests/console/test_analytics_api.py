@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import cv2
 import numpy as np
 import pytest
@@ -238,20 +240,57 @@ async def test_admin_sees_the_analytics_workers_and_what_they_did(hub: RunningHu
     assert (await hub.call("GET", "/api/v1/analytics/workers"))[0] == 401
 
 
+async def _socket(hub: RunningHub, user: str) -> aiohttp.ClientWebSocketResponse:
+    """A console's websocket, resumed so that live events flow."""
+    ws = await hub.http.ws_connect(
+        hub.url.replace("http://", "ws://") + "/ws", protocols=("fusionhub.v1", f"bearer.{hub.tokens[user]}")
+    )
+    hello = await ws.receive_json(timeout=5)
+    await ws.send_json({"type": "resume", "seq": 0, "data": {"last_seq": hello["data"]["last_seq"]}})
+    return ws
+
+
+async def _load_events(ws: aiohttp.ClientWebSocketResponse, *, until: str | None, seconds: float) -> list[dict[str, Any]]:
+    """The `analytics.load` events that come within `seconds`, stopping early at one whose state is `until`."""
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(TimeoutError):
+        while (left := deadline - time.monotonic()) > 0:
+            msg = await ws.receive_json(timeout=left)
+            if msg["type"] == "event" and msg["data"]["topic"] == "analytics.load":
+                got.append(msg["data"]["data"])
+                if got[-1]["state"] == until:
+                    break
+    return got
+
+
 async def test_duty_officers_learn_that_no_worker_is_analysing(hub: RunningHub) -> None:
     cam = await camera(hub)
     assert (await zone(hub, cam))[0] == 201
     await _worker_ready(hub)
     status, load = await hub.call("GET", "/api/v1/analytics/load", "duty")
     assert status == 200 and load["state"] != "no_workers", load
-    analytics = hub.app[ANALYTICS]
-    (pid,) = analytics.local_pids()
-    os.kill(pid, signal.SIGKILL)  # the only worker dies; the pool replaces it after a back-off
-    deadline = time.monotonic() + 10
-    while (load := (await hub.call("GET", "/api/v1/analytics/load", "duty"))[1])["state"] != "no_workers":
-        assert time.monotonic() < deadline, load
-        await asyncio.sleep(0.1)
-    assert set(load) >= {"state", "window_s", "superseded_share", "sample_age_p99_s", "slowest"}
-    assert (await hub.call("GET", "/api/v1/analytics/load", "commander"))[0] == 200
-    assert (await hub.call("GET", "/api/v1/analytics/load", "field1"))[0] == 403
-    assert (await hub.call("GET", "/api/v1/analytics/load"))[0] == 401
+    duty, field = await _socket(hub, "duty"), await _socket(hub, "field1")
+    try:
+        analytics = hub.app[ANALYTICS]
+        (pid,) = analytics.local_pids()
+        os.kill(pid, signal.SIGKILL)  # the only worker dies; the pool replaces it after a back-off
+        deadline = time.monotonic() + 10
+        while (load := (await hub.call("GET", "/api/v1/analytics/load", "duty"))[1])["state"] != "no_workers":
+            assert time.monotonic() < deadline, load
+            await asyncio.sleep(0.1)
+        assert set(load) >= {"state", "window_s", "superseded_share", "sample_age_p99_s", "slowest"}
+        assert (await hub.call("GET", "/api/v1/analytics/load", "commander"))[0] == 200
+        assert (await hub.call("GET", "/api/v1/analytics/load", "field1"))[0] == 403
+        assert (await hub.call("GET", "/api/v1/analytics/load"))[0] == 401
+        # the duty officer's console was told as it happened, and again when the replacement got ready
+        told = await _load_events(duty, until="warming_up", seconds=60)
+        states = [e["state"] for e in told]
+        assert "no_workers" in states and states[-1] == "warming_up", told
+        assert states.index("no_workers") < len(states) - 1 and told[0]["reasons"] == [] and told[0]["at"] > 0, told
+        assert all(set(e) == {"state", "reasons", "at"} for e in told), told  # no camera, host or pid in it
+        # a field user reads no load, and hears none of it
+        assert await _load_events(field, until=None, seconds=0.5) == []
+    finally:
+        await duty.close()
+        await field.close()

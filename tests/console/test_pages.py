@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import signal
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -231,3 +233,44 @@ async def test_admin_and_duty_officers_are_told_when_analytics_falls_behind(tmp_
             assert status == 200 and seen["state"] == "behind" and seen["slowest"] == [], seen
         finally:
             flood.cancel()
+
+
+@pytest.mark.slow
+async def test_the_duty_banner_follows_the_workers_without_a_reload(tmp_path: Path, model_data_dir: Path) -> None:
+    # a long back-off: the hub stays without a worker for a while after the kill
+    config = hub_config(tmp_path / "var", model_data_dir, analytics={"restart_backoff_s": 5.0})
+    async with running_hub(config) as hub, chromium() as browser:
+        await hub.login("admin")
+        await _camera_with_zone(hub)
+        page = await browser.new_page()
+        await page.goto(hub.url + "/")
+        await page.click("[data-testid=lang-switch]")
+        await _login(page, hub, "/", "duty")
+        await page.locator("[data-testid=tab-review]").wait_for()
+        # every state the banner shows, in order (a reload would lose the list)
+        await page.evaluate("""() => {
+          const el = document.querySelector('[data-testid=analytics-behind]');
+          window.bannerStates = [el.dataset.state || ''];
+          new MutationObserver(() => window.bannerStates.push(el.dataset.state))
+            .observe(el, { attributes: true, attributeFilter: ['data-state'] });
+        }""")
+        banner = page.locator("[data-testid=analytics-behind]")
+        # the worker loads its model: the banner says no worker is ready, then leaves by itself
+        await page.wait_for_function(
+            "['warming_up', 'idle', 'keeping_up'].includes(document.querySelector('[data-testid=analytics-behind]').dataset.state)",
+            timeout=30_000,
+        )
+        assert await banner.is_hidden()
+        (pid,) = hub.app[ANALYTICS].local_pids()
+        os.kill(pid, signal.SIGKILL)
+        # pushed, not waited for: the hub notices the death within its supervision step
+        stopped = page.locator("[data-testid=analytics-behind][data-state=no_workers]")
+        await stopped.wait_for(state="visible", timeout=8_000)
+        assert (await stopped.inner_text()).startswith("Automatic analysis has stopped: no analytics worker is ready")
+        # the replacement comes after the back-off and its model load: the banner goes
+        await page.wait_for_function(
+            "document.querySelector('[data-testid=analytics-behind]').dataset.state === 'warming_up'", timeout=60_000
+        )
+        assert await banner.is_hidden()
+        states = await page.evaluate("window.bannerStates")
+        assert states[-2:] == ["no_workers", "warming_up"], states

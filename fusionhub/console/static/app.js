@@ -143,6 +143,9 @@ function route(modules, topic, data) {
         modules.cases.onChanged({ id: data.case_id });
       }
       break;
+    case "analytics.load":
+      modules.review?.onLoad(data);
+      break;
     case "media.camera_status":
       modules.wall?.onStatus(data);
       modules.cameras?.onStatus(data);

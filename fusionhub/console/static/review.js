@@ -5,8 +5,6 @@ import { busy, cue, fill, h, loadAuthImage, notify } from "./dom.js";
 import { formatPercent, formatTime, t, tr } from "./i18n.js";
 import { flagClip, releaseClips } from "./clip.js";
 
-const LOAD_REFRESH_MS = 20_000; // the hub judges over a minute; this is often enough to notice
-
 function flagTitle(flag) {
   return `${tr("rule", flag.rule)} · ${tr("label", flag.label)}`;
 }
@@ -29,19 +27,44 @@ export class ReviewQueue {
     this.precision = h("p", { class: "precision muted", dataset: { testid: "precision" } });
     this.precisionRows = null;
     this.precisionTimer = null;
-    // whether analytics keeps up: flags may come late, or not at all, and the reviewer should know
+    // whether analytics keeps up: flags may come late, or not at all, and the reviewer should know.
+    // Fetched when the queue loads (and after every reconnect), then again each time the hub says
+    // its verdict changed (`analytics.load`).
     this.analytics = h("p", { class: "error", role: "status", hidden: true, dataset: { testid: "analytics-behind" } });
-    this.loadTimer = setInterval(() => this.loadAnalytics(), LOAD_REFRESH_MS);
+    this.loadFetch = null; // the fetch in flight, if any
+    this.loadAgain = false; // another verdict came while it ran: fetch once more after it
     fill(panel, this.note, this.analytics, this.precision, this.error, this.empty, this.list);
     this.render();
   }
 
-  async loadAnalytics() {
+  /** `analytics.load`: the hub's verdict on whether analytics keeps up changed; the details
+   * (which cameras lose most, named where this user may see them) come over REST. */
+  onLoad() {
+    this.loadAnalytics();
+  }
+
+  /** Fetches the load verdict; calls that come while one runs are folded into one more fetch. */
+  loadAnalytics() {
+    if (this.loadFetch) {
+      this.loadAgain = true;
+      return this.loadFetch;
+    }
+    this.loadFetch = this._fetchLoad().finally(() => {
+      this.loadFetch = null;
+      if (this.loadAgain) {
+        this.loadAgain = false;
+        this.loadAnalytics();
+      }
+    });
+    return this.loadFetch;
+  }
+
+  async _fetchLoad() {
     let load;
     try {
       load = await api("/api/v1/analytics/load");
     } catch {
-      return; // the queue works without it; the next refresh tries again
+      return; // the queue works without it; the next verdict or reconnect tries again
     }
     const trouble = load.state === "behind" || load.state === "no_workers";
     this.analytics.hidden = !trouble;
@@ -253,7 +276,6 @@ export class ReviewQueue {
 
   close() {
     clearTimeout(this.precisionTimer);
-    clearInterval(this.loadTimer);
     for (const img of this.images.values()) if (img.dataset.blob) URL.revokeObjectURL(img.dataset.blob);
     this.images.clear();
   }
