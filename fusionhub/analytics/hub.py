@@ -598,6 +598,16 @@ class AnalyticsHub:
         job = worker.jobs.pop(job_id, None) if isinstance(job_id, int) else None
         if job is None:
             return  # an answer to a job already given up
+        # A worker answers its jobs in the order it got them: older ones it still holds lost their
+        # answers on the way (an older release drops them when its connection is full). Given up
+        # now, their frames go again; else each would wait for a time-out that never comes, since
+        # every later answer restarts the oldest job's clock, and its camera would go unanalysed.
+        if skipped := [held for held in worker.jobs.values() if held.id < job.id]:
+            log.warning("analytics worker %s answered job %d but not %s before it; their frames go again",
+                        worker.label, job.id, ", ".join(str(held.id) for held in skipped))
+            for held in skipped:
+                del worker.jobs[held.id]
+                self._release(held)
         now = time.monotonic()
         rtt = now - job.started_at
         if (following := worker.current) is not None:

@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +27,13 @@ from fusionhub.analytics.models import read_model_info, stale_int8_copy
 log = logging.getLogger(__name__)
 
 POLL_MS = 200  # how often the loop looks at the stop event while idle
+OUTBOX_POLL_MS = 5  # how often it tries again to send answers the hub's connection could not take yet
+# Answers the worker keeps until its connection takes them: as many jobs as a hub ever gives one
+# worker (jobs_per_worker x batch, at most 8 x 16). Older ones would be answers to jobs given up.
+OUTBOX_MAX = 8 * p.MAX_BATCH
+# Messages its connection queues before a send would block: a whole batch of answers and the next
+# go out at once, yet heartbeats do not pile up while the hub is away.
+SNDHWM = 2 * p.MAX_BATCH + 2
 EXIT_OK = 0
 EXIT_REFUSED = 2  # the hub wants a model this worker cannot load
 
@@ -47,17 +55,40 @@ class _Session:
         self.last_sent = 0.0
         self.last_heard = time.monotonic()
         self.prefix = f"worker {config.name}[{os.getpid()}]"
+        # RESULTs and ERRORs the connection could not take yet, oldest first: an answer is never
+        # dropped for a moment's back-pressure (its job would wait for a time-out), and answers keep
+        # their order, which the hub relies on
+        self.outbox: deque[list[bytes]] = deque()
 
     def send(self, cmd: bytes, body: dict[str, Any]) -> None:
-        # never block: with the hub away the queue fills and a heartbeat or result is not worth a hang
-        # (the hub times out an unanswered job and a fresh HELLO follows the hub's silence)
-        try:
-            self.sock.send_multipart([cmd, p.dump(body)], flags=zmq.NOBLOCK)
-        except zmq.Again:
-            log.debug("%s: hub not reachable; %r dropped", self.prefix, cmd)
+        """Never blocks. Answers wait in the outbox while the connection is full; a heartbeat or a
+        hello is dropped (the next one follows; with the hub away, a hang is worth nothing)."""
+        message = [cmd, p.dump(body)]
+        if cmd in (p.RESULT, p.ERROR):
+            if len(self.outbox) >= OUTBOX_MAX:
+                self.outbox.popleft()
+                log.warning("%s: the hub has not taken %d answers; the oldest is dropped", self.prefix, OUTBOX_MAX)
+            self.outbox.append(message)
+            self.flush()
+        else:
+            try:
+                self.sock.send_multipart(message, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                log.debug("%s: hub not reachable; %r dropped", self.prefix, cmd)
         self.last_sent = time.monotonic()
 
+    def flush(self) -> None:
+        """Hands the connection the answers waiting in the outbox, in order, as far as it takes them."""
+        while self.outbox:
+            try:
+                self.sock.send_multipart(self.outbox[0], flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.outbox.popleft()
+
     def hello(self) -> None:
+        # a hub that forgot us gave up the jobs those answers are for
+        self.outbox.clear()
         self.send(p.HELLO, {"pid": os.getpid(), "host": socket.gethostname(), "name": self.config.name})
 
     def handle_all(self, messages: list[list[bytes]]) -> int | None:
@@ -198,8 +229,7 @@ def worker_main(config: WorkerConfig, stop_event: StopEvent, *, parent_pid: int 
     ctx = zmq.Context()
     sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    # a worker far from its hub should not pile up heartbeats while the link is down
-    sock.setsockopt(zmq.SNDHWM, 10)
+    sock.setsockopt(zmq.SNDHWM, SNDHWM)
     session = _Session(config, sock)
     try:
         sock.connect(config.connect)
@@ -208,7 +238,8 @@ def worker_main(config: WorkerConfig, stop_event: StopEvent, *, parent_pid: int 
             if parent_pid is not None and os.getppid() != parent_pid:
                 log.warning("%s: the hub process is gone; exiting", session.prefix)
                 return EXIT_OK
-            if sock.poll(POLL_MS, zmq.POLLIN):
+            session.flush()
+            if sock.poll(OUTBOX_POLL_MS if session.outbox else POLL_MS, zmq.POLLIN):
                 messages = [sock.recv_multipart()]
                 # frames that are already waiting run together; a batch never waits to fill
                 while (

@@ -35,14 +35,13 @@ from fusionhub.media.rtpsend import check_sender_hooks, use_fast_ntp_clock
 from fusionhub.media.rtsploop import LoopCameraIngest, decode_pool_size, lower_thread_priority
 from fusionhub.media.sampler import SampleCallback, Thumbnailer
 from fusionhub.media.sampling import SamplingOptions
+from fusionhub.media.source import StatusCallback
 from fusionhub.media.urls import validate_camera_url
 from fusionhub.media.whep import WhepSession
 from fusionhub.signaling.messages import CameraStatus, PublisherStatus
 from fusionhub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
-
-StatusCallback = Callable[[CameraStatus], None]
 
 
 class _Source(Protocol):

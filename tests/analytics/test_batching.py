@@ -29,7 +29,7 @@ from fusionhub.analytics.errors import DetectorError
 from fusionhub.analytics.hub import AnalyticsHub
 from fusionhub.analytics.models import ModelFiles, sidecar_path
 from fusionhub.analytics.rules import ZoneSpec
-from fusionhub.analytics.worker import worker_main
+from fusionhub.analytics.worker import _Session, worker_main
 from tests.analytics.test_dispatch import FRAME, HandWorker
 from tests.analytics.test_hub import LANE, Flags, config, until
 
@@ -223,4 +223,43 @@ async def test_the_hub_fills_a_batching_worker_and_an_older_one_as_before(tmp_pa
         older.die()
     finally:
         await hub.stop()
+        ctx.term()
+
+
+def test_answers_wait_for_a_full_connection_in_order_and_none_is_dropped(tmp_path: Path) -> None:
+    """A worker answers a whole batch at once. When its connection cannot take them all yet (the hub's
+    event loop is busy), the rest wait in the worker, in order, rather than vanish: a lost answer
+    would leave its camera's job unanswered."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    hub = ctx.socket(zmq.ROUTER)
+    hub.setsockopt(zmq.RCVHWM, 1)
+    hub.bind("inproc://hub")
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.SNDHWM, 1)  # a connection that is full after a message or two
+    sock.connect("inproc://hub")
+    session = _Session(WorkerConfig(connect="ipc:///unused", model_dir=tmp_path), sock)
+    try:
+        for job_id in range(12):
+            session.send(p.RESULT, {"job_id": job_id, "detections": []})
+        assert session.outbox, "the connection took all twelve: the test proves nothing"
+        got: list[int] = []
+        for _ in range(100):  # the worker's loop: it offers what waits each time round
+            if hub.poll(100, zmq.POLLIN):
+                _identity, cmd, body = hub.recv_multipart()
+                assert cmd == p.RESULT
+                got.append(json.loads(body)["job_id"])
+            session.flush()
+            if len(got) == 12:
+                break
+        assert got == list(range(12)) and not session.outbox
+        # a hub that forgot the worker gave its jobs up: their answers are not kept for a new one
+        session.send(p.RESULT, {"job_id": 12, "detections": []})
+        session.send(p.RESULT, {"job_id": 13, "detections": []})
+        session.send(p.RESULT, {"job_id": 14, "detections": []})
+        assert session.outbox
+        session.hello()
+        assert not session.outbox
+    finally:
+        sock.close(0)
+        hub.close(0)
         ctx.term()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import zmq
 import zmq.asyncio
 
@@ -109,6 +110,45 @@ async def test_a_worker_holds_the_next_frame_while_it_runs_one_and_a_dead_one_gi
         await until(lambda: hub.stats.frames_inferred == 3, 10, "both answers taken")
         assert {cam: hub.stats.by_camera[cam] for cam in cameras} == {1: 1, 2: 1, 3: 1}
         second.die()
+    finally:
+        await hub.stop()
+        ctx.term()
+
+
+async def test_a_job_whose_answer_never_came_goes_again_once_a_later_one_is_answered(
+    tmp_path: Path, model_data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker answers in order, so an answer that overtakes an older job's means that one's was lost
+    (a worker of an older release drops answers its full connection cannot take). The hub gives
+    the older job up at once and sends its frame again: that camera is not left waiting for a
+    time-out that every later answer would put off."""
+    cfg = config(model_data_dir, local_workers=0, jobs_per_worker=2, job_timeout_s=120.0, job_timeout_min_s=120.0)
+    hub = AnalyticsHub(cfg, data_dir=tmp_path, on_flag=Flags())
+    await hub.start()
+    ctx = zmq.asyncio.Context()
+    try:
+        for cam in (1, 2):
+            hub.set_zones(cam, [ZoneSpec(id=cam, name=f"lane {cam}", polygon=LANE, dwell_s=600)])
+        worker = HandWorker(ctx, hub.endpoint, "lossy")
+        await worker.join(hub)
+        await until(lambda: any(w["ready"] for w in hub.workers()), 10, "the worker ready")
+        shot = time.time()
+        for cam in (1, 2):
+            hub.submit(cam, shot, FRAME)
+        held = await worker.jobs(1.0)
+        assert [j["camera_id"] for j in held] == [1, 2], held
+        await worker.answer(held[1])  # camera 1's answer was lost on the way
+        again = await worker.jobs(1.0)
+        # camera 1's frame, the same picture, comes again at once; it is not held back as running
+        assert [(j["camera_id"], j["ts"]) for j in again] == [(1, held[0]["ts"])], again
+        assert again[0]["job_id"] > held[1]["job_id"]
+        assert hub.stats.jobs_retried == 1 and hub.stats.jobs_lost == 0
+        assert hub.workers()[0]["jobs"] == 1
+        assert f"answered job {held[1]['job_id']} but not {held[0]['job_id']} before it" in caplog.text
+        await worker.answer(again[0])
+        await until(lambda: hub.stats.frames_inferred == 2, 10, "both answers taken")
+        assert {cam: hub.stats.by_camera[cam] for cam in (1, 2)} == {1: 1, 2: 1}
+        worker.die()
     finally:
         await hub.stop()
         ctx.term()
