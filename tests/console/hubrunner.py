@@ -153,3 +153,13 @@ async def raise_flag(hub: RunningHub, camera_id: int, zone_id: int) -> str:
             return flag_id
         await asyncio.sleep(0.05)
     raise AssertionError("the flag never reached the review queue")
+
+
+async def open_ws(hub: RunningHub, user: str) -> aiohttp.ClientWebSocketResponse:
+    """A console's websocket for `user`, resumed so that live events flow."""
+    ws = await hub.http.ws_connect(
+        hub.url.replace("http://", "ws://") + "/ws", protocols=("fusionhub.v1", f"bearer.{hub.tokens[user]}")
+    )
+    hello = await ws.receive_json(timeout=5)
+    await ws.send_json({"type": "resume", "seq": 0, "data": {"last_seq": hello["data"]["last_seq"]}})
+    return ws

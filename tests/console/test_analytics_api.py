@@ -19,7 +19,7 @@ import pytest
 
 from fusionhub.console.keys import ANALYTICS, CONFIG
 from tests.analytics.scenes import asset
-from tests.console.hubrunner import RunningHub, hub_config, raise_flag, running_hub
+from tests.console.hubrunner import RunningHub, hub_config, open_ws, raise_flag, running_hub
 
 pytestmark = pytest.mark.slow
 
@@ -240,16 +240,6 @@ async def test_admin_sees_the_analytics_workers_and_what_they_did(hub: RunningHu
     assert (await hub.call("GET", "/api/v1/analytics/workers"))[0] == 401
 
 
-async def _socket(hub: RunningHub, user: str) -> aiohttp.ClientWebSocketResponse:
-    """A console's websocket, resumed so that live events flow."""
-    ws = await hub.http.ws_connect(
-        hub.url.replace("http://", "ws://") + "/ws", protocols=("fusionhub.v1", f"bearer.{hub.tokens[user]}")
-    )
-    hello = await ws.receive_json(timeout=5)
-    await ws.send_json({"type": "resume", "seq": 0, "data": {"last_seq": hello["data"]["last_seq"]}})
-    return ws
-
-
 async def _load_events(ws: aiohttp.ClientWebSocketResponse, *, until: str | None, seconds: float) -> list[dict[str, Any]]:
     """The `analytics.load` events that come within `seconds`, stopping early at one whose state is `until`."""
     got: list[dict[str, Any]] = []
@@ -270,7 +260,7 @@ async def test_duty_officers_learn_that_no_worker_is_analysing(hub: RunningHub) 
     await _worker_ready(hub)
     status, load = await hub.call("GET", "/api/v1/analytics/load", "duty")
     assert status == 200 and load["state"] != "no_workers", load
-    duty, field = await _socket(hub, "duty"), await _socket(hub, "field1")
+    duty, field = await open_ws(hub, "duty"), await open_ws(hub, "field1")
     try:
         analytics = hub.app[ANALYTICS]
         (pid,) = analytics.local_pids()

@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from fusionhub.console.keys import DISPATCH, ESCALATOR
 from fusionhub.dispatch.models import InstructionRecipient, to_datetime
-from tests.console.hubrunner import RunningHub, hub_config, running_hub
+from tests.console.hubrunner import RunningHub, hub_config, open_ws, running_hub
 
 FIELD2_PASSWORD = "field2-pass-1"
 
@@ -39,15 +39,6 @@ async def hub(tmp_path: Path, model_data_dir: Path) -> AsyncIterator[RunningHub]
         assert status == 200
         running.tokens["field2"] = body["token"]
         yield running
-
-
-async def _open(hub: RunningHub, user: str) -> aiohttp.ClientWebSocketResponse:
-    ws = await hub.http.ws_connect(
-        hub.url.replace("http://", "ws://") + "/ws", protocols=("fusionhub.v1", f"bearer.{hub.tokens[user]}")
-    )
-    hello = await ws.receive_json(timeout=5)
-    await ws.send_json({"type": "resume", "seq": 0, "data": {"last_seq": hello["data"]["last_seq"]}})
-    return ws
 
 
 async def _topics(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> list[tuple[str, dict[str, Any]]]:
@@ -102,7 +93,7 @@ async def test_instruction_to_two_teams_live_over_http_and_websocket(hub: Runnin
     assert status == 200
     assert {t["name"] for t in directory["teams"]} == {"Patrol team 1", "Patrol team 2"}
     assert {p["username"] for p in directory["people"]} == {"field1", "field2"}
-    sockets = {name: await _open(hub, name) for name in ("commander", "field1", "field2", "outsider", "duty")}
+    sockets = {name: await open_ws(hub, name) for name in ("commander", "field1", "field2", "outsider", "duty")}
     try:
         status, sent = await hub.call(
             "POST", "/api/v1/instructions", "commander",
@@ -143,7 +134,7 @@ async def test_instruction_to_two_teams_live_over_http_and_websocket(hub: Runnin
 
 async def test_the_hubs_escalator_tells_the_commanders_over_the_recipient(hub: RunningHub) -> None:
     dispatch = hub.app[DISPATCH]
-    sockets = {name: await _open(hub, name) for name in ("commander", "duty", "field2", "outsider")}
+    sockets = {name: await open_ws(hub, name) for name in ("commander", "duty", "field2", "outsider")}
     try:
         status, sent = await hub.call(
             "POST", "/api/v1/instructions", "commander",
