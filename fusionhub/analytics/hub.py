@@ -602,11 +602,14 @@ class AnalyticsHub:
         # answers on the way (an older release drops them when its connection is full). Given up
         # now, their frames go again; else each would wait for a time-out that never comes, since
         # every later answer restarts the oldest job's clock, and its camera would go unanalysed.
-        if skipped := [held for held in worker.jobs.values() if held.id < job.id]:
+        # (jobs are held oldest first: only the front is looked at, once an answer in the common case)
+        skipped: list[_Job] = []
+        while (oldest := worker.current) is not None and oldest.id < job.id:
+            skipped.append(worker.jobs.pop(oldest.id))
+        if skipped:
             log.warning("analytics worker %s answered job %d but not %s before it; their frames go again",
                         worker.label, job.id, ", ".join(str(held.id) for held in skipped))
             for held in skipped:
-                del worker.jobs[held.id]
                 self._release(held)
         now = time.monotonic()
         rtt = now - job.started_at
