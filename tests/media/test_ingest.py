@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +97,16 @@ def thumb_of(frame: np.ndarray) -> np.ndarray:
 
 
 _decode_pool: ThreadPoolExecutor | None = None  # the event-loop engine's, as the gateway would share it
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _decode_pool_ends_with_the_module() -> Iterator[None]:
+    """The shared pool's threads end with this module's tests, not with the test session."""
+    global _decode_pool
+    yield
+    if _decode_pool is not None:
+        _decode_pool.shutdown(wait=True)
+        _decode_pool = None
 
 
 def camera(
