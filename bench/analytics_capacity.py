@@ -470,10 +470,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # JSON null (never NaN) for a figure a set-up that sustained nothing cannot give
     ratio = round(cams / naive.cameras, 2) if best and naive and naive.cameras else None
     # against a naive ramp that ran out of time before it failed, the ratio is only an upper bound
-    naive_limit_found = bool(theirs and theirs.failed_at)
+    naive_limit_found = bool(theirs.failed_at) if theirs else None
     pre = round(best.cpu_ms["decode"] + best.cpu_ms["resize"], 2) if best else None
-    bound = "" if naive_limit_found or ratio is None else " at most (the naive ramp found no failure in its time)"
-    print(f"ratio fusionhub / naive cameras sustained: {ratio}x{bound}; pre-inference (decode + resize) {pre} ms/frame")
+    if theirs is None:
+        said = "no naive set-up in this run"
+    else:
+        bound = " at most (the naive ramp found no failure in its time)" if ratio and not naive_limit_found else ""
+        said = f"{ratio}x{bound}"
+    print(f"ratio fusionhub / naive cameras sustained: {said}; pre-inference (decode + resize) {pre} ms/frame")
     return {
         "cameras": cams,
         "sample_age_p99_s": round(best.age_p99_s, 3) if best else None,
