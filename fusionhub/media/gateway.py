@@ -56,6 +56,8 @@ class _Source(Protocol):
 
     def latest_keyframe_jpeg(self) -> bytes | None: ...
 
+    def set_sampling(self, wanted: bool) -> None: ...
+
 
 SourceBuilder = Callable[[SourceOutputs, StatusCallback], _Source]
 
@@ -70,6 +72,8 @@ class _Camera:
     generation: object | None = None  # the running source's token: statuses of older ones are dropped
     idle_status: CameraStatus | None = None  # set while the camera is not pulled (see demand.py)
     reported: tuple[str, str | None] | None = None  # the last (state, reason) passed on
+    # whether analytics takes its samples; until told (set_analytics_need), it does
+    sampling: bool = True
 
 
 class MediaGateway:
@@ -319,6 +323,7 @@ class MediaGateway:
 
     def _start_source(self, camera_id: int, cam: _Camera) -> None:
         cam.source, cam.generation = self._new_source(camera_id, cam.build, cam.outputs)
+        cam.source.set_sampling(cam.sampling)
         cam.idle_status = None
         cam.source.start()
 
@@ -468,11 +473,15 @@ class MediaGateway:
         """Tell the gateway whether analytics needs a camera's frames (a camera with zones does).
 
         A needed camera is always pulled; one that is neither needed nor watched stops being
-        pulled `idle_grace_s` after that became true. Unknown cameras are ignored.
+        pulled `idle_grace_s` after that became true. A camera analytics does not need is not
+        decoded either: viewers get its packets as they came, and a snapshot decodes the latest
+        keyframe when asked. Unknown cameras are ignored.
         """
         cam = self._cameras.get(camera_id)
         if cam is None:
             return
+        cam.sampling = needed
+        cam.source.set_sampling(needed)
         self._demand.set_needed(camera_id, needed, time.monotonic())
         if needed and cam.idle_status is not None and not self._stopped:
             log.info("camera %s: analytics needs it; pulling it again", camera_id)

@@ -119,7 +119,7 @@ class PacketPipeline:
         pts = self._map_pts(ts if ts is not None else packet.dts)
         if key:
             self._stats.keyframes += 1
-        if key or self._sampler.wants_every_packet:
+        if self.wants_sample(key):
             self._maybe_sample(data, pts, key)
         return EncodedPacket(data=data, pts=pts, is_keyframe=key)
 
@@ -133,13 +133,20 @@ class PacketPipeline:
         return EncodedPacket(data=data, pts=pts, is_keyframe=key)
 
     def wants_sample(self, key: bool) -> bool:
-        """Whether a packet must be offered to the sampler (keyframes; every packet in rate mode)."""
-        return key or self._sampler.wants_every_packet
+        """Whether a packet must be offered to the sampler (keyframes; every packet in rate mode while sampling)."""
+        return key or (self._sampler.wants_every_packet and self._sampler.sampling)
 
     def sample_due(self, pts: int) -> bool:
         """Whether a keyframe at `pts` would be sampled (always true in rate mode, where every packet
-        is decoded). Read from another thread than the sampler's: a hint that may be one sample stale."""
-        return self._sampler.wants_every_packet or self._sampler.is_due(pts)
+        is decoded), or kept for snapshots while not sampling. Read from another thread than the
+        sampler's: a hint that may be one sample stale."""
+        sampler = self._sampler
+        return sampler.wants_every_packet or not sampler.sampling or sampler.is_due(pts)
+
+    def set_sampling(self, wanted: bool) -> None:
+        """Whether anyone takes this source's samples. Without, nothing is decoded: keyframes are
+        kept as they come, and a snapshot decodes the latest when asked. From any thread."""
+        self._sampler.sampling = wanted
 
     def sample(self, data: bytes, pts: int, key: bool, arrived: float | None = None) -> None:
         """Offer a packet that came in at epoch `arrived` to the sampler (decodes when due). Blocking: call it from a thread."""
@@ -183,8 +190,8 @@ class PacketPipeline:
         stats.decoded, stats.decode_cpu_s, stats.resize_cpu_s = sampler.decoded, sampler.decode_cpu_s, sampler.resize_cpu_s
 
     def snapshot_jpeg(self) -> bytes | None:
-        """JPEG of the latest decoded keyframe (full size); encoded at most once per keyframe.
+        """JPEG of the latest keyframe (full size); encoded at most once per keyframe.
 
-        Thread-safe and blocking (JPEG encoding): call it from a worker thread.
+        Thread-safe and blocking (decoding, JPEG encoding): call it from a worker thread.
         """
         return self._sampler.snapshot_jpeg()

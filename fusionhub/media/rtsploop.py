@@ -699,8 +699,12 @@ class LoopCameraIngest:
         self._set_status(CameraStatus(camera_id=self.camera_id, state="stopped", since=time.time()))
 
     def latest_keyframe_jpeg(self) -> bytes | None:
-        """JPEG of the latest decoded keyframe, or None before the first. Blocking: run in a thread."""
+        """JPEG of the latest keyframe, or None before the first. Blocking: run in a thread."""
         return self._pipeline.snapshot_jpeg()
+
+    def set_sampling(self, wanted: bool) -> None:
+        """Whether anyone takes this camera's samples; without, nothing is decoded (PacketPipeline.set_sampling)."""
+        self._pipeline.set_sampling(wanted)
 
     # -- logging --------------------------------------------------------------------------------
 

@@ -67,9 +67,16 @@ class KeyframeSampler:
         # One scaler for every sample: `frame.reformat()` builds a new swscale context for each
         # frame (filter tables and all), 1.55 ms for 720p -> 640x360 here against 0.66 ms reused.
         self._scaler = VideoReformatter()
-        # Snapshot: the latest decoded keyframe and its JPEG, encoded lazily once per keyframe.
+        # Whether anyone takes the samples (analytics, for a camera with zones). Without, keyframes
+        # are only kept as they came, and a snapshot decodes the latest one when asked. Set from
+        # any thread; the sampler's thread sees it at its next packet.
+        self.sampling = True
+        self._paused = False  # the sampler's thread: packets went by undecoded since the last sample
+        # Snapshot: the latest decoded keyframe (or, while not sampling, the latest keyframe as it
+        # came) and its JPEG, encoded lazily once per keyframe.
         self._snap_lock = threading.Lock()
         self._snap_frame: av.VideoFrame | None = None
+        self._snap_packet: bytes | None = None
         self._snap_generation = 0
         self._jpeg_lock = threading.Lock()
         self._jpeg: tuple[int, bytes] | None = None
@@ -117,6 +124,18 @@ class KeyframeSampler:
 
         `arrived` (epoch seconds) is when the packet came in, if it waited for a decode thread: the
         sample is stamped with it, so its age counts that wait; by default, now."""
+        if not self.sampling:
+            # nobody takes samples: no decode at all (a keyframe costs 4 ms at 720p), the
+            # keyframe is kept for a snapshot
+            self._paused = True
+            if is_keyframe:
+                with self._snap_lock:
+                    self._snap_frame, self._snap_packet = None, data
+                    self._snap_generation += 1
+            return
+        if self._paused:  # sampling again: rate mode's references are gone; start at a keyframe
+            self._paused = False
+            self.reset()
         # The interval is measured on the media clock, not the wall clock: a camera with a 1 s
         # GOP then yields one sample per keyframe even though packets arrive with jitter.
         every = self.wants_every_packet
@@ -149,7 +168,7 @@ class KeyframeSampler:
         # rate mode keeps its cadence (due + interval); a late or first sample restarts it from now
         self._next_sample_pts = due + interval if every and due is not None and pts - due < interval else pts + interval
         with self._snap_lock:
-            self._snap_frame = frame
+            self._snap_frame, self._snap_packet = frame, None
             self._snap_generation += 1
         self.samples += 1
         started = time.thread_time()
@@ -159,17 +178,22 @@ class KeyframeSampler:
         self._on_sample(time.time() if arrived is None else arrived, small, thumb)
 
     def snapshot_jpeg(self) -> bytes | None:
-        """JPEG of the latest decoded keyframe (full size); encoded at most once per keyframe.
+        """JPEG of the latest keyframe (full size); encoded at most once per keyframe. While not
+        sampling, the kept keyframe is decoded here, by a decoder of its own.
 
-        Thread-safe and blocking (JPEG encoding): call it from a worker thread.
+        Thread-safe and blocking (decoding, JPEG encoding): call it from a worker thread.
         """
         with self._snap_lock:
-            frame, generation = self._snap_frame, self._snap_generation
-        if frame is None:
+            frame, packet, generation = self._snap_frame, self._snap_packet, self._snap_generation
+        if frame is None and packet is None:
             return None
         with self._jpeg_lock:
             if self._jpeg is not None and self._jpeg[0] == generation:
                 return self._jpeg[1]
+            if frame is None:
+                frame = self._decode_kept(packet)
+                if frame is None:
+                    return None
             ok, buf = cv2.imencode(
                 ".jpg",
                 self._snap_scaler.reformat(frame, format="bgr24").to_ndarray(),
@@ -179,6 +203,19 @@ class KeyframeSampler:
                 return None
             self._jpeg = (generation, buf.tobytes())
             return self._jpeg[1]
+
+    def _decode_kept(self, packet: bytes | None) -> av.VideoFrame | None:
+        """A kept keyframe as a picture, by a fresh decoder (the sampler's belongs to its thread)."""
+        if packet is None:
+            return None
+        decoder = cast(VideoCodecContext, av.CodecContext.create("h264", "r"))
+        decoder.thread_count = 1
+        try:
+            frames = decoder.decode(av.Packet(packet)) + decoder.decode(None)
+        except av.error.FFmpegError as exc:
+            log.debug("[camera %d] kept keyframe did not decode: %s", self._camera_id, redact(str(exc)))
+            return None
+        return frames[-1] if frames else None
 
 
 def downscale(frame: av.VideoFrame, max_side: int, scaler: VideoReformatter | None = None) -> np.ndarray:

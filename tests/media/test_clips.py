@@ -174,6 +174,38 @@ async def test_a_full_disk_reports_the_clip_missing_and_the_recorder_carries_on(
         assert isinstance(await r.result_for("flag-next"), ClipMissing)
 
 
+async def test_a_camera_analytics_does_not_need_is_not_decoded_even_when_its_source_is_replaced(
+    short_clip: Path, scene_clip: Path
+) -> None:
+    """The console tells the gateway which cameras analytics needs (those with zones). The others
+    are relayed without a decode, also after their source is replaced; their snapshot still works."""
+    samples: list[int] = []
+    gateway = MediaGateway(MediaConfig(), on_sample=lambda cam, *_: samples.append(cam), on_status=lambda _: None)
+    await gateway.start()
+    try:
+        await gateway.add_file_camera(CAMERA, short_clip)
+        gateway.set_analytics_need(CAMERA, False)
+        await gateway.add_file_camera(CAMERA, scene_clip)  # a new source: the camera's URL changed
+
+        def decoded() -> int:
+            return gateway.ingest_stats()[CAMERA].decoded
+
+        async with asyncio.timeout(10):
+            while gateway.ingest_stats()[CAMERA].keyframes < 3:
+                await asyncio.sleep(0.05)
+        assert decoded() == 0 and CAMERA not in samples
+        jpeg = await gateway.snapshot_jpeg(CAMERA)
+        assert jpeg is not None and jpeg[:3] == b"\xff\xd8\xff"
+
+        gateway.set_analytics_need(CAMERA, True)  # a zone was drawn
+        async with asyncio.timeout(10):
+            while CAMERA not in samples:
+                await asyncio.sleep(0.05)
+        assert decoded() > 0
+    finally:
+        await gateway.stop()
+
+
 async def test_snapshot_is_the_latest_keyframe_encoded_once(short_clip: Path) -> None:
     """GET .../snapshot.jpg is cheap: the JPEG of the latest sampled keyframe, encoded once and cached."""
     config = MediaConfig.model_validate({"ingest": {"sample_min_interval_s": 3600}})  # one sample, then none

@@ -236,6 +236,38 @@ async def test_rate_mode_samples_between_keyframes(scene_clip: Path, started: li
     assert float(np.std(frames[-1])) > 10, "a picture, not a grey frame"
 
 
+@pytest.mark.parametrize("mode", ["keyframes", "fps"])
+async def test_a_camera_nobody_samples_is_not_decoded_yet_gives_snapshots_and_samples_again(
+    scene_clip: Path, started: list[Source], engine: str, mode: str
+) -> None:
+    """A camera that analytics does not need (it has no zones) costs no decoding: viewers still get
+    every packet, a snapshot decodes the latest keyframe when asked, and samples come back as soon
+    as analytics needs the camera again."""
+    options = FAST if mode == "keyframes" else FAST.model_copy(update={"sampling": SamplingOptions(mode="fps", fps=5)})
+    async with RtspServer(scene_clip) as server:
+        rec = Recorder()
+        ingest = camera(server.url, rec, options, engine=engine)
+        started.append(ingest)
+        ingest.set_sampling(False)
+        ingest.start()
+        await rec.wait_for(lambda: ingest.stats.keyframes >= 3)
+        await asyncio.sleep(0.3)  # the event-loop engine's decode pool: let its turn come
+        stats = ingest.stats
+        assert (stats.decoded, stats.samples, len(rec.samples)) == (0, 0, 0)
+        assert len(rec.packets) >= 2 * stats.keyframes  # viewers get every packet all the same
+        jpeg = await asyncio.to_thread(ingest.latest_keyframe_jpeg)
+        assert jpeg is not None
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and img.shape[:2] == (854, 640) and float(np.std(img)) > 10  # the scene, full size
+        assert await asyncio.to_thread(ingest.latest_keyframe_jpeg) is jpeg or ingest.stats.keyframes > stats.keyframes
+
+        ingest.set_sampling(True)
+        await rec.wait_for(lambda: len(rec.samples) >= 3, timeout=15)
+        await ingest.stop()
+    assert ingest.stats.sample_errors == 0  # rate mode started again at a keyframe
+    assert float(np.std(rec.samples[-1][2])) > 10
+
+
 @pytest.mark.parametrize("clip_name", ["scene_clip", "inband_clip"])
 async def test_sdp_only_camera_really_sends_no_inband_parameter_sets(
     clip_name: str, request: pytest.FixtureRequest
