@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-__all__ = ["cancel_and_wait"]
+__all__ = ["cancel_and_wait", "raise_if_cancel_requested", "wait_event"]
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +33,30 @@ async def cancel_and_wait(*tasks: asyncio.Task[object] | None, quiet: bool = Fal
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.log(logging.DEBUG if quiet else logging.ERROR, "task %s ended with an error, not by being stopped",
                     task.get_name(), exc_info=exc)
+
+
+def raise_if_cancel_requested() -> None:
+    """Raise CancelledError if the running task was asked to stop and the request got lost.
+
+    Python 3.11's `asyncio.wait_for` returns the result of an inner future that finished at the
+    moment its task was cancelled, and drops the cancellation. redis-py writes every command
+    under it, so a reader cancelled just as a command went out read on for ever, and whoever
+    waited for it to stop (a hub shutting down) hung. The task still counts the request
+    (`Task.cancelling()`): a loop calls this at each turn to honour it there."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until `event` is set or `timeout` seconds have passed (None: no limit); True if it was set.
+
+    For loops that sleep until woken. On Python 3.11, `asyncio.wait_for(event.wait(), t)` drops a
+    cancel that comes as the event is set (always, not by chance): the loop goes round again and
+    whoever stops it waits for ever. asyncio.timeout keeps the cancel."""
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from fusionhub.tasks import cancel_and_wait
+from fusionhub.tasks import cancel_and_wait, raise_if_cancel_requested, wait_event
 
 
 async def _slow_to_stop(stopped: asyncio.Event) -> None:
@@ -73,3 +73,60 @@ async def test_a_quiet_stop_keeps_expected_errors_out_of_the_error_log(caplog: p
     with caplog.at_level(logging.DEBUG, logger="fusionhub.tasks"):
         await cancel_and_wait(broken, quiet=True)
     assert [r.levelno for r in caplog.records if "reader ended with an error" in r.getMessage()] == [logging.DEBUG]
+
+
+async def test_a_dropped_cancel_is_raised_again_and_a_timeout_is_not_taken_for_one() -> None:
+    """A task whose cancel a library dropped (3.11's wait_for) still counts the request: the
+    helper raises it. A cancel that asyncio.timeout used for its own deadline is not a request to
+    stop, and neither is nothing at all."""
+    steps: list[str] = []
+
+    async def dropped() -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        me.cancel()
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            steps.append("dropped")
+        raise_if_cancel_requested()
+        steps.append("carried on")
+
+    task = asyncio.create_task(dropped())
+    await asyncio.wait([task])
+    assert task.cancelled() and steps == ["dropped"]
+
+    async def timed_out() -> str:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await asyncio.sleep(1)
+        raise_if_cancel_requested()
+        return "went on"
+
+    assert await asyncio.create_task(timed_out()) == "went on"
+    raise_if_cancel_requested()  # this test's own task was never asked to stop
+
+
+async def test_wait_event_keeps_a_cancel_that_comes_as_the_event_is_set() -> None:
+    """A loop that sleeps until woken, stopped at the moment it is woken, stops (3.11's
+    wait_for returned as if woken, the loop went round again, and its stopper waited for ever)."""
+    wake = asyncio.Event()
+    rounds = 0
+
+    async def loop() -> None:
+        nonlocal rounds
+        while True:
+            await wait_event(wake, 10)
+            wake.clear()
+            rounds += 1
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)
+    wake.set()
+    task.cancel()
+    await asyncio.wait([task], timeout=2)
+    assert task.cancelled() and rounds == 0
+    wake.clear()
+    assert await wait_event(wake, 0.01) is False
+    wake.set()
+    assert await wait_event(wake, None) is True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from fusionhub.analytics.config import WorkerConfig
 from fusionhub.analytics.worker import worker_process
+from fusionhub.tasks import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,7 @@ async def serve_pool(base: WorkerConfig, processes: int, stop: asyncio.Event, *,
         await pool.start()
         try:
             while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), SUPERVISE_S)
+                await wait_event(stop, SUPERVISE_S)
                 await pool.check()
         finally:
             await pool.stop()

@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, Select, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from fusionhub.tasks import cancel_and_wait
+from fusionhub.tasks import cancel_and_wait, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,4 @@ class DueLoop:
             if more:
                 await asyncio.sleep(0)  # let others run between full batches
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, delay)

@@ -32,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from fusionhub.signaling.bus import Bus, Event, Subscription, encode_data
 from fusionhub.signaling.errors import BusClosed, BusUnavailable
 from fusionhub.signaling.messages import Topic
+from fusionhub.tasks import raise_if_cancel_requested
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ class RedisStreamBus(Bus):
                     ) from exc
                 await backoff.failed(exc)
         backoff.ok()
+        raise_if_cancel_requested()  # redis-py may have dropped a cancel (see fusionhub.tasks)
         return Event(id=_text(entry_id), topic=topic, data=json.loads(body), ts=ts)
 
     def subscribe(
@@ -230,6 +232,7 @@ class _RedisSubscription(Subscription):
     async def ready(self) -> None:
         backoff = _Backoff(f"[{self.group}] creating the consumer group")
         while not self._ready:
+            raise_if_cancel_requested()
             if self._closed or self._bus.closed:
                 raise BusClosed("the subscription is closed")
             try:
@@ -275,6 +278,8 @@ class _RedisSubscription(Subscription):
 
     async def __anext__(self) -> Event:
         while True:
+            # a reader cancelled as a command went out would otherwise read on for ever
+            raise_if_cancel_requested()
             if self._closed or self._bus.closed:
                 raise StopAsyncIteration
             if self._buffer:
@@ -399,8 +404,10 @@ class _RedisSubscription(Subscription):
         backoff = _Backoff(f"[{self.group}/{self.consumer}] acking")
         deadline = time.monotonic() + self._bus.publish_timeout_s
         while True:
+            raise_if_cancel_requested()
             try:
                 await self._r.xack(key, self.group, entry_id)
+                raise_if_cancel_requested()
                 return
             except _TRANSIENT as exc:
                 if self._bus.closed or time.monotonic() >= deadline:

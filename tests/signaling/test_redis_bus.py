@@ -102,6 +102,32 @@ async def test_two_hub_processes_share_a_group_without_duplicates(make_bus: BusF
     assert pending["pending"] == 0  # every event acked
 
 
+async def test_a_reader_whose_cancel_a_library_dropped_still_stops(make_bus: BusFactory) -> None:
+    """Python 3.11's asyncio.wait_for, which redis-py writes every command with, drops a cancel that
+    comes just as the command goes out. The reader then read on for ever, and whoever waited for it
+    to stop hung (a hub shutting down; this suite, until its timeout crashed the process). The
+    subscription honours the request at its next turn."""
+    sub = make_bus().subscribe([FLAG], group="g")
+    await sub.ready()
+    got: list[Event] = []
+
+    async def reader() -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        me.cancel()
+        try:
+            await asyncio.sleep(0)  # the cancel arrives here...
+        except asyncio.CancelledError:
+            pass  # ...and is dropped, as wait_for drops it on 3.11
+        async for event in sub:
+            got.append(event)
+
+    task = asyncio.create_task(reader())
+    done, _ = await asyncio.wait([task], timeout=3)
+    assert task in done and task.cancelled(), "the reader read on after it was asked to stop"
+    assert not got
+
+
 async def test_every_hub_process_broadcasting_in_its_own_group_sees_every_event(make_bus: BusFactory) -> None:
     subs = [make_bus().subscribe([CASE], group=f"ws-host-{pid}") for pid in (1, 2)]
     for sub in subs:

@@ -24,7 +24,7 @@ from fusionhub.media.rtptap import audio_level_dbov
 from fusionhub.signaling.errors import ProtocolError
 from fusionhub.signaling.floor import Ended, FloorControl, FloorEvent, Granted
 from fusionhub.signaling.intercom import FloorMsg, encode, event_message, floor_json, parse_client
-from fusionhub.tasks import cancel_and_wait
+from fusionhub.tasks import cancel_and_wait, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,7 @@ class IntercomRoom:
             deadline = self.floor.next_deadline()
             self._wake.clear()
             timeout = None if deadline is None else max(0.0, deadline - self._clock())
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, timeout)
             try:
                 self._apply(self.floor.tick(self._clock()))
             except Exception:  # the timers must survive one bad pass
