@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from fusionhub.tasks import cancel_and_wait, raise_if_cancel_requested, wait_event
+from tests.support.cancels import drop_own_cancel
 
 
 async def _slow_to_stop(stopped: asyncio.Event) -> None:
@@ -82,12 +83,7 @@ async def test_a_dropped_cancel_is_raised_again_and_a_timeout_is_not_taken_for_o
     steps: list[str] = []
 
     async def dropped() -> None:
-        me = asyncio.current_task()
-        assert me is not None
-        me.cancel()
-        try:
-            await asyncio.sleep(0)
-        except asyncio.CancelledError:
+        if await drop_own_cancel():
             steps.append("dropped")
         raise_if_cancel_requested()
         steps.append("carried on")
