@@ -44,6 +44,7 @@ class NewCamera(BaseModel):
     region: str = Field(min_length=1, max_length=128, pattern=REGION_PATTERN)
     sampling: Sampling | None = None
     analysis: Analysis | None = None
+    substream_url: str | None = Field(None, min_length=1, max_length=2048)
 
 
 class CameraPatch(BaseModel):
@@ -54,6 +55,7 @@ class CameraPatch(BaseModel):
     enabled: bool | None = None
     sampling: Sampling | None = None  # null: back to the hub's defaults
     analysis: Analysis | None = None
+    substream_url: str | None = Field(None, min_length=1, max_length=2048)  # null: analyse the main stream
 
 
 class NewZone(ZoneRules):
@@ -73,6 +75,10 @@ def _public(request: web.Request, cam: dict[str, Any]) -> dict[str, Any]:
     )
     out["url"] = public_url
     out["has_credentials"] = bool(cam.get("has_credentials")) or has_credentials
+    sub = cam.get("substream_url")
+    if sub:
+        out["substream_url"], sub_credentials = strip_credentials(sub)
+        out["substream_has_credentials"] = bool(cam.get("substream_has_credentials")) or sub_credentials
     try:
         status = request.app[MEDIA].status(int(cam["id"]))
         out["status"] = {"state": status.state, "reason": status.reason, "since": status.since}
@@ -81,11 +87,12 @@ def _public(request: web.Request, cam: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _checked_url(url: str) -> str:
+def _checked_url(url: str, field: str = "url") -> str:
     try:
         return validate_camera_url(url)
     except InvalidCameraUrl as exc:
-        raise ApiError(422, "invalid_url", str(exc)) from exc
+        message = str(exc) if field == "url" else str(exc).replace("camera url", "substream url", 1)
+        raise ApiError(422, "invalid_url", message) from exc
 
 
 @routes.get("/api/v1/cameras")
@@ -102,10 +109,12 @@ async def create_camera(request: web.Request) -> web.Response:
     require_role(user, ["admin"])
     body = await read_body(request, NewCamera)
     url = _checked_url(body.url)
+    substream_url = _checked_url(body.substream_url, "substream_url") if body.substream_url is not None else None
     cam = await request.app[DISPATCH].create_camera(
         user, body.name, url, body.region,
         sampling=body.sampling.model_dump() if body.sampling else None,
         analysis=body.analysis.model_dump() if body.analysis else None,
+        substream_url=substream_url,
     )
     await request.app[WIRING].refresh(int(cam["id"]))
     return json_reply(_public(request, cam), status=201)
@@ -126,11 +135,14 @@ async def update_camera(request: web.Request) -> web.Response:
     camera_id = int_param(request, "camera_id")
     body = await read_body(request, CameraPatch)
     fields = body.model_dump(exclude_none=True)
-    for name in ("sampling", "analysis"):  # an explicit null puts the hub's defaults back
+    # an explicit null puts the hub's defaults back (for substream_url: analyse the main stream)
+    for name in ("sampling", "analysis", "substream_url"):
         if name in body.model_fields_set and getattr(body, name) is None:
             fields[name] = None
     if "url" in fields:
         fields["url"] = _checked_url(fields["url"])
+    if fields.get("substream_url") is not None:
+        fields["substream_url"] = _checked_url(fields["substream_url"], "substream_url")
     cam = await request.app[DISPATCH].update_camera(user, camera_id, **fields)
     await request.app[WIRING].refresh(camera_id)
     return json_reply(_public(request, cam))

@@ -14,6 +14,7 @@ from fusionhub.analytics.rules import ZoneSpec
 from fusionhub.dispatch.service import DispatchService
 from fusionhub.media.gateway import MediaGateway
 from fusionhub.media.sampling import SamplingOptions
+from fusionhub.media.urls import with_credentials_of
 from fusionhub.signaling.bus import Bus
 from fusionhub.signaling.messages import CameraStatus, PublisherStatus, Topic, payload
 from fusionhub.tasks import cancel_and_wait
@@ -82,7 +83,10 @@ class CameraWiring:
                 camera_id, self._demo_dir / f"{url[len(DEMO_SCHEME):]}.mp4", sampling=sampling
             )
         else:
-            await self._media.add_camera(camera_id, url, sampling=sampling)
+            sub = cam.get("substream_url")
+            await self._media.add_camera(
+                camera_id, url, sampling=sampling, substream_url=with_credentials_of(sub, url) if sub else None
+            )
         self._active.add(camera_id)
         analysis = cam.get("analysis")
         self._analytics.configure_camera(camera_id, CameraAnalysis.model_validate(analysis) if analysis else None)

@@ -1,4 +1,5 @@
-"""Cameras and their zones. A camera URL may carry credentials: it leaves only via camera_source_url."""
+"""Cameras and their zones. A camera's URLs may carry credentials: they leave only for the media
+gateway (camera_source_url, all_cameras_internal)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from fusionhub.dispatch.views import camera_dict, zone_dict
 from fusionhub.dispatch.zonerules import ZONE_KINDS, check_classes, check_rule_fields
 
 READERS = ("admin", "commander", "duty")
-CAMERA_FIELDS = frozenset({"name", "url", "region", "enabled", "sampling", "analysis"})
+CAMERA_FIELDS = frozenset({"name", "url", "region", "enabled", "sampling", "analysis", "substream_url"})
 MAX_DWELL_S = 86400.0
 MAX_POINTS = 256
 
@@ -54,6 +55,16 @@ def check_dwell(dwell_s: Any) -> float:
     return float(dwell_s)
 
 
+def _check_substream(url: str, substream_url: Any) -> str | None:
+    """None (analytics decodes the main stream), or a substream URL that is not the main URL."""
+    if substream_url is None:
+        return None
+    sub = _check_text("substream_url", substream_url, 2048)
+    if sub == url:
+        raise Invalid("substream_url", "is the main url: leave it empty to analyse the main stream")
+    return sub
+
+
 def _check_text(field: str, value: Any, limit: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise Invalid(field, "must not be empty")
@@ -78,13 +89,24 @@ class CameraService(ServiceCore):
         return region
 
     async def create_camera(
-        self, viewer: Viewer, name: str, url: str, region: str, *, sampling: Any = None, analysis: Any = None
+        self,
+        viewer: Viewer,
+        name: str,
+        url: str,
+        region: str,
+        *,
+        sampling: Any = None,
+        analysis: Any = None,
+        substream_url: str | None = None,
     ) -> dict[str, Any]:
-        """A new camera (the caller has validated the URL); sampling/analysis as in camera_settings."""
+        """A new camera (the caller has validated the URLs); sampling/analysis as in camera_settings;
+        `substream_url`: the stream analytics decodes instead of the main one (None: the main one)."""
         require_role(viewer, "admin")
+        main_url = _check_text("url", url, 2048)
         camera = Camera(
             name=_check_text("name", name, 128),
-            url=_check_text("url", url, 2048),
+            url=main_url,
+            substream_url=_check_substream(main_url, substream_url),
             region=self._own_region(viewer, region),
             enabled=True,
             created_at=self.now(),
@@ -115,7 +137,8 @@ class CameraService(ServiceCore):
             return camera_dict(await self._camera(session, viewer, camera_id))
 
     async def update_camera(self, viewer: Viewer, camera_id: int, **fields: Any) -> dict[str, Any]:
-        """Change any of name, url, region, enabled, sampling, analysis (None: back to the defaults)."""
+        """Change any of name, url, region, enabled, sampling, analysis (None: back to the defaults),
+        substream_url (None: analytics decodes the main stream)."""
         require_role(viewer, "admin")
         unknown = set(fields) - CAMERA_FIELDS
         if unknown:
@@ -136,6 +159,9 @@ class CameraService(ServiceCore):
                 camera.sampling = check_sampling(fields["sampling"])
             if "analysis" in fields:
                 camera.analysis = check_analysis(fields["analysis"])
+            if "substream_url" in fields or "url" in fields:
+                sub = fields["substream_url"] if "substream_url" in fields else camera.substream_url
+                camera.substream_url = _check_substream(camera.url, sub)
         return camera_dict(camera)
 
     async def delete_camera(self, viewer: Viewer, camera_id: int) -> None:
@@ -199,6 +225,7 @@ class CameraService(ServiceCore):
                     "name": c.name,
                     "region": c.region,
                     "url": c.url,
+                    "substream_url": c.substream_url,
                     "enabled": c.enabled,
                     "sampling": c.sampling,
                     "analysis": c.analysis,

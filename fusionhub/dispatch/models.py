@@ -109,7 +109,8 @@ class User(Base):
 
 
 class Camera(Base):
-    """A camera on record. `url` may carry credentials: it leaves only via camera_source_url."""
+    """A camera on record. `url` and `substream_url` may carry credentials: they leave only for the
+    media gateway (camera_source_url, all_cameras_internal)."""
 
     __tablename__ = "cameras"
 
@@ -122,6 +123,8 @@ class Camera(Base):
     # analytics settings of this camera (dispatch/camera_settings.py); None: the hub's defaults
     sampling: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # the camera's substream, which analytics decodes instead of `url` (revision 0012); None: `url`
+    substream_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
 
     zones: Mapped[list[Zone]] = relationship(
         back_populates="camera", order_by="Zone.id", cascade="all, delete-orphan", passive_deletes=True

@@ -83,12 +83,15 @@ def zone_dict(zone: Zone) -> dict[str, Any]:
 def camera_dict(camera: Camera) -> dict[str, Any]:
     """`Camera` of the API without the live `status` (the console merges it); credentials removed."""
     url, has_credentials = strip_credentials(camera.url)
+    sub, sub_credentials = strip_credentials(camera.substream_url) if camera.substream_url else (None, False)
     return {
         "id": camera.id,
         "name": camera.name,
         "region": camera.region,
         "url": url,
         "has_credentials": has_credentials,
+        "substream_url": sub,
+        "substream_has_credentials": sub_credentials,
         "enabled": camera.enabled,
         "sampling": sampling_view(camera.sampling),
         "analysis": analysis_view(camera.analysis),

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +63,20 @@ SourceBuilder = Callable[[SourceOutputs, StatusCallback], _Source]
 
 
 @dataclass
+class _Substream:
+    """A camera's second, smaller stream of the same picture, which analytics decodes instead of
+    the main one. Nobody views it and no clip is cut from it; it runs while the camera is pulled
+    and analytics needs it. Until it is online (and whenever it drops) the main stream is sampled."""
+
+    key: str  # what it was built from (url and sampling); never logged
+    build: SourceBuilder
+    outputs: SourceOutputs  # its relay has no viewers; no clip ring
+    source: _Source | None = None  # None while not running
+    generation: object | None = None
+    online: bool = False
+
+
+@dataclass
 class _Camera:
     source: _Source  # while idle: the stopped one (its last snapshot still answers)
     relay: PacketRelay
@@ -74,6 +88,7 @@ class _Camera:
     reported: tuple[str, str | None] | None = None  # the last (state, reason) passed on
     # whether analytics takes its samples; until told (set_analytics_need), it does
     sampling: bool = True
+    sub: _Substream | None = None  # the stream analytics decodes, when the camera has one
 
 
 class MediaGateway:
@@ -158,6 +173,7 @@ class MediaGateway:
             await asyncio.gather(*list(self._closing), return_exceptions=True)
         for camera_id, cam in list(self._cameras.items()):
             await self._step(errors, cam.source.stop(), "stopping camera %s", camera_id)
+            await self._step(errors, self._close_substream(cam), "stopping the substream of camera %s", camera_id)
             await self._step(errors, cam.outputs.close(), "closing the outputs of camera %s", camera_id)
         self._cameras.clear()
         self._sessions.clear()
@@ -189,12 +205,32 @@ class MediaGateway:
     def _ingest_options(self, sampling: SamplingOptions | None) -> IngestOptions:
         return self._config.ingest if sampling is None else self._config.ingest.model_copy(update={"sampling": sampling})
 
-    async def add_camera(self, camera_id: int, url: str, *, sampling: SamplingOptions | None = None) -> None:
-        """Pull an rtsp(s):// camera (raises InvalidCameraUrl); a changed URL or sampling replaces the running source."""
+    async def add_camera(
+        self,
+        camera_id: int,
+        url: str,
+        *,
+        sampling: SamplingOptions | None = None,
+        substream_url: str | None = None,
+    ) -> None:
+        """Pull an rtsp(s):// camera (raises InvalidCameraUrl); a changed URL or sampling replaces the
+        running source. `substream_url`: the camera's substream, which analytics decodes instead of
+        the main stream (viewers, snapshots and clips keep the main one); while it is not online the
+        main stream is sampled. A changed substream replaces only the substream's source."""
         validate_camera_url(url)
-        loop = self._running_loop()
+        if substream_url is not None:
+            validate_camera_url(substream_url)
         options = self._ingest_options(sampling)
+        build = self._rtsp_builder(camera_id, url, options, substream=False)
+        sub = None
+        if substream_url is not None:
+            sub_key = f"url:{substream_url}{_sampling_key(sampling)}"
+            sub = (sub_key, self._rtsp_builder(camera_id, substream_url, options, substream=True))
+        await self._install(camera_id, f"url:{url}{_sampling_key(sampling)}", build, sub)
 
+    def _rtsp_builder(self, camera_id: int, url: str, options: IngestOptions, *, substream: bool) -> SourceBuilder:
+        """What builds a source for an RTSP url, with the engine the gateway picks for it."""
+        loop = self._running_loop()
         on_loop = self._config.rtsp_engine == "event_loop" and urlsplit(url).scheme.lower() == "rtsp"
 
         def build(sink: SourceOutputs, on_status: StatusCallback) -> _Source:
@@ -209,7 +245,7 @@ class MediaGateway:
                     loop=loop,
                     options=options,
                     decode_pool=self._shared_decode_pool(),
-                    on_handover=lambda why, quirk: self._read_with_threads(camera_id, url, why, quirk),
+                    on_handover=lambda why, quirk: self._read_with_threads(camera_id, url, why, quirk, substream),
                     on_sample_lost=self._on_sample_lost,
                     read_batch_s=self._config.read_batch_ms / 1000,
                     thumbnailer=self._thumbnailer,
@@ -229,23 +265,32 @@ class MediaGateway:
                 thumbnailer=self._thumbnailer,
             )
 
-        await self._install(camera_id, f"url:{url}{_sampling_key(sampling)}", build)
+        return build
 
-    def _read_with_threads(self, camera_id: int, url: str, why: str, quirk: bool) -> None:
-        """The event-loop engine handed a camera over: the threaded engine reads it from now on.
-        A quirk (sessions that end before any picture) is worth a warning: worth reporting to us."""
+    def _read_with_threads(self, camera_id: int, url: str, why: str, quirk: bool, substream: bool) -> None:
+        """The event-loop engine handed a camera (or its substream) over: the threaded engine reads
+        it from now on. A quirk (sessions that end before any picture) is worth a warning: worth
+        reporting to us."""
         self._on_threads.add(url)
         log.log(
             logging.WARNING if quirk else logging.INFO,
-            "camera %s: read by the threaded engine, since %s",
+            "camera %s: %s read by the threaded engine, since %s",
             camera_id,
+            "substream" if substream else "stream",
             why,
         )
         cam = self._cameras.get(camera_id)
         if cam is None or cam.idle_status is not None or self._stopped:
             return  # the next build sees the URL in _on_threads
-        rebuild = self._rebuild(camera_id, cam, cam.source)
-        task = asyncio.get_running_loop().create_task(rebuild, name=f"media-{camera_id}-handover")
+        if not substream:
+            self._background(self._rebuild(camera_id, cam, cam.source), f"media-{camera_id}-handover")
+        elif cam.sub is not None and cam.sub.source is not None:
+            restart = self._restart_substream(camera_id, cam, cam.sub, cam.sub.source)
+            self._background(restart, f"media-{camera_id}-substream-handover")
+
+    def _background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a source change in the background; stop() waits for it."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -289,12 +334,17 @@ class MediaGateway:
         resolved = await asyncio.to_thread(Path(path).resolve)
         await self._install(camera_id, f"file:{resolved}{_sampling_key(sampling)}", build)
 
-    async def _install(self, camera_id: int, key: str, build: SourceBuilder) -> None:
+    async def _install(
+        self, camera_id: int, key: str, build: SourceBuilder, sub: tuple[str, SourceBuilder] | None = None
+    ) -> None:
         existing = self._cameras.get(camera_id)
         if existing is not None and existing.key == key:
-            return  # same source (e.g. only the name or zones changed): keep pulling, keep viewers
+            # same source (e.g. only the name or zones changed): keep pulling, keep viewers
+            await self._set_substream(camera_id, existing, sub)
+            return
         if existing is not None:
             existing.key, existing.build = key, build
+            await self._set_substream(camera_id, existing, sub)
             if existing.idle_status is not None:
                 return  # not pulled now: the new source starts with the next viewer
             # a new URL: swap the source under the same relay, so viewers stay and resume at the
@@ -308,9 +358,11 @@ class MediaGateway:
         relay = PacketRelay(f"camera {camera_id}", queue_packets=self._config.viewer_queue_packets)
         outputs = SourceOutputs(f"camera {camera_id}", relay, self._config.recording)
         source, generation = self._new_source(camera_id, build, outputs)
-        self._cameras[camera_id] = _Camera(source, relay, key, outputs, build, generation)
+        cam = _Camera(source, relay, key, outputs, build, generation, sub=self._new_substream(camera_id, sub))
+        self._cameras[camera_id] = cam
         self._demand.add(camera_id, time.monotonic())
         source.start()
+        self._sync_substream(camera_id, cam)
 
     def _new_source(self, camera_id: int, build: SourceBuilder, outputs: SourceOutputs) -> tuple[_Source, object]:
         """A source whose statuses are passed on only while it is the camera's current one."""
@@ -323,9 +375,92 @@ class MediaGateway:
 
     def _start_source(self, camera_id: int, cam: _Camera) -> None:
         cam.source, cam.generation = self._new_source(camera_id, cam.build, cam.outputs)
-        cam.source.set_sampling(cam.sampling)
         cam.idle_status = None
+        cam.source.set_sampling(_main_samples(cam))
         cam.source.start()
+        self._sync_substream(camera_id, cam)
+
+    # -- substreams: what analytics decodes when a camera has one ---------------------------------
+
+    def _new_substream(self, camera_id: int, spec: tuple[str, SourceBuilder] | None) -> _Substream | None:
+        if spec is None:
+            return None
+        name = f"camera {camera_id} substream"
+        relay = PacketRelay(name, queue_packets=self._config.viewer_queue_packets)
+        return _Substream(spec[0], spec[1], SourceOutputs(name, relay, None))
+
+    async def _set_substream(self, camera_id: int, cam: _Camera, spec: tuple[str, SourceBuilder] | None) -> None:
+        """Give a camera this substream (None: none), replacing the running one only if it changed."""
+        if (cam.sub.key if cam.sub is not None else None) == (spec[0] if spec is not None else None):
+            return
+        if cam.sub is not None:
+            old = self._detach_substream(cam)
+            if old is not None:
+                await old.stop()
+            await cam.sub.outputs.close()
+            log.info("camera %s: substream %s", camera_id, "replaced" if spec is not None else "removed")
+        cam.sub = self._new_substream(camera_id, spec)
+        self._sync_substream(camera_id, cam)
+
+    def _sync_substream(self, camera_id: int, cam: _Camera) -> None:
+        """Run the substream exactly while the camera is pulled and analytics needs it, and sample
+        the main stream exactly while analytics needs the camera and its substream is not online."""
+        sub = cam.sub
+        if sub is not None:
+            wanted = cam.sampling and cam.idle_status is None and not self._stopped
+            if wanted and sub.source is None:
+                generation = object()
+
+                def on_status(status: CameraStatus) -> None:
+                    self._substream_status(camera_id, sub, generation, status)
+
+                sub.source, sub.generation = sub.build(sub.outputs, on_status), generation
+                sub.source.set_sampling(True)
+                sub.source.start()
+            elif not wanted and sub.source is not None:
+                old = self._detach_substream(cam)
+                if old is not None:
+                    self._background(old.stop(), f"media-{camera_id}-substream-stop")
+        cam.source.set_sampling(_main_samples(cam))
+
+    def _detach_substream(self, cam: _Camera) -> _Source | None:
+        """Take the running substream source off the camera (the caller stops it); the main
+        stream is sampled again if analytics needs the camera."""
+        sub = cam.sub
+        if sub is None or sub.source is None:
+            return None
+        old, sub.source, sub.generation, sub.online = sub.source, None, None, False
+        sub.outputs.reset()
+        cam.source.set_sampling(_main_samples(cam))
+        return old
+
+    async def _restart_substream(self, camera_id: int, cam: _Camera, sub: _Substream, old: _Source) -> None:
+        """Rebuild a substream's source (its engine changed), unless it changed meanwhile."""
+        if self._cameras.get(camera_id) is not cam or cam.sub is not sub or sub.source is not old:
+            return
+        self._detach_substream(cam)
+        await old.stop()
+        if self._cameras.get(camera_id) is cam and cam.sub is sub:
+            self._sync_substream(camera_id, cam)
+
+    def _substream_status(self, camera_id: int, sub: _Substream, generation: object, status: CameraStatus) -> None:
+        cam = self._cameras.get(camera_id)
+        if cam is None or cam.sub is not sub or sub.generation is not generation:
+            return  # a replaced or stopped substream's last words
+        online = status.state == "online"
+        if online == sub.online:
+            return
+        sub.online = online
+        if online:
+            log.info("camera %s: substream online; analytics decodes it instead of the main stream", camera_id)
+        else:
+            log.warning(
+                "camera %s: substream %s (%s); analytics decodes the main stream until it is back",
+                camera_id,
+                status.state,
+                status.reason or "no reason given",
+            )
+        cam.source.set_sampling(_main_samples(cam))
 
     def _source_status(self, camera_id: int, generation: object, status: CameraStatus) -> None:
         cam = self._cameras.get(camera_id)
@@ -353,6 +488,15 @@ class MediaGateway:
             await session.close()
         await cam.outputs.close()
         await cam.source.stop()
+        await self._close_substream(cam)
+
+    async def _close_substream(self, cam: _Camera) -> None:
+        if cam.sub is None:
+            return
+        old = self._detach_substream(cam)
+        if old is not None:
+            await old.stop()
+        await cam.sub.outputs.close()
 
     async def whep_offer(self, camera_id: int, sdp: str) -> tuple[str, str]:
         """Answer a WHEP offer for a camera: (answer SDP, session id).
@@ -475,18 +619,19 @@ class MediaGateway:
         A needed camera is always pulled; one that is neither needed nor watched stops being
         pulled `idle_grace_s` after that became true. A camera analytics does not need is not
         decoded either: viewers get its packets as they came, and a snapshot decodes the latest
-        keyframe when asked. Unknown cameras are ignored.
+        keyframe when asked; its substream is not pulled. Unknown cameras are ignored.
         """
         cam = self._cameras.get(camera_id)
         if cam is None:
             return
         cam.sampling = needed
-        cam.source.set_sampling(needed)
         self._demand.set_needed(camera_id, needed, time.monotonic())
         if needed and cam.idle_status is not None and not self._stopped:
             log.info("camera %s: analytics needs it; pulling it again", camera_id)
             self._start_source(camera_id, cam)
             self._demand.set_idle(camera_id, False)
+        else:
+            self._sync_substream(camera_id, cam)  # started or stopped with the need
 
     def _viewers_changed(self, camera_id: int) -> None:
         viewers = sum(1 for s in self._sessions.values() if s.camera_id == camera_id)
@@ -514,7 +659,10 @@ class MediaGateway:
         cam.reported = ("idle", None)
         self._on_status(cam.idle_status)
         source = cam.source
+        old_sub = self._detach_substream(cam)
         await source.stop()
+        if old_sub is not None:
+            await old_sub.stop()
         if cam.idle_status is not None:
             cam.relay.reset()  # the cached GOP is stale; the next viewer starts at a fresh keyframe
 
@@ -563,6 +711,15 @@ class MediaGateway:
                 out[cid] = stats
         return out
 
+    def substream_stats(self) -> dict[int, IngestStats]:
+        """The counters of each running substream source (where cameras with one decode their samples)."""
+        out: dict[int, IngestStats] = {}
+        for cid, cam in sorted(self._cameras.items()):
+            stats = getattr(cam.sub.source, "stats", None) if cam.sub is not None else None
+            if isinstance(stats, IngestStats):
+                out[cid] = stats
+        return out
+
     def stats(self) -> dict[str, Any]:
         """Counters for monitoring: per camera relay figures, viewers, refusals."""
         return {
@@ -576,8 +733,19 @@ class MediaGateway:
             "idle_cameras": sorted(cid for cid, cam in self._cameras.items() if cam.idle_status is not None),
             "sessions": [s.stats() for s in self._sessions.values()],
             "outputs": {cid: cam.outputs.stats() for cid, cam in sorted(self._cameras.items())},
+            # cameras with a substream: whether it runs, and whether analytics decodes it (online)
+            "substreams": {
+                cid: {"running": cam.sub.source is not None, "online": cam.sub.online}
+                for cid, cam in sorted(self._cameras.items())
+                if cam.sub is not None
+            },
             "publishers": self.publishers.stats(),
         }
+
+
+def _main_samples(cam: _Camera) -> bool:
+    """Whether a camera's main stream is sampled: analytics needs it and no substream is online."""
+    return cam.sampling and (cam.sub is None or not cam.sub.online)
 
 
 def _sampling_key(sampling: SamplingOptions | None) -> str:

@@ -57,6 +57,18 @@ def strip_credentials(url: str) -> tuple[str, bool]:
     return parts._replace(netloc=host).geturl(), True
 
 
+def with_credentials_of(url: str, main: str) -> str:
+    """`url` (a camera's substream), given the main URL's user and password when it carries none
+    and points at the same host and port: cameras serve both streams behind one login."""
+    parts, main_parts = _split(url), _split(main)
+    if "@" in parts.netloc or "@" not in main_parts.netloc:
+        return url
+    if (parts.hostname, parts.port) != (main_parts.hostname, main_parts.port):
+        return url
+    userinfo = main_parts.netloc.rpartition("@")[0]
+    return parts._replace(netloc=f"{userinfo}@{parts.netloc}").geturl()
+
+
 def redact(text: str) -> str:
     """Replace the userinfo of every rtsp(s)/http(s) URL in `text` with `***@`."""
     return _USERINFO.sub(r"\1***@", text)

@@ -4,6 +4,7 @@ gate; checked, stored, shown, and applied to a real RTSP camera's ingest and ana
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -117,3 +118,65 @@ async def test_bad_settings_are_refused_and_change_nothing(hub: RunningHub, patc
     assert same["sampling"] == {"mode": "fps", "fps": 2.0} and same["analysis"] == {"imgsz": None, "motion_gate": True}
     status, err = await hub.call("PATCH", f"/api/v1/cameras/{cam['id']}", "duty", json={"sampling": None})
     assert status == 403
+
+
+PASSWORD = "gate9-Secret"
+
+
+@pytest.fixture
+def two_streams(tmp_path: Path) -> tuple[Path, Path]:
+    """The street as a camera's main stream (640 wide) and its substream (320 wide), 30 s, 10 fps."""
+    return tuple(  # type: ignore[return-value]
+        make_scene_clip(
+            tmp_path / f"street-{width}.mp4", image=bus_image(), seconds_empty=5, seconds_present=25, fps=10,
+            width=width, gop_s=1.0,
+        )
+        for width in (640, 320)
+    )
+
+
+async def test_a_substream_is_what_analytics_decodes(
+    hub: RunningHub, two_streams: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An admin gives a camera its substream URL (without the login: the main URL's is used for the
+    same host); analytics decodes it, the main stream is relayed undecoded; neither login shows."""
+    caplog.set_level(logging.DEBUG)
+    main_clip, sub_clip = two_streams
+    media, analytics = hub.app[MEDIA], hub.app[ANALYTICS]
+    async with RtspServer(main_clip, user="op", password=PASSWORD, substream=sub_clip) as server:
+        body = {"name": "Gate 9", "url": server.url, "region": "city", "substream_url": server.sub_url_for()}
+        status, cam = await hub.call("POST", "/api/v1/cameras", "admin", json=body)
+        assert status == 201, cam
+        cid = cam["id"]
+        assert cam["url"] == server.url_for() and cam["has_credentials"] is True
+        assert cam["substream_url"] == server.sub_url_for() and cam["substream_has_credentials"] is False
+        status, _zone = await hub.call(
+            "POST", f"/api/v1/cameras/{cid}/zones", "admin", json={"name": "lane", "polygon": LANE, "dwell_s": 600}
+        )
+        assert status == 201
+        await _until(lambda: media.stats()["substreams"].get(cid, {}).get("online"), 20, "the substream online")
+        await _until(lambda: cid in media.substream_stats() and media.substream_stats()[cid].samples >= 2, 20,
+                     "samples of the substream")
+        decoded = media.ingest_stats()[cid].decoded
+        analysed = analytics.stats.by_camera[cid]
+        await _until(lambda: analytics.stats.by_camera[cid] >= analysed + 2, 20, "analysis of the substream")
+        assert media.ingest_stats()[cid].decoded == decoded  # the main stream: relayed, not decoded
+        jpeg = await media.snapshot_jpeg(cid)
+        assert jpeg is not None  # snapshots come from the main stream
+
+        # bad substreams are refused and change nothing
+        for bad, words in ((server.url, "main url"), ("http://127.0.0.1/sub", "substream url")):
+            status, err = await hub.call("PATCH", f"/api/v1/cameras/{cid}", "admin", json={"substream_url": bad})
+            assert status == 422 and words in err["error"]["message"], err
+        status, same = await hub.call("GET", f"/api/v1/cameras/{cid}", "admin")
+        assert same["substream_url"] == server.sub_url_for()
+
+        # none again: analytics decodes the main stream
+        status, cam = await hub.call("PATCH", f"/api/v1/cameras/{cid}", "admin", json={"substream_url": None})
+        assert status == 200 and cam["substream_url"] is None, cam
+        assert cid not in media.stats()["substreams"]
+        await _until(lambda: media.ingest_stats()[cid].decoded > decoded, 20, "the main stream decoded")
+        for path in ("/api/v1/cameras", f"/api/v1/cameras/{cid}"):
+            status, shown = await hub.call("GET", path, "admin")
+            assert status == 200 and PASSWORD not in str(shown)
+    assert PASSWORD not in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fusionhub.media.errors import InvalidCameraUrl, MediaError
-from fusionhub.media.urls import redact, strip_credentials, validate_camera_url
+from fusionhub.media.urls import redact, strip_credentials, validate_camera_url, with_credentials_of
 
 SECRET = "Sup3r-S3cret"
 
@@ -90,3 +90,22 @@ def test_redact_leaves_everything_else_alone() -> None:
     text = "no url here; rtsp://cam:554/x and user@example.org stay; e-mail admin@cam"
     assert redact(text) == text
     assert redact("Connection refused: 'rtsp://a:b@h/x'") == "Connection refused: 'rtsp://***@h/x'"
+
+
+@pytest.mark.parametrize(
+    ("sub", "main", "pulled"),
+    [
+        # the same camera (host and port): the main URL's login, escaped as it was written
+        ("rtsp://10.0.0.5/sub", "rtsp://admin:p%40ss@10.0.0.5/main", "rtsp://admin:p%40ss@10.0.0.5/sub"),
+        ("rtsp://10.0.0.5:554/s?ch=2", "rtsp://u:pw@10.0.0.5:554/s?ch=1", "rtsp://u:pw@10.0.0.5:554/s?ch=2"),
+        # its own login stays
+        ("rtsp://u2:v2@10.0.0.5/sub", "rtsp://admin:pw@10.0.0.5/main", "rtsp://u2:v2@10.0.0.5/sub"),
+        # another host or port never gets the main login
+        ("rtsp://10.0.0.6/sub", "rtsp://admin:pw@10.0.0.5/main", "rtsp://10.0.0.6/sub"),
+        ("rtsp://10.0.0.5:8554/sub", "rtsp://admin:pw@10.0.0.5/main", "rtsp://10.0.0.5:8554/sub"),
+        # no login to lend
+        ("rtsp://10.0.0.5/sub", "rtsp://10.0.0.5/main", "rtsp://10.0.0.5/sub"),
+    ],
+)
+def test_a_substream_borrows_the_main_login_only_from_the_same_camera(sub: str, main: str, pulled: str) -> None:
+    assert with_credentials_of(sub, main) == pulled

@@ -51,6 +51,7 @@ class RtspServer:
         video: str = "h264",
         video_stops_after: float | None = None,
         port: int | None = None,
+        substream: Path | None = None,
     ) -> None:
         self.file = Path(file)
         self.path = path.lstrip("/")
@@ -62,6 +63,7 @@ class RtspServer:
         self.video = video  # h264, h265 (the file must be H.265) or none (audio only)
         self.video_stops_after = video_stops_after  # seconds: then only the audio goes on
         self.port = port or free_port()
+        self.substream = substream  # also served at /sub, behind the same login (a camera's substream)
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr = tempfile.TemporaryFile()
 
@@ -76,6 +78,10 @@ class RtspServer:
         if user is not None:
             auth = quote(user, safe="") + ":" + quote(password or "", safe="") + "@"
         return f"rtsp://{auth}127.0.0.1:{self.port}/{self.path}"
+
+    def sub_url_for(self, user: str | None = None, password: str | None = None) -> str:
+        """The substream's URL (see `substream`) with the given credentials (none when user is None)."""
+        return self.url_for(user, password).rsplit("/", 1)[0] + "/sub"
 
     @property
     def pid(self) -> int | None:
@@ -100,6 +106,8 @@ class RtspServer:
             args += ["--video", self.video]
         if self.video_stops_after is not None:
             args += ["--video-stops-after", str(self.video_stops_after)]
+        if self.substream is not None:
+            args += ["--sub-file", str(self.substream), "--sub-path", "sub"]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
         self._proc = await asyncio.create_subprocess_exec(
             SYSTEM_PYTHON,

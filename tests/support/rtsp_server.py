@@ -126,6 +126,8 @@ def main() -> int:
         help="the file's video codec as served (h265: a camera we cannot relay); none: audio only",
     )
     ap.add_argument("--video-stops-after", type=float, help="drop the video past this many seconds")
+    ap.add_argument("--sub-file", help="also serve this MP4's H.264 video, as the camera's substream")
+    ap.add_argument("--sub-path", default="sub", help="mount point of --sub-file, behind the same login")
     args = ap.parse_args()
 
     Gst.init(None)
@@ -151,6 +153,10 @@ def main() -> int:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = _Factory(launch, strip=args.params_in_sdp_only, video_stops_after=args.video_stops_after)
+    factories = {args.path: factory}
+    if args.sub_file:
+        sub_launch = f'( filesrc location="{args.sub_file}" ! qtdemux ! {video} )'
+        factories[args.sub_path] = _Factory(sub_launch, strip=args.params_in_sdp_only)
     if args.user:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
@@ -168,8 +174,10 @@ def main() -> int:
                 "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
             )
         )
-        factory.set_permissions(perms)
-    server.get_mount_points().add_factory("/" + args.path.lstrip("/"), factory)
+        for each in factories.values():
+            each.set_permissions(perms)
+    for path, each in factories.items():
+        server.get_mount_points().add_factory("/" + path.lstrip("/"), each)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
         return 1
