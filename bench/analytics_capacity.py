@@ -11,13 +11,18 @@ the naive set-up reads with FFmpeg's client, CameraIngest; then relay, packet hi
 into the real AnalyticsHub and its real worker processes (ZeroMQ, YOLO26n). The farm runs on the
 same cores (its CPU is printed, and not counted as the hub's).
 
+Every simulated camera also serves a 640x360 substream of the same pictures (cameras have had
+one for years, for recorders and phones), as the hub's camera records name in `substream_url`.
+
 Two set-ups, each ramped up (x1.5 a step, then bisected to within 10 %) until it no longer sustains:
-  fusionhub  keyframes only, 640x360 samples scaled in one swscale pass, motion gate, the
+  fusionhub  analytics decodes each camera's substream (`--no-substream`: its 720p main stream,
+             scaled to 640x360) while the main stream is pulled and relayed undecoded, as it is
+             for viewers and clips; keyframes only, motion gate, the
              dynamic-shape model at 320 (rectangular 320x192 input), runtime `auto` (CUDA where
              usable, else whichever of ONNX Runtime and OpenVINO costs less CPU here; printed);
              `--precision int8` runs its INT8 copy (`fusionhub models quantize`); frames waiting
              for a worker go through the model together, up to `--batch-max` (analytics.batch_max)
-  naive      decode every frame and hand every one, full size, to the detector (latest wins,
+  naive      decode every frame of the main stream and hand every one, full size, to the detector (latest wins,
              which is kind to it), the model at 640 one frame at a time (what `model.predict`
              does), ONNX Runtime
 Both get the same two worker processes of one inference thread each.
@@ -56,7 +61,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.capacity_clip import make_clip, play_through  # noqa: E402
+from bench.capacity_clip import SUBSTREAM, make_clip, play_through  # noqa: E402
 from bench.rtsp_loop import serve  # noqa: E402
 from fusionhub.analytics.config import AnalyticsConfig, model_file  # noqa: E402
 from fusionhub.analytics.hub import AnalyticsHub  # noqa: E402
@@ -116,6 +121,7 @@ class Setup:
     rtsp_engine: str = "threads"  # media.rtsp_engine
     decode_nice: int = 0  # media.decode_nice (the event-loop engine's decode pool)
     read_batch_ms: int = 0  # media.read_batch_ms (the event-loop engine's batched reads)
+    substream: bool = False  # analytics decodes each camera's substream (its main stream is relayed)
 
 
 @dataclass
@@ -157,7 +163,8 @@ def percentile(values: list[float], q: float) -> float:
 class Farm:
     """The camera farm process (bench/rtsp_loop.py) and where its cameras are."""
 
-    url: str
+    url: str  # the main streams
+    sub_url: str  # the substreams
     pid: int
 
 
@@ -198,7 +205,8 @@ class Rig:
                 raise SystemExit("workers did not get ready in 90 s")
             await asyncio.sleep(0.1)
         runtimes = sorted({w["runtime"] for w in self.hub.workers() if w["ready"]})
-        print(f"  {self.setup.name}: workers run on {', '.join(runtimes)}", flush=True)
+        decodes = "each camera's substream" if self.setup.substream else "each camera's main stream"
+        print(f"  {self.setup.name}: workers run on {', '.join(runtimes)}; analytics decodes {decodes}", flush=True)
 
     async def stop(self) -> None:
         await self.gateway.stop()
@@ -209,7 +217,8 @@ class Rig:
         new = n - self.cameras
         for i in range(self.cameras + 1, n + 1):
             self.hub.set_zones(i, [ZoneSpec(id=i, name=f"road {i}", polygon=ROAD, dwell_s=60.0)])
-            await self.gateway.add_camera(i, f"{self.farm.url}?camera={i}", sampling=self.setup.sampling)
+            sub = f"{self.farm.sub_url}?camera={i}" if self.setup.substream else None
+            await self.gateway.add_camera(i, f"{self.farm.url}?camera={i}", sampling=self.setup.sampling, substream_url=sub)
             # as the console's wiring does for a camera with zones: without it the gateway stops
             # pulling a camera nobody watches after idle_grace_s (60 s), and a ramp's first
             # cameras fell silent in its third step
@@ -218,7 +227,8 @@ class Rig:
         self.cameras = n
 
     def _cpu(self) -> dict[str, float]:
-        ingest = self.gateway.ingest_stats().values()
+        # where samples are decoded: the substreams, and main streams while theirs is not online
+        ingest = [*self.gateway.ingest_stats().values(), *self.gateway.substream_stats().values()]
         stats = self.hub.stats
         mean = stats.mean_ms()
         inferred = stats.frames_inferred
@@ -366,18 +376,20 @@ async def ramp(rig: Rig, start: int, deadline: float, args: argparse.Namespace) 
     return Ramp(best, failed_at, steps)
 
 
-def calibrate(clip: Path, models: Path, imgsz: int, int8: bool = False) -> str:
+def calibrate(clips: dict[str, Path], models: Path, imgsz: int, int8: bool = False) -> str:
     """One thread on the idle box, before any camera runs: what a sample and an inference cost.
 
     Boxes of the same size differ (two 2-core boxes of successive stops ran the model about twice
     as fast as each other), so these figures say what machine the rest of the run measured."""
-    stats = IngestStats()
-    pipeline = PacketPipeline(0, options=IngestOptions(), stats=stats, on_sample=lambda _ts, _frame, _thumb: None)
-    play_through(pipeline, clip, passes=3)  # keyframes only, as the fusionhub set-up samples
-    parts = [
-        f"keyframe decode {stats.decode_cpu_s / max(1, stats.decoded) * 1e3:.2f} ms",
-        f"sample scaling {stats.resize_cpu_s / max(1, stats.samples) * 1e3:.2f} ms",
-    ]
+    parts = []
+    for name, clip in clips.items():
+        stats = IngestStats()
+        pipeline = PacketPipeline(0, options=IngestOptions(), stats=stats, on_sample=lambda _ts, _frame, _thumb: None)
+        play_through(pipeline, clip, passes=3)  # keyframes only, as the fusionhub set-up samples
+        parts += [
+            f"{name} keyframe decode {stats.decode_cpu_s / max(1, stats.decoded) * 1e3:.2f} ms",
+            f"sample scaling {stats.resize_cpu_s / max(1, stats.samples) * 1e3:.2f} ms",
+        ]
     for precision in ("f32", "int8") if int8 else ("f32",):
         model = models / model_file(MODEL_NAME, imgsz, int8=precision == "int8")  # what fetch_model / quantize wrote
         for runtime in [r for r in ("cpu", "openvino") if r in available_runtimes()]:
@@ -389,6 +401,7 @@ def calibrate(clip: Path, models: Path, imgsz: int, int8: bool = False) -> str:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     clip = make_clip(args.data_dir / "bench" / "capacity-720p25-gop2s.mp4")
+    sub_clip = make_clip(args.data_dir / "bench" / "capacity-360p25-gop2s.mp4", size=SUBSTREAM)
     for size in {args.imgsz, 640}:
         await asyncio.to_thread(fetch_model, args.data_dir, imgsz=size, progress=lambda _m: None)
     args.models = args.data_dir / "models"
@@ -409,6 +422,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             args.rtsp_engine,
             args.decode_nice,
             args.read_batch_ms,
+            substream=args.substream,
         ),
         Setup(
             "naive",
@@ -420,19 +434,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
     ]
     print(f"load average at start: {loadavg(full=True)}; {os.cpu_count()} CPUs", flush=True)
-    print(await asyncio.to_thread(calibrate, clip, args.models, args.imgsz, int8), flush=True)
+    calibrated = {"720p": clip, "640x360 substream": sub_clip}
+    print(await asyncio.to_thread(calibrate, calibrated, args.models, args.imgsz, int8), flush=True)
     results: dict[str, Ramp] = {}
     started = time.monotonic()
     shares = {"fusionhub": 0.55, "naive": 0.45}
     spawn = mp.get_context("spawn")
     ready = spawn.Event()
     port = free_port()
-    farm_proc = spawn.Process(target=serve, args=(clip, port, ready), daemon=True)
+    farm_proc = spawn.Process(target=serve, args=({"camera": clip, "sub": sub_clip}, port, ready), daemon=True)
     farm_proc.start()
     try:
         if not ready.wait(60) or farm_proc.pid is None:
             raise SystemExit("the camera farm did not start")
-        farm = Farm(f"rtsp://127.0.0.1:{port}/camera", farm_proc.pid)
+        farm = Farm(f"rtsp://127.0.0.1:{port}/camera", f"rtsp://127.0.0.1:{port}/sub", farm_proc.pid)
         for setup in [s for s in setups if s.name in args.setups.split(",")]:
             start_n = args.start if setup.name == "fusionhub" else args.baseline_start
             if setup.name == "fusionhub":
@@ -515,6 +530,9 @@ def main() -> None:
     parser.add_argument("--rtsp-engine", choices=("threads", "event_loop"), default=MediaConfig().rtsp_engine,
                         help="fusionhub set-up: media.rtsp_engine (default: the hub's; the naive one always reads "
                         "with FFmpeg's client)")
+    parser.add_argument("--substream", action=argparse.BooleanOptionalAction, default=True,
+                        help="fusionhub set-up: analytics decodes each camera's 640x360 substream (--no-substream: "
+                        "its 720p main stream)")
     parser.add_argument("--data-dir", type=Path, default=REPO / "var")
     parser.add_argument("--setups", default="fusionhub,naive", help="which set-ups to run (comma-separated)")
     args = parser.parse_args()

@@ -1,4 +1,5 @@
-"""The simulated camera of bench/analytics_capacity.py: 720p H.264 made from real photos.
+"""The simulated camera of bench/analytics_capacity.py: 720p H.264 made from real photos, and
+its 640x360 substream (the same pictures, as a camera's second stream shows them).
 
 A street scene (ultralytics' bus.jpg and zidane.jpg side by side on a 2950x900 canvas) seen
 through a slowly panning 16:9 window, so that every sample differs from the one before: the
@@ -20,6 +21,7 @@ from fusionhub.media.democlip import bus_image
 from fusionhub.media.pipeline import PacketPipeline
 
 WIDTH, HEIGHT, FPS = 1280, 720, 25
+SUBSTREAM = (640, 360)  # a common camera substream (D1 and CIF are the others)
 
 
 def _canvas() -> np.ndarray:
@@ -34,19 +36,20 @@ def _canvas() -> np.ndarray:
     return np.concatenate([left, middle, left[:, ::-1]], axis=1)
 
 
-def make_clip(out: Path, *, seconds: int = 20, gop_s: float = 2.0) -> Path:
-    """Write the clip once (kept next to the data; about 5 s of CPU), return its path."""
+def make_clip(out: Path, *, seconds: int = 20, gop_s: float = 2.0, size: tuple[int, int] = (WIDTH, HEIGHT)) -> Path:
+    """Write the clip once (kept next to the data; about 5 s of CPU at 720p), return its path."""
+    width, height = size
     if out.is_file():
         return out
     canvas = _canvas()
-    crop_w = round(canvas.shape[0] * WIDTH / HEIGHT)
+    crop_w = round(canvas.shape[0] * width / height)
     travel = canvas.shape[1] - crop_w
     gop = round(gop_s * FPS)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     with av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = gop
         stream.codec_context.max_b_frames = 0
         stream.options = {
@@ -58,7 +61,7 @@ def make_clip(out: Path, *, seconds: int = 20, gop_s: float = 2.0) -> Path:
         frames = seconds * FPS
         for i in range(frames):
             x = round(travel * (0.5 - 0.5 * math.cos(2 * math.pi * i / frames)))  # there and back, smoothly
-            view = cv2.resize(canvas[:, x : x + crop_w], (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+            view = cv2.resize(canvas[:, x : x + crop_w], (width, height), interpolation=cv2.INTER_AREA)
             frame = av.VideoFrame.from_ndarray(view.astype(np.uint8, copy=False), format="bgr24")
             frame.pts, frame.time_base = i, Fraction(1, FPS)
             container.mux(stream.encode(frame))

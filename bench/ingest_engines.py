@@ -114,7 +114,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     clip = make_clip(args.data_dir / "bench" / "capacity-720p25-gop2s.mp4")
     port = free_port()
     ready = mp.get_context("spawn").Event()
-    server = mp.get_context("spawn").Process(target=serve, args=(clip, port, ready), daemon=True)
+    server = mp.get_context("spawn").Process(target=serve, args=({"camera": clip}, port, ready), daemon=True)
     server.start()
     try:
         if not ready.wait(60):

@@ -1,6 +1,7 @@
-"""A cheap RTSP camera farm for benchmarks: one clip, any number of clients, RTP interleaved over TCP.
+"""A cheap RTSP camera farm for benchmarks: a clip per path, any number of clients, RTP interleaved over TCP.
 
-`serve(clip, port, ready)` runs in its own process. Every client gets the clip from a random
+`serve(clips, port, ready)` runs in its own process; `clips` maps a path (`/camera`, `/sub`) to
+its clip, so each simulated camera can have a main stream and a substream. Every client gets the clip from a random
 frame, looping, at 25 fps with its own phase (real cameras are not in step), as H.264 RTP
 (RFC 6184: single NAL units, FU-A above 1400 bytes) inside the RTSP connection (RFC 2326 10.12).
 The packets are built once; sending one frame to one client is a copy, a header patch per packet
@@ -39,6 +40,7 @@ class _Frame:
 @dataclass
 class _Client:
     writer: asyncio.StreamWriter
+    frames: list[_Frame]
     frame: int
     due: float
     seq: int = field(default_factory=lambda: random.randrange(1 << 16))
@@ -84,7 +86,9 @@ def packetise(clip: Path) -> tuple[list[_Frame], bytes, bytes]:
     return frames, sps, pps
 
 
-class _Farm:
+class _Stream:
+    """One clip as served: its packets and its SDP."""
+
     def __init__(self, clip: Path) -> None:
         self.frames, sps, pps = packetise(clip)
         sprop = f"{base64.b64encode(sps).decode()},{base64.b64encode(pps).decode()}"
@@ -93,7 +97,17 @@ class _Farm:
             "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
             f"a=fmtp:96 packetization-mode=1;sprop-parameter-sets={sprop}\r\na=control:trackID=0\r\n"
         ).encode()
+
+
+class _Farm:
+    def __init__(self, clips: dict[str, Path]) -> None:
+        self.streams = {path.strip("/"): _Stream(clip) for path, clip in clips.items()}
         self.playing: list[_Client] = []
+
+    def stream(self, url: str) -> _Stream:
+        """The stream a request URL names by its first path segment (the first clip for any other)."""
+        path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0].split("/", 1)[0]
+        return self.streams.get(path) or next(iter(self.streams.values()))
 
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -110,7 +124,7 @@ class _Farm:
                 if method == "OPTIONS":
                     extra = "Public: OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN\r\n"
                 elif method == "DESCRIBE":
-                    body = self.sdp
+                    body = self.stream(url).sdp
                     extra = f"Content-Base: {url}/\r\nContent-Type: application/sdp\r\n"
                 elif method == "SETUP":
                     extra = "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: 46480001;timeout=60\r\n"
@@ -119,7 +133,9 @@ class _Farm:
                 reply = f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{extra}Content-Length: {len(body)}\r\n\r\n".encode() + body
                 writer.write(reply)
                 if method == "PLAY":
-                    self.playing.append(_Client(writer, random.randrange(len(self.frames)), time.monotonic() + random.random() / FPS))
+                    frames = self.stream(url).frames
+                    due = time.monotonic() + random.random() / FPS
+                    self.playing.append(_Client(writer, frames, random.randrange(len(frames)), due))
                 elif method == "TEARDOWN":
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -138,7 +154,7 @@ class _Farm:
                     continue
                 if now - c.due > 1.0:
                     c.due = now  # the box stalled: go on from now rather than burst
-                frame = self.frames[c.frame % len(self.frames)]
+                frame = c.frames[c.frame % len(c.frames)]
                 data = bytearray(frame.data)
                 for offset in frame.offsets:
                     struct.pack_into("!HI", data, offset + 2, c.seq & 0xFFFF, c.ts & 0xFFFFFFFF)
@@ -149,11 +165,11 @@ class _Farm:
                 c.due += 1 / FPS
 
 
-def serve(clip: Path, port: int, ready: Event) -> None:
+def serve(clips: dict[str, Path], port: int, ready: Event) -> None:
     """Run the farm on 127.0.0.1:port until the process is killed; `ready` is set once it listens."""
 
     async def main() -> None:
-        farm = _Farm(clip)
+        farm = _Farm(clips)
         server = await asyncio.start_server(farm.client, "127.0.0.1", port)
         ready.set()
         async with server:
