@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -113,6 +113,7 @@ class CameraRules:
         self.bins: dict[int, BinWatch] = {}
         self.bin_readings: dict[int, BinReading] = {}  # the latest reading of each bin zone
         self.last_ts: float | None = None
+        self.size: tuple[int, int] | None = None  # the latest sample's (width, height)
         self.sightings: list[RuleSighting] = []  # those of the latest update
         # the stays of recent flags (flag id -> zone id, track id or None for a bin), so that a
         # reviewer's dismissal reaches the stay it was about; bounded, oldest forgotten first
@@ -183,6 +184,11 @@ class CameraRules:
         if self.last_ts is not None and ts <= self.last_ts:
             return []  # a late or repeated sample would rewind the dwell clocks
         self.last_ts = ts
+        if self.size is not None and self.size != (width, height):
+            # the camera's samples changed size (its substream dropped and the main stream stood in,
+            # or came back): same picture, other pixels; the tracks follow, so no stay starts again
+            self._rescale(width / self.size[0], height / self.size[1])
+        self.size = (width, height)
         self.sightings = []
         watched = self.watched
         seen = self._match(ts, _dedupe([d for d in detections if d.label in watched]))
@@ -201,6 +207,12 @@ class CameraRules:
                 continue
             flags += self._occupancy(zone, ts, seen, detections, width, height)
         return flags
+
+    def _rescale(self, sx: float, sy: float) -> None:
+        for track in self.tracks.values():
+            track.det = _scaled(track.det, sx, sy)
+            for pres in track.presence.values():
+                pres.anchor = _scaled(pres.anchor, sx, sy)
 
     def _realert_s(self, zone: ZoneSpec) -> float | None:
         return zone.realert_s if zone.realert_s is not None else self.env.config.realert_s
@@ -372,6 +384,10 @@ def _mark(pres: _Presence, ts: float) -> None:
     if pres.flagged_at is not None:
         pres.repeats += 1
     pres.flagged_at = pres.reported_at = ts
+
+
+def _scaled(d: Detection, sx: float, sy: float) -> Detection:
+    return replace(d, x1=d.x1 * sx, y1=d.y1 * sy, x2=d.x2 * sx, y2=d.y2 * sy)
 
 
 def _people_near(stall: Detection, people: Sequence[Detection], zone: ZoneSpec, width: int, height: int) -> bool:

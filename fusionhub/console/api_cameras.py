@@ -79,6 +79,9 @@ def _public(request: web.Request, cam: dict[str, Any]) -> dict[str, Any]:
     if sub:
         out["substream_url"], sub_credentials = strip_credentials(sub)
         out["substream_has_credentials"] = bool(cam.get("substream_has_credentials")) or sub_credentials
+    # live: analytics decodes the substream (true), the main stream while it is down (false), null:
+    # no substream, or not pulled now
+    out["substream_online"] = request.app[MEDIA].substream_online(int(cam["id"])) if sub else None
     try:
         status = request.app[MEDIA].status(int(cam["id"]))
         out["status"] = {"state": status.state, "reason": status.reason, "since": status.since}

@@ -702,6 +702,14 @@ class MediaGateway:
         except KeyError:
             raise UnknownSession("no such viewing session") from None
 
+    def substream_online(self, camera_id: int) -> bool | None:
+        """Whether analytics decodes a camera's substream now (True), or the main stream because the
+        substream is not online (False); None for a camera without a running substream."""
+        cam = self._cameras.get(camera_id)
+        if cam is None or cam.sub is None or cam.sub.source is None:
+            return None
+        return cam.sub.online
+
     def ingest_stats(self) -> dict[int, IngestStats]:
         """Each camera source's counters (packets, samples, decode and resize CPU time)."""
         out: dict[int, IngestStats] = {}

@@ -211,3 +211,20 @@ def test_zone_defaults() -> None:
     assert z.watched == {"car", "bus", "truck", "motorcycle"}
     with pytest.raises(ValidationError):
         ZoneSpec(id=1, name="z", polygon=[(0, 0), (1, 0), (1, 1)], colour="red")  # type: ignore[call-arg]
+
+
+def _half(d: Detection) -> Detection:
+    return Detection(d.x1 / 2, d.y1 / 2, d.x2 / 2, d.y2 / 2, d.label, d.confidence)
+
+
+@pytest.mark.parametrize("switch_at", [2, 8])  # before the dwell is up, and after the flag
+def test_a_camera_switching_between_its_streams_is_one_stay(switch_at: int) -> None:
+    """A camera analysed on its substream (half size here) switches to its main stream while the
+    substream is down, and back: the same parked car, in other pixels, is still one stay."""
+    rules = CameraRules(1, [ROAD])
+    flags = []
+    for i in range(30):
+        on_main = switch_at <= i < switch_at + 10
+        det, size = (car(), (W, H)) if on_main else (_half(car()), (W // 2, H // 2))
+        flags += [(1000.0 + i, f.track_id) for f in rules.update(1000.0 + i, [det], *size)]
+    assert flags == [(1005.0, flags[0][1])]

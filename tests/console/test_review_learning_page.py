@@ -65,9 +65,20 @@ async def test_precision_and_still_present_in_the_console(hub: RunningHub) -> No
         assert "still present at" in await still.inner_text()
 
 
+SUB_SECRET = "sub-Secret-77"
+
+
 async def test_admin_captures_a_bin_reference_from_the_cameras_tab(hub: RunningHub) -> None:
+    """…and sees which stream analytics decodes: a camera's substream (no credentials shown), or
+    the main stream."""
     _, cam = await hub.call("POST", "/api/v1/cameras", "admin",
                             json={"name": "Stop 7", "url": "rtsp://127.0.0.1:9/s", "region": "city"})
+    status, sub_cam = await hub.call(
+        "POST", "/api/v1/cameras", "admin",
+        json={"name": "Stop 8", "url": "rtsp://127.0.0.1:9/main", "region": "city",
+              "substream_url": f"rtsp://op:{SUB_SECRET}@127.0.0.1:9/sub"},
+    )
+    assert status == 201 and sub_cam["substream_has_credentials"] is True, sub_cam
     _, bin_zone = await hub.call("POST", f"/api/v1/cameras/{cam['id']}/zones", "admin",
                                  json={"name": "bin 4", "kind": "bin", "polygon": [[0.45, 0.8], [0.8, 0.8], [0.8, 0.98]]})
     analytics = hub.app[ANALYTICS]
@@ -87,6 +98,9 @@ async def test_admin_captures_a_bin_reference_from_the_cameras_tab(hub: RunningH
         reference = page.locator("[data-testid=bin-reference]")
         await reference.wait_for(timeout=10_000)
         assert await reference.inner_text() == "尚无基准画面"
+        analysed = page.locator("[data-testid=camera-row] [data-testid=camera-analysed]")
+        assert await analysed.all_inner_texts() == ["主码流", "子码流 rtsp://127.0.0.1:9/sub"]
+        assert SUB_SECRET not in await page.content()
         await page.click(f"[data-testid=capture-reference][data-zone-id='{bin_zone['id']}']")
         await page.wait_for_function(
             "() => document.querySelector('[data-testid=bin-reference]').textContent.startsWith('基准画面')",

@@ -42,7 +42,7 @@ export class CameraList {
   render() {
     this.empty.textContent = t("cameras.empty");
     this.empty.hidden = this.cameras.size > 0;
-    const head = ["cameras.name", "cameras.region", "cameras.url", "cameras.status", "cameras.enabled", "cameras.credentials", "cameras.zones"];
+    const head = ["cameras.name", "cameras.region", "cameras.url", "cameras.status", "cameras.enabled", "cameras.credentials", "cameras.analysed", "cameras.zones"];
     const rows = [...this.cameras.values()].sort((a, b) => a.id - b.id).map((c) => {
       const state = (c.status && c.status.state) || "unknown";
       return h(
@@ -54,6 +54,7 @@ export class CameraList {
         h("td", {}, h("span", { class: `badge state-${state}`, dataset: { testid: "camera-status" } }, statusText(c.status))),
         h("td", {}, t(c.enabled ? "yes" : "no")),
         h("td", {}, t(c.has_credentials ? "yes" : "no")),
+        h("td", { dataset: { testid: "camera-analysed" } }, this._analysed(c)),
         h("td", {}, String((c.zones || []).length), this._bins(c)),
       );
     });
@@ -62,6 +63,15 @@ export class CameraList {
       h("thead", {}, h("tr", {}, head.map((k) => h("th", { scope: "col" }, t(k))))),
       h("tbody", {}, rows),
     );
+  }
+
+  /** Which stream analytics decodes: the substream (its URL, no credentials) or the main stream. */
+  _analysed(c) {
+    if (!c.substream_url) return t("cameras.main_stream");
+    const down = c.substream_online === false
+      ? h("span", { class: "badge state-degraded", dataset: { testid: "substream-down" } }, t("cameras.substream_down"))
+      : null;
+    return [t("cameras.substream"), " ", h("span", { class: "mono" }, c.substream_url), down ? " " : null, down];
   }
 
   /** Bin zones with their reference picture: capture the normal state from the live camera. */
