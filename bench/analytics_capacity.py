@@ -28,8 +28,15 @@ Two set-ups, each ramped up (x1.5 a step, then bisected to within 10 %) until it
 Both get the same two worker processes of one inference thread each.
 
 "Sustained" at N cameras: over a measuring window every camera had analysed samples at least
-0.5 a second (mean spacing of its analysed samples <= 2 s, 2 % allowed for clock jitter) and
-the sample age (decoded -> rules done) p99 <= 2 s. CPU per analysed frame is process CPU time
+0.5 a second and the sample age (keyframe in -> rules done) p99 <= 2 s. A camera's rate is the
+intervals between its first and last analysed samples in the window over that span, with the span
+shortened by how much the two ends can move: a sample's time is when its keyframe came in, which
+the hub's batched reads (`media.read_batch_ms`, 200 ms) and the farm's pacing on the loaded box
+shift by up to 0.25 s. So a camera whose every 2 s keyframe was analysed passes however its
+window's ends fall, and one that lost one keyframe in ten fails. (Until December 2026 the allowance
+was a flat 2 %, 0.36 s over a 18 s span: with reads batched, cameras whose every keyframe was
+analysed failed at random, as 0.49/s, while the hub kept up with CPU to spare.) The printed
+`worst` is the measured rate, without the allowance. CPU per analysed frame is process CPU time
 (the bench process, where ingest and the hub run, plus the workers) split into decode / resize
 (sample scaling, letterbox, gate thumbnail) / inference / post-processing / rules / other
 (packet ingest, relay, ZeroMQ, event loop). The last line is one JSON object; besides the four
@@ -79,7 +86,9 @@ from fusionhub.signaling.messages import FlagRaised  # noqa: E402
 
 RATE = 0.5  # analysed samples per second each camera must get
 AGE_P99_S = 2.0
-JITTER = 1.02
+# a sample's time is when its keyframe came in: the farm's pacing on a loaded box and the hub's
+# batched reads (media.read_batch_ms) move each one by up to this much plus the read batch
+ARRIVAL_JITTER_S = 0.05
 TICK = os.sysconf("SC_CLK_TCK")
 ROAD = [(0.0, 0.55), (1.0, 0.55), (1.0, 1.0), (0.0, 1.0)]
 
@@ -270,10 +279,16 @@ class Rig:
             if t0 <= ts < t1 - AGE_P99_S:  # samples taken in the window (the last ones may still be in flight)
                 seen.setdefault(camera_id, []).append(ts)
                 ages.append(age)
-        rates = []
+        # each camera's rate: the intervals between its first and last analysed samples over that
+        # span, and the same with the span shortened by the jitter its two ends can have (a camera
+        # whose every keyframe was analysed passes; one that lost a keyframe of ten does not)
+        jitter_s = 2 * (ARRIVAL_JITTER_S + self.setup.read_batch_ms / 1000)
+        rates, rates_allowed = [], []
         for camera_id in range(1, n + 1):
             times = sorted(seen.get(camera_id, []))
-            rates.append((len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 and times[-1] > times[0] else 0.0)
+            span = times[-1] - times[0] if len(times) >= 2 else 0.0
+            rates.append((len(times) - 1) / span if span > 0 else 0.0)
+            rates_allowed.append((len(times) - 1) / (span - jitter_s) if span > 2 * jitter_s else 0.0)
         d = {k: after[k] - before[k] for k in after}
         analysed = max(1.0, d["analysed"])
         parts = {k: d[k] / analysed * 1e3 for k in ("decode", "resize", "inference", "postprocess", "rules")}
@@ -282,10 +297,11 @@ class Rig:
         # what the workers spent outside the detector (receiving frames, answering): part of "other"
         parts["worker_other"] = (d["workers"] - d["letterbox"] - d["inference"] - d["postprocess"]) / analysed * 1e3
         worst = min(rates) if rates else 0.0
+        sustained = min(rates_allowed) >= RATE if rates_allowed else False
         p99 = percentile(ages, 0.99)
         inferred = max(1.0, d["inferred"])
         return Step(
-            n, worst * JITTER >= RATE and p99 <= AGE_P99_S, worst, p99, int(d["analysed"]), int(d["inferred"]),
+            n, sustained and p99 <= AGE_P99_S, worst, p99, int(d["analysed"]), int(d["inferred"]),
             int(d["gated"]), parts, d["total"] / wall, loadavg(), hub_says, (farm1 - farm0) / wall,
             d["detector_wall"] / (wall * max(1, len(self.hub.local_pids()))), d["detector_wall"] / inferred * 1e3,
             d["roundtrip"] / inferred * 1e3, (int(d["lost_pool"]), int(d["lost_hub"])), threads,
