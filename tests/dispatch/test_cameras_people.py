@@ -30,6 +30,28 @@ async def test_camera_credentials_stay_inside(env: Env) -> None:
         await s.camera_source_url(999_999)
 
 
+async def test_a_substream_is_kept_inside_like_the_main_url_and_never_equals_it(env: Env) -> None:
+    s, admin = env.service, env.user("admin")
+    sub = "rtsp://operator:s3cr3t@127.0.0.1:9/stream2"
+    cam = await s.create_camera(admin, "Gate 5", SECRET_URL, "city", substream_url=sub)
+    assert cam["substream_url"] == "rtsp://127.0.0.1:9/stream2" and cam["substream_has_credentials"] is True
+    assert "s3cr3t" not in str(cam) and "s3cr3t" not in str(await s.list_cameras(env.user("duty")))
+    [internal] = await s.all_cameras_internal()
+    assert internal["substream_url"] == sub
+    # a main URL changed to the substream's would pull one stream twice: refused, nothing changed
+    with pytest.raises(Invalid) as refused:
+        await s.update_camera(admin, cam["id"], url=sub)
+    assert refused.value.field == "substream_url"
+    with pytest.raises(Invalid):
+        await s.create_camera(admin, "Gate 6", SECRET_URL, "city", substream_url=SECRET_URL)
+    assert [c["name"] for c in await s.list_cameras(admin)] == ["Gate 5"]
+    assert (await s.get_camera(admin, cam["id"]))["url"] == "rtsp://127.0.0.1:9/stream1"
+    cam = await s.update_camera(admin, cam["id"], substream_url=None)  # analytics decodes the main stream
+    assert cam["substream_url"] is None and cam["substream_has_credentials"] is False
+    [internal] = await s.all_cameras_internal()
+    assert internal["substream_url"] is None
+
+
 async def test_camera_roles_and_regions(env: Env) -> None:
     s = env.service
     with pytest.raises(Forbidden):
