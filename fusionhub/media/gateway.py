@@ -85,7 +85,7 @@ class _Camera:
     build: SourceBuilder  # makes a fresh source (after a URL change or when leaving idle)
     generation: object | None = None  # the running source's token: statuses of older ones are dropped
     idle_status: CameraStatus | None = None  # set while the camera is not pulled (see demand.py)
-    reported: tuple[str, str | None] | None = None  # the last (state, reason) passed on
+    reported: tuple[str, str | None, bool | None] | None = None  # the last (state, reason, substream) passed on
     # whether analytics takes its samples; until told (set_analytics_need), it does
     sampling: bool = True
     sub: _Substream | None = None  # the stream analytics decodes, when the camera has one
@@ -422,6 +422,7 @@ class MediaGateway:
                 if old is not None:
                     self._background(old.stop(), f"media-{camera_id}-substream-stop")
         cam.source.set_sampling(_main_samples(cam))
+        self._tell_substream(camera_id, cam)
 
     def _detach_substream(self, cam: _Camera) -> _Source | None:
         """Take the running substream source off the camera (the caller stops it); the main
@@ -461,6 +462,15 @@ class MediaGateway:
                 status.reason or "no reason given",
             )
         cam.source.set_sampling(_main_samples(cam))
+        self._tell_substream(camera_id, cam)
+
+    def _tell_substream(self, camera_id: int, cam: _Camera) -> None:
+        """Consoles show which stream analytics decodes: a change is published with the camera's state."""
+        reported = cam.reported
+        if cam.idle_status is not None or cam.generation is None or reported is None:
+            return  # its next status carries it
+        if reported[2] != self.substream_online(camera_id):
+            self._pass_on(camera_id, cam, cam.source.status)
 
     def _source_status(self, camera_id: int, generation: object, status: CameraStatus) -> None:
         cam = self._cameras.get(camera_id)
@@ -470,12 +480,20 @@ class MediaGateway:
             # the next connection starts a new stream: viewers wait for its first keyframe
             # instead of decoding its P-frames against pictures of the old one
             cam.relay.reset()
-        if cam is not None:
-            if (status.state, status.reason) == cam.reported:
-                # a new source repeating its predecessor's state (the event-loop engine hands a
-                # camera to FFmpeg while connecting): no news, and the first one's `since` stays true
-                return
-            cam.reported = (status.state, status.reason)
+        if cam is None:
+            self._on_status(status)
+        else:
+            self._pass_on(camera_id, cam, status)
+
+    def _pass_on(self, camera_id: int, cam: _Camera, status: CameraStatus) -> None:
+        """Publish a camera's state with whether analytics decodes its substream, unless it is no news."""
+        status = status.model_copy(update={"substream_online": self.substream_online(camera_id)})
+        reported = (status.state, status.reason, status.substream_online)
+        if reported == cam.reported:
+            # a new source repeating its predecessor's state (the event-loop engine hands a
+            # camera to FFmpeg while connecting): no news, and the first one's `since` stays true
+            return
+        cam.reported = reported
         self._on_status(status)
 
     async def remove_camera(self, camera_id: int) -> None:
@@ -656,7 +674,7 @@ class MediaGateway:
         self._demand.set_idle(camera_id, True)
         cam.generation = None  # its "stopped" is not news: the camera is idle
         cam.idle_status = CameraStatus(camera_id=camera_id, state="idle", since=time.time())
-        cam.reported = ("idle", None)
+        cam.reported = ("idle", None, None)
         self._on_status(cam.idle_status)
         source = cam.source
         old_sub = self._detach_substream(cam)

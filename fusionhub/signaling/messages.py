@@ -133,6 +133,13 @@ class CameraStatus(_Msg):
         ),
     )
     since: float
+    substream_online: bool | None = Field(
+        default=None,
+        description=(
+            "a camera with a substream: true while analytics decodes it, false while it is down and the main "
+            "stream stands in; null: no substream running"
+        ),
+    )
 
 
 class ClipReady(_Msg):

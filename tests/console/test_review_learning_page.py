@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from fusionhub.console.keys import ANALYTICS
+from fusionhub.console.keys import ANALYTICS, BUS
+from fusionhub.signaling.messages import CameraStatus, Topic, payload
 from tests.analytics.scenes import asset
 from tests.console.hubrunner import PASSWORDS, RunningHub, hub_config, raise_flag, running_hub
 from tests.support.browser import chromium
@@ -101,6 +102,15 @@ async def test_admin_captures_a_bin_reference_from_the_cameras_tab(hub: RunningH
         analysed = page.locator("[data-testid=camera-row] [data-testid=camera-analysed]")
         assert await analysed.all_inner_texts() == ["主码流", "子码流 rtsp://127.0.0.1:9/sub"]
         assert SUB_SECRET not in await page.content()
+        # the substream drops: the gateway's status event says so, and the table shows it at once
+        down = CameraStatus(camera_id=sub_cam["id"], state="online", since=time.time(), substream_online=False)
+        await hub.app[BUS].publish(Topic.CAMERA_STATUS, payload(down))
+        badge = page.locator(f"[data-camera-id='{sub_cam['id']}'] [data-testid=substream-down]")
+        await badge.wait_for(timeout=10_000)
+        assert await badge.inner_text() == "子码流中断，暂用主码流"
+        back = down.model_copy(update={"substream_online": True})
+        await hub.app[BUS].publish(Topic.CAMERA_STATUS, payload(back))
+        await badge.wait_for(state="detached", timeout=10_000)
         await page.click(f"[data-testid=capture-reference][data-zone-id='{bin_zone['id']}']")
         await page.wait_for_function(
             "() => document.querySelector('[data-testid=bin-reference]').textContent.startsWith('基准画面')",

@@ -18,6 +18,7 @@ import pytest
 from fusionhub.media.config import MediaConfig
 from fusionhub.media.gateway import MediaGateway
 from fusionhub.media.options import IngestOptions
+from fusionhub.signaling.messages import CameraStatus
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.slow
@@ -45,6 +46,13 @@ class Rig:
     sub: RtspServer
     gateway: MediaGateway
     samples: Samples
+    statuses: list[CameraStatus]
+
+    async def told(self, substream_online: bool | None, timeout: float = 10) -> None:
+        """Wait until the camera's latest published status says this of its substream."""
+        async with asyncio.timeout(timeout):
+            while not (self.statuses and self.statuses[-1].substream_online is substream_online):
+                await asyncio.sleep(0.05)
 
     def main_decoded(self) -> int:
         return self.gateway.ingest_stats()[CAM].decoded
@@ -66,6 +74,7 @@ def substream_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def rig(scene_clip: Path, substream_clip: Path, engine: str) -> AsyncIterator[Rig]:
     samples = Samples()
+    statuses: list[CameraStatus] = []
 
     def on_sample(camera_id: int, _ts: float, frame: np.ndarray, *_: object) -> None:
         assert camera_id == CAM  # the substream's samples are the camera's
@@ -76,11 +85,11 @@ async def rig(scene_clip: Path, substream_clip: Path, engine: str) -> AsyncItera
         RtspServer(scene_clip, path="main", user=USER, password=PASSWORD) as main,
         RtspServer(substream_clip, path="sub", user=USER, password=PASSWORD) as sub,
     ):
-        gateway = MediaGateway(config, on_sample=on_sample, on_status=lambda _: None)
+        gateway = MediaGateway(config, on_sample=on_sample, on_status=statuses.append)
         await gateway.start()
         try:
             await gateway.add_camera(CAM, main.url, substream_url=sub.url)
-            yield Rig(main, sub, gateway, samples)
+            yield Rig(main, sub, gateway, samples, statuses)
         finally:
             await gateway.stop()
 
@@ -88,6 +97,8 @@ async def rig(scene_clip: Path, substream_clip: Path, engine: str) -> AsyncItera
 async def test_analytics_decodes_the_substream_and_the_main_stream_only_when_it_is_down(rig: Rig) -> None:
     await rig.samples.wait(lambda w: w == SUB_W, 3, timeout=20)  # the substream's pictures
     assert rig.gateway.stats()["substreams"][CAM] == {"running": True, "online": True}
+    await rig.told(True)  # consoles are told which stream analytics decodes
+    assert rig.statuses[-1].state == "online"  # the main stream's state, as before
     settled = time.monotonic()
     decoded = rig.main_decoded()
     await rig.samples.wait(lambda w: w == SUB_W, 3, timeout=10, since=settled)
@@ -104,9 +115,11 @@ async def test_analytics_decodes_the_substream_and_the_main_stream_only_when_it_
     dropped = time.monotonic()
     await rig.samples.wait(lambda w: w == MAIN_W, 2, timeout=20, since=dropped)
     assert rig.gateway.stats()["substreams"][CAM] == {"running": True, "online": False}
+    await rig.told(False)
 
     await rig.sub.restart()  # back: the main stream is no longer decoded
     await rig.samples.wait(lambda w: w == SUB_W, 1, timeout=30, since=time.monotonic())
+    await rig.told(True)
     back = time.monotonic()
     decoded = rig.main_decoded()
     await rig.samples.wait(lambda w: w == SUB_W, 3, timeout=10, since=back)
@@ -120,6 +133,7 @@ async def test_the_substream_runs_only_while_analytics_needs_the_camera_and_can_
 
     rig.gateway.set_analytics_need(CAM, False)  # its zones were deleted
     assert rig.gateway.stats()["substreams"][CAM] == {"running": False, "online": False}
+    await rig.told(None)  # not pulled: no substream to speak of
     await asyncio.sleep(0.5)  # a sample already in a decode thread may still land
     quiet = time.monotonic()
     await asyncio.sleep(3.0)  # three GOPs of the main stream

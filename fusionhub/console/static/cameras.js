@@ -36,6 +36,7 @@ export class CameraList {
     const cam = this.cameras.get(Number(data.camera_id));
     if (!cam) return;
     cam.status = { state: data.state, reason: data.reason, since: data.since };
+    cam.substream_online = data.substream_online ?? null;
     this.render();
   }
 
