@@ -394,10 +394,7 @@ class MediaGateway:
         if (cam.sub.key if cam.sub is not None else None) == (spec[0] if spec is not None else None):
             return
         if cam.sub is not None:
-            old = self._detach_substream(cam)
-            if old is not None:
-                await old.stop()
-            await cam.sub.outputs.close()
+            await self._close_substream(cam)
             log.info("camera %s: substream %s", camera_id, "replaced" if spec is not None else "removed")
         cam.sub = self._new_substream(camera_id, spec)
         self._sync_substream(camera_id, cam)
@@ -730,18 +727,16 @@ class MediaGateway:
 
     def ingest_stats(self) -> dict[int, IngestStats]:
         """Each camera source's counters (packets, samples, decode and resize CPU time)."""
-        out: dict[int, IngestStats] = {}
-        for cid, cam in sorted(self._cameras.items()):
-            stats = getattr(cam.source, "stats", None)
-            if isinstance(stats, IngestStats):
-                out[cid] = stats
-        return out
+        return self._counters(lambda cam: cam.source)
 
     def substream_stats(self) -> dict[int, IngestStats]:
         """The counters of each running substream source (where cameras with one decode their samples)."""
+        return self._counters(lambda cam: cam.sub.source if cam.sub is not None else None)
+
+    def _counters(self, source_of: Callable[[_Camera], _Source | None]) -> dict[int, IngestStats]:
         out: dict[int, IngestStats] = {}
         for cid, cam in sorted(self._cameras.items()):
-            stats = getattr(cam.sub.source, "stats", None) if cam.sub is not None else None
+            stats = getattr(source_of(cam), "stats", None)
             if isinstance(stats, IngestStats):
                 out[cid] = stats
         return out
