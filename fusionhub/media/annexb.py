@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import av
 
-__all__ = ["IDR", "PPS", "SPS", "START", "AnnexB", "MalformedPacket"]
+__all__ = ["IDR", "NON_IDR", "PPS", "SPS", "START", "AnnexB", "MalformedPacket"]
 
 START = b"\x00\x00\x00\x01"
-IDR, SPS, PPS = 5, 7, 8  # NAL unit types
+NON_IDR, IDR, SPS, PPS = 1, 5, 7, 8  # NAL unit types (1: a slice of a picture that is not a keyframe)
 
 
 class MalformedPacket(ValueError):

@@ -249,6 +249,7 @@ class MediaGateway:
                     on_sample_lost=self._on_sample_lost,
                     read_batch_s=self._config.read_batch_ms / 1000,
                     thumbnailer=self._thumbnailer,
+                    keyframes_only=substream,  # nobody views a substream: its other pictures are not read
                 )
                 source.set_watched(sink.video.subscriber_count > 0)
                 sink.video.on_watched = source.set_watched

@@ -59,7 +59,7 @@ import numpy as np
 from fusionhub.signaling.messages import CameraStatus
 from fusionhub.tasks import cancel_and_wait
 
-from .annexb import IDR, PPS, SPS, START
+from .annexb import IDR, NON_IDR, PPS, SPS, START
 from .health import SourceHealth, State
 from .options import IngestOptions
 from .packets import PacketSink
@@ -214,8 +214,14 @@ class _HandOver(Exception):
 OnAccessUnit = Callable[[bytes, int, bool], None]  # Annex-B data, unwrapped RTP timestamp, keyframe
 
 
-def depacketizer(track: VideoTrack, on_access_unit: OnAccessUnit) -> Callable[[memoryview], None]:
+def depacketizer(
+    track: VideoTrack, on_access_unit: OnAccessUnit, *, keyframes_only: bool = False
+) -> Callable[[memoryview], None]:
     """A function taking one RTP packet (a view, not kept) and calling `on_access_unit` per picture.
+
+    `keyframes_only`: pictures made of non-IDR slices (24 of 25 at 25 fps with a 1 s GOP) are
+    dropped as their first slice comes, with whatever of them was gathered, and the rest of their
+    packets are skipped without a copy: for a stream nobody views, whose keyframes alone are decoded.
 
     A closure rather than a class: it runs for every RTP packet of every camera, and local
     variable access is the cheapest Python has."""
@@ -227,6 +233,7 @@ def depacketizer(track: VideoTrack, on_access_unit: OnAccessUnit) -> Callable[[m
     last_ts: int | None = None
     unwrapped = 0
     payload_type = track.payload_type
+    dropping: int | None = None  # keyframes_only: RTP timestamp of the picture being skipped
 
     def flush() -> None:
         nonlocal nals, last_ts, unwrapped
@@ -254,7 +261,7 @@ def depacketizer(track: VideoTrack, on_access_unit: OnAccessUnit) -> Callable[[m
         on_access_unit(START + START.join(units), unwrapped, key)
 
     def on_rtp(packet: memoryview) -> None:
-        nonlocal fu, current, last_seq
+        nonlocal fu, current, last_seq, dropping
         size = len(packet)
         if size < 12 or packet[0] >> 6 != 2 or packet[1] & 0x7F != payload_type:
             return  # not RTP version 2, or another payload (a camera may interleave several)
@@ -277,6 +284,12 @@ def depacketizer(track: VideoTrack, on_access_unit: OnAccessUnit) -> Callable[[m
         current = ts
         head = packet[offset]
         kind = head & 0x1F
+        if keyframes_only:
+            if ts == dropping:
+                kind = 0  # the rest of a skipped picture
+            elif (kind if kind != FU_A or offset + 1 >= end else packet[offset + 1] & 0x1F) == NON_IDR:
+                dropping, fu, kind = ts, None, 0
+                del nals[:]  # its delimiter or SEI, if any came first
         if kind < STAP_A:
             if kind:
                 nals.append(bytes(packet[offset:end]))
@@ -616,6 +629,7 @@ class LoopCameraIngest:
         on_sample_lost: Callable[[int], None] | None = None,
         read_batch_s: float = 0.0,
         thumbnailer: Thumbnailer | None = None,
+        keyframes_only: bool = False,
     ) -> None:
         """`on_handover(why, quirk)`: called on the loop, and the source goes quiet (no status until
         stopped), when the camera's SDP offers audio, or after _HANDOVER_AFTER sessions in a row
@@ -657,6 +671,7 @@ class LoopCameraIngest:
         self._connection: _Connection | None = None
         self._last_key = 0.0
         self._read_batch_s = read_batch_s
+        self._keyframes_only = keyframes_only and options.sample_mode == "keyframes"
         self._watched = False
         self._reads = 0  # of the connections before the current one
 
@@ -798,7 +813,7 @@ class LoopCameraIngest:
             connection.rtp_channel = int(channel.group(1)) if channel else 0
             self._pipeline.begin_rtp(track.rate)
             self._decode.new_stream()
-            connection.on_rtp = depacketizer(track, self._access_unit)
+            connection.on_rtp = depacketizer(track, self._access_unit, keyframes_only=self._keyframes_only)
             self._last_key = time.monotonic()
             headers = {"Session": session, "Range": "npt=0.000-"} if session else {"Range": "npt=0.000-"}
             await self._request(connection, "PLAY", base, headers)
@@ -859,6 +874,8 @@ class LoopCameraIngest:
             now = time.monotonic()
             if now - connection.last_rx > timeout:
                 raise SourceFailure("timeout", f"nothing received for {timeout:g} s")
+            if self._keyframes_only and now - self._last_key > self._options.keyframe_timeout_s:
+                self._report("degraded", "no_keyframe")  # no picture reaches _access_unit to notice
             if now >= next_keepalive:
                 next_keepalive = now + keepalive_s
                 self._send_quietly(connection, "OPTIONS", url, {"Session": session} if session else {})

@@ -521,3 +521,55 @@ async def test_no_keyframe_for_too_long_is_degraded(tmp_path: Path, started: lis
         ("degraded", "no_keyframe"),  # 1 s into a 2 s GOP
         ("online", None),  # the next keyframe
     ]
+
+
+async def test_a_keyframes_only_camera_passes_its_keyframes_and_still_notices_a_missing_one(
+    tmp_path: Path, started: list[Source]
+) -> None:
+    """The event-loop engine reading a substream (keyframes_only): only keyframes reach the sink and
+    the sampler, yet a keyframe later than keyframe_timeout_s is reported as for any camera."""
+    clip = make_scene_clip(
+        tmp_path / "long-gop.mp4", image=bus_image(), seconds_empty=2, seconds_present=4, width=160, gop_s=2.0
+    )
+    async with RtspServer(clip) as server:
+        global _decode_pool
+        if _decode_pool is None:
+            _decode_pool = ThreadPoolExecutor(2, thread_name_prefix="test-decode")
+        rec = Recorder()
+        options = FAST.model_copy(update={"keyframe_timeout_s": 1.0})
+        source = LoopCameraIngest(
+            4, server.url, sink=rec, on_sample=rec.on_sample, on_status=rec.on_status,
+            loop=asyncio.get_running_loop(), options=options, decode_pool=_decode_pool, keyframes_only=True,
+        )
+        started.append(source)
+        source.start()
+        await rec.wait_for(lambda: ("online", None) in rec.states()[2:] and len(rec.samples) >= 2, timeout=15)
+        await source.stop()
+    assert rec.packets and all(p.is_keyframe for p in rec.packets)
+    assert source.stats.packets == source.stats.keyframes == len(rec.packets)
+    assert len(rec.samples) >= 2 and all(frame.shape[1] == 160 for _, _, frame in rec.samples)
+    assert rec.states()[:4] == [
+        ("connecting", None),
+        ("online", None),
+        ("degraded", "no_keyframe"),  # noticed on the watch tick: no picture came in between
+        ("online", None),  # the next keyframe
+    ]
+
+
+async def test_keyframes_only_is_ignored_in_rate_mode(scene_clip: Path, started: list[Source]) -> None:
+    """A substream sampled at N fps needs every picture: keyframes_only does not drop them there."""
+    async with RtspServer(scene_clip) as server:
+        global _decode_pool
+        if _decode_pool is None:
+            _decode_pool = ThreadPoolExecutor(2, thread_name_prefix="test-decode")
+        rec = Recorder()
+        options = FAST.model_copy(update={"sampling": SamplingOptions(mode="fps", fps=2.0)})
+        source = LoopCameraIngest(
+            5, server.url, sink=rec, on_sample=rec.on_sample, on_status=rec.on_status,
+            loop=asyncio.get_running_loop(), options=options, decode_pool=_decode_pool, keyframes_only=True,
+        )
+        started.append(source)
+        source.start()
+        await rec.wait_for(lambda: sum(p.is_keyframe for p in rec.packets) >= 2)
+        await source.stop()
+    assert sum(not p.is_keyframe for p in rec.packets) >= 5

@@ -148,6 +148,24 @@ def test_a_lost_fragment_or_marker_breaks_one_picture_not_the_stream(h264_packet
     assert units[1:] == run(TRACK, rtp)[1:] == run(TRACK, rtp_stream(h264_packets, 0))[1:]  # the rest intact
 
 
+def test_a_keyframes_only_stream_gives_its_keyframes_whole_and_nothing_else(h264_packets: list[EncodedPacket]) -> None:
+    """A substream nobody views: its other pictures are dropped as their first slice comes, with the
+    access unit delimiter a camera may send before each picture, and no fragment of them leaks."""
+    aud = b"\x09\xf0"
+    with_aud = [EncodedPacket(data=START + aud + p.data, pts=p.pts, is_keyframe=p.is_keyframe) for p in h264_packets]
+    rtp = rtp_stream(with_aud, 1000, mtu=100)  # P slices come in FU-A fragments too
+    assert any(p[12] & 0x1F == 28 and p[13] & 0x1F == 1 for p in rtp)
+    units: list[tuple[bytes, int, bool]] = []
+    feed = depacketizer(TRACK, lambda data, ts, key: units.append((data, ts, key)), keyframes_only=True)
+    for packet in rtp:
+        feed(memoryview(packet))
+    everything = run(TRACK, rtp)
+    keys = [u for u in everything if u[2]]
+    assert len(keys) >= 2 and len(everything) > 3 * len(keys)
+    assert units == keys, "every keyframe, whole and at its own timestamp; no other picture"
+    assert decoded_pictures(units) == len(keys)
+
+
 def test_padding_extensions_and_other_payloads_are_handled(h264_packets: list[EncodedPacket]) -> None:
     plain = rtp_stream(h264_packets[:5], 0)
     dressed: list[bytes] = []
