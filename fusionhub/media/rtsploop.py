@@ -44,6 +44,7 @@ import logging
 import os
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -73,6 +74,7 @@ __all__ = ["LoopCameraIngest", "VideoTrack", "depacketizer", "parse_sdp"]
 log = logging.getLogger(__name__)
 
 STAP_A, FU_A = 24, 28
+_RTP_HEAD = struct.Struct("!BBHI").unpack_from  # first byte, marker and payload type, sequence, timestamp
 _MAX_MESSAGE = 64 * 1024  # an RTSP response head or body larger than this is not a camera talking
 _MAX_BUFFER = 8 * 1024 * 1024  # unparsed bytes held per connection at most
 _DEFAULT_SESSION_TIMEOUT_S = 60  # RFC 2326 12.37, when the camera does not say
@@ -263,47 +265,56 @@ def depacketizer(
     def on_rtp(packet: memoryview) -> None:
         nonlocal fu, current, last_seq, dropping
         size = len(packet)
-        if size < 12 or packet[0] >> 6 != 2 or packet[1] & 0x7F != payload_type:
+        if size < 13:
+            return  # no RTP header and payload
+        first, second, seq, ts = _RTP_HEAD(packet)
+        if first & 0xC0 != 0x80 or second & 0x7F != payload_type:
             return  # not RTP version 2, or another payload (a camera may interleave several)
-        first = packet[0]
-        offset = 12 + 4 * (first & 0x0F)
-        if first & 0x10:  # header extension
-            if size < offset + 4:
+        offset, end = 12, size
+        if first & 0x3F:  # CSRCs, a header extension, padding: rare in cameras' streams
+            offset += 4 * (first & 0x0F)
+            if first & 0x10:
+                if size < offset + 4:
+                    return
+                offset += 4 + 4 * int.from_bytes(packet[offset + 2 : offset + 4], "big")
+            if first & 0x20:
+                end -= packet[size - 1]
+            if offset >= end:
                 return
-            offset += 4 + 4 * int.from_bytes(packet[offset + 2 : offset + 4], "big")
-        end = size - packet[size - 1] if first & 0x20 else size  # padding
-        if offset >= end:
-            return
-        seq = (packet[2] << 8) | packet[3]
         if last_seq is not None and seq != (last_seq + 1) & 0xFFFF:
             fu = None  # a packet was lost: the fragment being gathered is broken
         last_seq = seq
-        ts = int.from_bytes(packet[4:8], "big")
-        if current is not None and ts != current and nals:
-            flush()  # the previous picture's last packet (with the marker) never came
-        current = ts
+        if ts != current:
+            if current is not None and nals:
+                flush()  # the previous picture's last packet (with the marker) never came
+            current = ts
         head = packet[offset]
         kind = head & 0x1F
-        if keyframes_only:
-            if ts == dropping:
-                kind = 0  # the rest of a skipped picture
-            elif (kind if kind != FU_A or offset + 1 >= end else packet[offset + 1] & 0x1F) == NON_IDR:
-                dropping, fu, kind = ts, None, 0
-                del nals[:]  # its delimiter or SEI, if any came first
-        if kind < STAP_A:
-            if kind:
-                nals.append(bytes(packet[offset:end]))
-        elif kind == FU_A:
+        if kind == FU_A:
             if offset + 2 < end:
                 fu_header = packet[offset + 1]
-                if fu_header & 0x80:
+                if keyframes_only and (ts == dropping or fu_header & 0x1F == NON_IDR):
+                    if ts != dropping:
+                        dropping, fu = ts, None
+                        del nals[:]  # its delimiter or SEI, if any came first
+                elif fu_header & 0x80:
                     fu = [bytes(((head & 0xE0) | (fu_header & 0x1F),)), bytes(packet[offset + 2 : end])]
+                    if fu_header & 0x40:
+                        nals.append(b"".join(fu))
+                        fu = None
                 elif fu is not None:
                     fu.append(bytes(packet[offset + 2 : end]))
-                if fu_header & 0x40 and fu is not None:
-                    nals.append(b"".join(fu))
-                    fu = None
-        elif kind == STAP_A:
+                    if fu_header & 0x40:
+                        nals.append(b"".join(fu))
+                        fu = None
+        elif kind < STAP_A:
+            if keyframes_only and (ts == dropping or kind == NON_IDR):
+                if ts != dropping:
+                    dropping, fu = ts, None
+                    del nals[:]
+            elif kind:
+                nals.append(bytes(packet[offset:end]))
+        elif kind == STAP_A and not (keyframes_only and ts == dropping):
             pos = offset + 1
             while pos + 2 <= end:
                 length = (packet[pos] << 8) | packet[pos + 1]
@@ -312,7 +323,7 @@ def depacketizer(
                 nals.append(bytes(packet[pos + 2 : pos + 2 + length]))
                 pos += 2 + length
         # other types (STAP-B, MTAP, FU-B) are not used by cameras in packetization-mode 0 or 1
-        if packet[1] & 0x80:  # marker: the access unit is complete
+        if second & 0x80:  # marker: the access unit is complete
             flush()
             current = None
 
