@@ -683,6 +683,7 @@ class LoopCameraIngest:
         self._last_key = 0.0
         self._read_batch_s = read_batch_s
         self._keyframes_only = keyframes_only and options.sample_mode == "keyframes"
+        self._every_picture = options.sample_mode == "fps"  # rate mode may sample any picture, not keyframes only
         self._watched = False
         self._reads = 0  # of the connections before the current one
 
@@ -923,7 +924,7 @@ class LoopCameraIngest:
         elif self._health.reported[0] != "online":
             self._report("online", None)
         self._health.check_stable(now)
-        if self._pipeline.wants_sample(key) and self._pipeline.sample_due(packet.pts):
+        if (key or self._every_picture) and self._pipeline.wants_sample(key) and self._pipeline.sample_due(packet.pts):
             self._decode.offer(data, packet.pts, key)
 
     # -- status and samples ---------------------------------------------------------------------
