@@ -131,6 +131,12 @@ class AnalyticsConfig(BaseModel):
         le=1.0,
         description="share of thumbnail pixels that must move for a frame to be analysed (0.003: about 7 pixels)",
     )
+    motion_zone_margin: float = Field(
+        default=0.1, ge=0.0, le=1.0,
+        description="the motion gate compares only the thumbnail around a camera's zones: their box widened by this "
+        "share of the picture on each side and twice that above (so movement far from every zone, trees or "
+        "the sky, does not cost an inference); 1: the whole picture",
+    )
     motion_refresh_s: float = Field(
         default=30.0, ge=1.0, le=3600.0, description="analyse a camera at least this often, however still its picture"
     )

@@ -32,7 +32,7 @@ from fusionhub.analytics.errors import AnalyticsError, ModelMismatchError, Model
 from fusionhub.analytics.flags import FlagEmitter, FlagWork, build_sighting
 from fusionhub.analytics.load import LoadWatch, LoadWindow
 from fusionhub.analytics.models import read_model_info, stale_int8_copy
-from fusionhub.analytics.motion import GateSettings, MotionGate, thumbnail
+from fusionhub.analytics.motion import GateSettings, MotionGate, thumbnail, zones_window
 from fusionhub.analytics.pool import LocalWorkers, WorkerConfigFactory
 from fusionhub.analytics.rules import CameraRules, ZoneSpec
 from fusionhub.analytics.ruleset import RuleEnv, model_classes
@@ -181,10 +181,11 @@ class AnalyticsHub:
             rules = CameraRules(
                 camera_id, zones, match_iou=self.config.track_iou, grace_s=self.config.track_grace_s, env=self.rule_env
             )
-            self._cameras[camera_id] = _Camera(rules, MotionGate(self._gate))
+            cam = self._cameras[camera_id] = _Camera(rules, MotionGate(self._gate))
             self._apply_analysis(camera_id)
         else:
             cam.rules.set_zones(zones)
+        cam.gate.window = zones_window([z.polygon for z in zones], self.config.motion_zone_margin)
 
     def remove_camera(self, camera_id: int) -> None:
         """Forget a camera: its pending frame, tracks and dwell timers (an in-flight result is ignored)."""
@@ -217,7 +218,7 @@ class AnalyticsHub:
         cam.imgsz = analysis.imgsz
         settings = self._gate if analysis.motion_gate else GateSettings(enabled=False)
         if settings != cam.gate.settings:
-            cam.gate = MotionGate(settings)
+            cam.gate = MotionGate(settings, cam.gate.window)
 
     @property
     def thumbnailer(self) -> Callable[[np.ndarray], np.ndarray] | None:

@@ -8,10 +8,18 @@ is taken to show what the last analysed one showed, and the rules get the same d
 (so dwell timers keep running for a parked vehicle). The reference is the last ANALYSED frame,
 never the last skipped one, so a slow creep adds up until it passes the gate; `refresh_s`
 forces an analysis now and then however still the picture looks.
+
+Only the part of the thumbnail around the camera's zones is compared (`zones_window`): the box
+around every zone, widened by `analytics.motion_zone_margin` of the picture on each side and twice
+that above (what stands in a zone rises above it). Trees in the wind, the sky, traffic on the far
+side of the street do not wake the detector for a road zone on the near side; what enters a zone
+crosses that box first. The detector still sees the whole frame when it runs.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -40,6 +48,26 @@ def thumbnail(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA)
 
 
+Window = tuple[slice, slice]  # rows, columns of the thumbnail
+
+
+def zones_window(polygons: Iterable[Sequence[tuple[float, float]]], margin: float) -> Window | None:
+    """The thumbnail pixels around every zone (normalised polygons), widened by `margin` of the
+    picture on each side and twice that above; None (the whole thumbnail) without zones."""
+    points = [point for polygon in polygons for point in polygon]
+    if not points:
+        return None
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    w, h = THUMB_SIZE
+    x0 = max(0, math.floor((min(xs) - margin) * w))
+    x1 = min(w, max(x0 + 1, math.ceil((max(xs) + margin) * w)))
+    y0 = max(0, math.floor((min(ys) - 2 * margin) * h))
+    y1 = min(h, max(y0 + 1, math.ceil((max(ys) + margin) * h)))
+    if (x0, y0, x1, y1) == (0, 0, w, h):
+        return None
+    return slice(y0, y1), slice(x0, x1)
+
+
 def changed_fraction(a: np.ndarray, b: np.ndarray, pixel_delta: int) -> float:
     """Share of thumbnail pixels that differ by more than `pixel_delta` grey levels."""
     return float(np.count_nonzero(cv2.absdiff(a, b) > pixel_delta)) / a.size
@@ -48,8 +76,9 @@ def changed_fraction(a: np.ndarray, b: np.ndarray, pixel_delta: int) -> float:
 class MotionGate:
     """One camera's gate: `reference` is the thumbnail of its last analysed frame."""
 
-    def __init__(self, settings: GateSettings) -> None:
+    def __init__(self, settings: GateSettings, window: Window | None = None) -> None:
         self.settings = settings
+        self.window = window  # the part of the thumbnail compared (zones_window); None: all of it
         self._reference: np.ndarray | None = None
         self._reference_shape: tuple[int, ...] = ()
         self._reference_ts = 0.0
@@ -71,7 +100,10 @@ class MotionGate:
             or ts < self._reference_ts
         ):
             return False, thumb
-        if changed_fraction(thumb, self._reference, s.pixel_delta) >= s.min_changed:
+        now, before = thumb, self._reference
+        if self.window is not None:
+            now, before = now[self.window], before[self.window]
+        if changed_fraction(now, before, s.pixel_delta) >= s.min_changed:
             return False, thumb
         return True, None
 

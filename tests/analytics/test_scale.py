@@ -73,6 +73,51 @@ async def test_motion_gate_skips_a_parked_bus_and_still_flags_it_once(
     assert latest is not None and not [d for d in latest.detections if d.label == "bus"]
 
 
+async def test_motion_far_from_every_zone_costs_no_inference_and_the_parked_bus_is_still_flagged(
+    tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray
+) -> None:
+    """A flag flaps over the rooftops while a bus stands in the lane. Camera 5 watches only the bus
+    lane: after the bus's arrival its samples skip the detector, and the bus is flagged once on
+    time. Camera 6 has a zone up there too: the same pictures go to the detector."""
+    flags = Flags()
+    rng = np.random.default_rng(9)
+    rooftops = [(0.0, 0.02), (1.0, 0.02), (1.0, 0.2), (0.0, 0.2)]
+    dwell = 3.0
+
+    shown = [0]
+
+    def flapping() -> np.ndarray:
+        frame = _noisy(bus_frame, rng)
+        shown[0] += 1
+        frame[10:100, :] = 255 if shown[0] % 2 else 0  # the flag: its light and dark sides in turn
+        return frame
+
+    async def run(hub: Any, camera: int, samples: int) -> tuple[int, int, float]:
+        """(inferred, gated) after the first sample, and when the first was offered."""
+        thumbnailer = hub.thumbnailer
+        assert thumbnailer is not None
+        first = time.time()
+        for n in range(samples):
+            frame = flapping()
+            hub.submit(camera, time.time(), frame, thumbnailer(frame))
+            await asyncio.sleep(0.25)
+            if n == 0:
+                before = (hub.stats.frames_inferred, hub.stats.frames_gated)
+        return hub.stats.frames_inferred - before[0], hub.stats.frames_gated - before[1], first
+
+    async with running(config(model_data_dir, motion_gate=True), tmp_path, flags, ready=1) as hub:
+        hub.set_zones(5, [ZoneSpec(id=11, name="bus lane", polygon=LANE, dwell_s=dwell)])
+        hub.set_zones(6, [ZoneSpec(id=12, name="bus lane", polygon=LANE, dwell_s=600.0),
+                          ZoneSpec(id=13, name="rooftops", polygon=rooftops, dwell_s=600.0)])
+        inferred5, gated5, arrived = await run(hub, 5, 24)
+        inferred6, gated6, _ = await run(hub, 6, 8)
+
+    assert inferred5 <= 1 and gated5 >= 20, (inferred5, gated5)
+    assert gated6 == 0 and inferred6 >= 5, (inferred6, gated6)
+    assert [f.camera_id for _, f in flags.got] == [5], "one flag, the dwell ran on skipped samples"
+    assert flags.got[0][1].label == "bus" and flags.got[0][0] - arrived < dwell + 1.5
+
+
 async def test_camera_without_gate_is_analysed_every_time(
     tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray
 ) -> None:

@@ -17,7 +17,7 @@ from bench.capacity_clip import play_through
 from fusionhub.analytics import runtime
 from fusionhub.analytics.detector import Detector
 from fusionhub.analytics.models import ModelFiles
-from fusionhub.analytics.motion import THUMB_SIZE, GateSettings, MotionGate, thumbnail
+from fusionhub.analytics.motion import THUMB_SIZE, GateSettings, MotionGate, thumbnail, zones_window
 from fusionhub.media.democlip import bus_image, make_scene_clip
 from fusionhub.media.options import IngestOptions
 from fusionhub.media.pipeline import IngestStats, PacketPipeline
@@ -109,6 +109,35 @@ def test_motion_gate_skips_noise_but_not_a_small_car() -> None:
     assert not gate.still(7.0, darker)[0]
     assert not gate.still(31.0, street)[0]  # refresh_s (30 s) passed: analysed however still
     assert not gate.still(8.0, street[:, :320].copy())[0]  # another frame size: never compared
+
+
+def test_motion_gate_watches_the_zones_surroundings_only() -> None:
+    """Trees and traffic far from every zone do not wake the detector; whatever enters the zone
+    crosses its surroundings first; with margin 1 the whole picture counts again."""
+    rng = np.random.default_rng(5)
+    street = _street(rng)
+    road = [(0.0, 0.6), (0.5, 0.6), (0.5, 1.0), (0.0, 1.0)]  # the near lane, left half
+    window = zones_window([road], margin=0.1)
+    assert window is not None
+    gate = MotionGate(GateSettings(), window)
+    gate.analysed(0.0, street, None)
+    far = street.copy()
+    far[20:100, 420:620] = (40, 160, 40)  # a tree swaying on the far right, above the buildings
+    far[130:180, 500:640] = (200, 200, 200)  # a van on the far side of the street
+    assert gate.still(1.0, _noisy(far, rng))[0], "movement far from the zone is skipped"
+    whole = MotionGate(GateSettings(), zones_window([road], margin=1.0))
+    whole.analysed(0.0, street, None)
+    assert not whole.still(1.0, far)[0], "margin 1: the whole picture is compared"
+    entering = street.copy()
+    entering[190:230, 330:390] = (30, 30, 200)  # a car coming up to the lane, beside it
+    assert not gate.still(2.0, _noisy(entering, rng))[0], "what comes near the zone is analysed"
+    parked = street.copy()
+    parked[250:300, 100:200] = (30, 30, 200)  # in the lane
+    assert not gate.still(3.0, _noisy(parked, rng))[0]
+    darker = (street * 0.75).astype(np.uint8)
+    assert not gate.still(4.0, darker)[0]  # a cloud over everything, the zone too
+    assert zones_window([[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)]], 0.1) is None  # a zone over everything: all of it
+    assert zones_window([], 0.1) is None
 
 
 def test_motion_gate_reference_is_the_last_analysed_frame() -> None:
