@@ -15,7 +15,9 @@ where the bench runs as root), standing for cameras with CPUs of their own that 
 Every simulated camera also serves a 640x360 substream of the same pictures (cameras have had
 one for years, for recorders and phones), as the hub's camera records name in `substream_url`.
 
-Two set-ups, each ramped up (x1.5 a step, then bisected to within 10 %) until it no longer sustains:
+Two set-ups, each ramped up (x1.5 a step, then bisected to within 10 %) until it no longer sustains
+(a set-up's first step, taken right after its rig started, is measured a second time before a
+failure there counts):
   fusionhub  analytics decodes each camera's substream (`--no-substream`: its 720p main stream,
              scaled to 640x360) while the main stream is pulled and relayed undecoded, as it is
              for viewers and clips; keyframes only, motion gate, the
@@ -363,6 +365,14 @@ async def ramp(rig: Rig, start: int, deadline: float, args: argparse.Namespace) 
             step = await rig.measure(n, args.warmup_s, args.window_s)
             steps.append(step)
             show(rig.setup.name, step)
+            if not step.ok and len(steps) == 1 and time.monotonic() + step_cost < deadline:
+                # the rig has only just started (its workers' first frames, the previous set-up's
+                # teardown): one naive run failed its first 8 cameras with a sample age p99 of 6.4 s
+                # and then held 4 and 6, which made the ratio 34x. Its first step gets one more window.
+                print(f"  {rig.setup.name}: the first step failed; measuring it once more", flush=True)
+                step = await rig.measure(n, args.warmup_s, args.window_s)
+                steps.append(step)
+                show(rig.setup.name, step)
             if step.ok:
                 best = step
                 n = max(n + 1, round(n * args.growth))
