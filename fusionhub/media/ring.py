@@ -54,14 +54,7 @@ class PacketRing:
             gops.append(_Gop(start_at=now))
         elif not gops:
             return  # nothing decodable before the first keyframe
-        # _add, inline (it runs for every packet of every camera); trimmed only when there is something to trim
-        gop = gops[-1]
-        size = len(packet.data)
-        gop.entries.append(RingEntry(now, packet))
-        gop.size += size
-        self._bytes += size
-        if self._bytes > self._max_bytes or (len(gops) > 1 and gops[1].start_at <= now - self._seconds):
-            self._trim(now)
+        self._add(RingEntry(now, packet), len(packet.data))
 
     def on_audio(self, packet: AudioPacket) -> None:
         """An audio packet joins the current GOP (dropped before the first keyframe)."""
@@ -69,11 +62,14 @@ class PacketRing:
             self._add(RingEntry(self._clock(), packet), len(packet.data))
 
     def _add(self, entry: RingEntry, size: int) -> None:
-        gop = self._gops[-1]
+        gops = self._gops
+        gop = gops[-1]
         gop.entries.append(entry)
         gop.size += size
         self._bytes += size
-        self._trim(entry.at)
+        # trimmed only when something can go (this runs for every packet of every camera)
+        if self._bytes > self._max_bytes or (len(gops) > 1 and gops[1].start_at <= entry.at - self._seconds):
+            self._trim(entry.at)
 
     def _trim(self, now: float) -> None:
         cutoff = now - self._seconds

@@ -290,31 +290,26 @@ def depacketizer(
             current = ts
         head = packet[offset]
         kind = head & 0x1F
+        if keyframes_only:
+            if ts == dropping:
+                kind = 0  # the rest of a skipped picture
+            elif (packet[offset + 1] & 0x1F if kind == FU_A and offset + 1 < end else kind) == NON_IDR:
+                dropping, fu, kind = ts, None, 0
+                del nals[:]  # its delimiter or SEI, if any came first
         if kind == FU_A:
             if offset + 2 < end:
                 fu_header = packet[offset + 1]
-                if keyframes_only and (ts == dropping or fu_header & 0x1F == NON_IDR):
-                    if ts != dropping:
-                        dropping, fu = ts, None
-                        del nals[:]  # its delimiter or SEI, if any came first
-                elif fu_header & 0x80:
+                if fu_header & 0x80:
                     fu = [bytes(((head & 0xE0) | (fu_header & 0x1F),)), bytes(packet[offset + 2 : end])]
-                    if fu_header & 0x40:
-                        nals.append(b"".join(fu))
-                        fu = None
                 elif fu is not None:
                     fu.append(bytes(packet[offset + 2 : end]))
-                    if fu_header & 0x40:
-                        nals.append(b"".join(fu))
-                        fu = None
+                if fu_header & 0x40 and fu is not None:
+                    nals.append(b"".join(fu))
+                    fu = None
         elif kind < STAP_A:
-            if keyframes_only and (ts == dropping or kind == NON_IDR):
-                if ts != dropping:
-                    dropping, fu = ts, None
-                    del nals[:]
-            elif kind:
+            if kind:
                 nals.append(bytes(packet[offset:end]))
-        elif kind == STAP_A and not (keyframes_only and ts == dropping):
+        elif kind == STAP_A:
             pos = offset + 1
             while pos + 2 <= end:
                 length = (packet[pos] << 8) | packet[pos + 1]
@@ -683,7 +678,6 @@ class LoopCameraIngest:
         self._last_key = 0.0
         self._read_batch_s = read_batch_s
         self._keyframes_only = keyframes_only and options.sample_mode == "keyframes"
-        self._every_picture = options.sample_mode == "fps"  # rate mode may sample any picture, not keyframes only
         self._watched = False
         self._reads = 0  # of the connections before the current one
 
@@ -924,7 +918,7 @@ class LoopCameraIngest:
         elif self._health.reported[0] != "online":
             self._report("online", None)
         self._health.check_stable(now)
-        if (key or self._every_picture) and self._pipeline.wants_sample(key) and self._pipeline.sample_due(packet.pts):
+        if self._pipeline.wants_sample(key) and self._pipeline.sample_due(packet.pts):
             self._decode.offer(data, packet.pts, key)
 
     # -- status and samples ---------------------------------------------------------------------

@@ -52,6 +52,8 @@ class KeyframeSampler:
         """`on_sample(ts, frame, thumb)`: thumb is `thumbnailer(frame)`, or None without one."""
         self._camera_id = camera_id
         self._options = options
+        # rate mode: every packet must be offered, not only keyframes (an attribute: read for every packet)
+        self.wants_every_packet = options.sample_mode == "fps"
         self._on_sample = on_sample
         self._thumbnailer = thumbnailer
         self._on_error = on_error
@@ -108,10 +110,6 @@ class KeyframeSampler:
         decoder.thread_count = 1
         return decoder
 
-    @property
-    def wants_every_packet(self) -> bool:
-        """True in rate mode: every packet must be offered, not only keyframes."""
-        return self._options.sample_mode == "fps"
 
     def is_due(self, pts: int) -> bool:
         """Whether a frame at `pts` is due for a sample."""
