@@ -22,6 +22,10 @@ class Detection:
         """Where the object touches the ground: what decides whether a vehicle is in a zone."""
         return ((self.x1 + self.x2) / 2.0, self.y2)
 
+    def scaled(self, fx: float, fy: float) -> Detection:
+        """The same detection in a frame fx times as wide and fy times as tall."""
+        return Detection(self.x1 * fx, self.y1 * fy, self.x2 * fx, self.y2 * fy, self.label, self.confidence)
+
     def to_json(self) -> dict[str, Any]:
         """The JSON-able form sent from a worker to the hub."""
         return {

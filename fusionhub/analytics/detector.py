@@ -45,6 +45,24 @@ class Letterbox:
     pad_y: int
 
 
+def fitted(width: int, height: int, size: int) -> tuple[float, int, int]:
+    """How a width×height frame fits a `size` model input keeping its aspect: the scale and the scaled sides."""
+    scale = min(size / height, size / width)
+    return scale, max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def shrunk_for_model(frame: np.ndarray, size: int) -> np.ndarray:
+    """The frame scaled down as `letterbox(frame, size)` scales it, or the frame itself where it is not
+    larger than that. Letterboxing the result at `size` scales nothing more, so the model gets the
+    same pixels; the hub sends a worker this instead of the whole sample (a quarter of the bytes for
+    a 640-wide sample at 320)."""
+    h, w = frame.shape[:2]
+    scale, nw, nh = fitted(w, h, size)
+    if scale >= 1.0 or (nw, nh) == (w, h):
+        return frame
+    return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+
+
 def letterbox(frame: np.ndarray, size: int, *, rect: bool = False) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping the aspect ratio, pad with grey, return NCHW float32 RGB 0–1.
 
@@ -52,8 +70,7 @@ def letterbox(frame: np.ndarray, size: int, *, rect: bool = False) -> tuple[np.n
     STRIDE (a 16:9 frame at 320 becomes 320×192: 40 % less work for a dynamic-shape model).
     """
     h, w = frame.shape[:2]
-    scale = min(size / h, size / w)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    scale, nw, nh = fitted(w, h, size)
     cw, ch = (size, size) if not rect else (-(-nw // STRIDE) * STRIDE, -(-nh // STRIDE) * STRIDE)
     canvas = np.full((ch, cw, 3), PAD_VALUE, dtype=np.uint8)
     pad_x, pad_y = (cw - nw) // 2, (ch - nh) // 2

@@ -28,6 +28,7 @@ import zmq.asyncio
 from fusionhub.analytics import protocol as p
 from fusionhub.analytics.config import AnalyticsConfig, CameraAnalysis, WorkerConfig
 from fusionhub.analytics.detection import Detection
+from fusionhub.analytics.detector import shrunk_for_model
 from fusionhub.analytics.errors import AnalyticsError, ModelMismatchError, ModelNotFoundError, WorkerProtocolError
 from fusionhub.analytics.flags import FlagEmitter, FlagWork, build_sighting
 from fusionhub.analytics.load import LoadWatch, LoadWindow
@@ -71,6 +72,7 @@ class _Job:
     camera_id: int
     item: _Frame
     sent_at: float
+    sent_size: tuple[int, int] = (0, 0)  # width, height of the frame the worker got: its boxes are in these pixels
     # when the worker could start on it: sent_at, or when the job before it in the worker's queue
     # was answered; its round trip and its timeout count from here
     started_at: float = 0.0
@@ -289,6 +291,7 @@ class AnalyticsHub:
             "frames_submitted", "frames_analysed", "frames_inferred", "frames_gated", "frames_dropped",
             "frames_superseded_decoding",
             "jobs_retried", "jobs_lost", "jobs_failed", "flags_raised", "flags_delivered", "flags_failed",
+            "frame_bytes_sent",
         )
         return {
             "model": self.config.model, "imgsz": self.config.imgsz, "precision": self.config.precision,
@@ -558,16 +561,20 @@ class AnalyticsHub:
                 cam.pending = None
                 cam.busy = True
                 item.attempts += 1
-                frame = np.ascontiguousarray(item.frame)
-                item.frame = frame
-                now = time.monotonic()
-                job = _Job(next(self._job_ids), camera_id, item, now, now)
-                worker.jobs[job.id] = job
-                worker.last_job_at = now
                 # a fixed-shape model runs at its own size only (its worker says so in READY)
                 imgsz = cam.imgsz if worker.extra.get("dynamic") else None
-                header = p.job_header(job.id, camera_id, item.ts, frame, imgsz=imgsz)
-                if not await self._send_job(worker, header, frame):
+                # the worker gets the frame at the size its model takes it (the hub's imgsz, which every
+                # worker loads, or the camera's): the same pixels reach the model, for a quarter of the
+                # bytes at 320; the hub keeps the whole frame for the rules and the evidence
+                size = imgsz if imgsz is not None else self.config.imgsz
+                sent = np.ascontiguousarray(shrunk_for_model(item.frame, size))
+                now = time.monotonic()
+                job = _Job(next(self._job_ids), camera_id, item, now, (sent.shape[1], sent.shape[0]), now)
+                worker.jobs[job.id] = job
+                worker.last_job_at = now
+                self.stats.frame_bytes_sent += sent.nbytes
+                header = p.job_header(job.id, camera_id, item.ts, sent, imgsz=imgsz)
+                if not await self._send_job(worker, header, sent):
                     self._forget(worker, "unreachable")
 
     async def _send_job(self, worker: _Worker, header: bytes, frame: np.ndarray) -> bool:
@@ -636,6 +643,10 @@ class AnalyticsHub:
             dets = tuple(Detection.from_json(d) for d in body["detections"])
         except (KeyError, TypeError, ValueError) as exc:
             raise WorkerProtocolError(f"bad RESULT from {worker.label}: {exc}") from exc
+        height, width = job.item.frame.shape[:2]
+        if job.sent_size != (width, height):  # boxes in the shrunk frame's pixels: back to the sample's
+            fx, fy = width / job.sent_size[0], height / job.sent_size[1]
+            dets = tuple(d.scaled(fx, fy) for d in dets)
         self.stats.inferred(worker.label, timings, rtt, batch)
         cam.gate.analysed(job.item.ts, job.item.frame, job.item.thumb)
         await self._apply(job.camera_id, cam, job.item, dets)

@@ -29,6 +29,7 @@ class HubStats:
     jobs_retried: int = 0  # the worker died; the frame went to another one
     jobs_lost: int = 0  # the worker died and a newer frame was already waiting (perishable)
     jobs_failed: int = 0  # the worker reported an error for the frame
+    frame_bytes_sent: int = 0  # pixels sent to workers (each frame at the size its model takes it)
     flags_raised: int = 0
     flags_delivered: int = 0
     flags_failed: int = 0  # on_flag kept failing; logged as an error

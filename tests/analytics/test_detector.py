@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from fusionhub.analytics.detector import Detector, letterbox
+from fusionhub.analytics.detector import Detector, letterbox, shrunk_for_model
 from fusionhub.analytics.errors import DetectorError, ModelNotFoundError
 from fusionhub.analytics.models import ModelFiles, fetch_model, read_model_info
 from tests.conftest import REPO
@@ -51,6 +51,25 @@ def test_letterbox_pads_grey_and_keeps_aspect() -> None:
     assert lb.scale == pytest.approx(0.32) and (lb.pad_x, lb.pad_y) == (0, 16)
     assert blob[0, 0, 32, 32] == pytest.approx(1.0) and blob[0, 2, 32, 32] == 0.0  # RGB order
     assert blob[0, 0, 2, 32] == pytest.approx(114 / 255)  # padding
+
+
+@pytest.mark.parametrize(("shape", "size"), [((360, 640), 320), ((576, 704), 320), ((540, 405), 320), ((360, 640), 256)])
+def test_a_frame_shrunk_for_the_model_gives_it_the_same_pixels(shape: tuple[int, int], size: int) -> None:
+    # what the hub sends a worker instead of the whole sample: the model's input must not change
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    small = shrunk_for_model(frame, size)
+    assert max(small.shape[:2]) == size and small.nbytes < frame.nbytes / 1.5
+    for rect in (True, False):
+        whole, lb_whole = letterbox(frame, size, rect=rect)
+        shrunk, lb_small = letterbox(small, size, rect=rect)
+        assert np.array_equal(whole, shrunk)
+        assert lb_small.scale == 1.0 and (lb_small.pad_x, lb_small.pad_y) == (lb_whole.pad_x, lb_whole.pad_y)
+
+
+def test_a_frame_no_larger_than_the_model_is_sent_as_it_is() -> None:
+    frame = np.zeros((360, 640, 3), np.uint8)
+    assert shrunk_for_model(frame, 640) is frame and shrunk_for_model(frame, 1280) is frame
 
 
 def test_rejects_wrong_frames(detector: Detector) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from fusionhub.analytics import load as load_module
 from fusionhub.analytics.config import CameraAnalysis
+from fusionhub.analytics.detector import Detector
 from fusionhub.analytics.rules import ZoneSpec
 from tests.analytics.test_hub import LANE, Flags, _free_port, config, feed, running
 from tests.conftest import REPO
@@ -128,6 +129,30 @@ async def test_camera_without_gate_is_analysed_every_time(
         assert hub.stats.frames_gated == 0 and hub.stats.frames_inferred >= 3
         latest = hub.latest(6)
         assert latest is not None and any(d.label == "bus" for d in latest.detections)  # at 320 px too
+
+
+async def test_a_worker_gets_the_frame_at_its_models_size_and_the_boxes_come_back_in_the_samples_pixels(
+    tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray
+) -> None:
+    # a 405x540 sample for a model at 320 goes out as 240x320: what a remote worker's link carries
+    here = Detector(model_data_dir / "models" / "yolo26n-640.onnx", threads=1)
+    expected = [d for d in here.detect_timed(bus_frame, 320)[0] if d.label == "bus"]
+    assert len(expected) == 1
+    async with running(config(model_data_dir), tmp_path, Flags(), ready=1) as hub:
+        hub.configure_camera(6, CameraAnalysis(imgsz=320))
+        hub.set_zones(6, [ZoneSpec(id=1, name="z", polygon=LANE, dwell_s=600)])
+        await feed(hub, 6, bus_frame, 1.5)
+        inferred, sent = hub.stats.frames_inferred, hub.stats.frame_bytes_sent
+        latest = hub.latest(6)
+    assert inferred >= 2 and sent == inferred * 240 * 320 * 3  # not 405 * 540 * 3
+    assert latest is not None and latest.frame.shape == bus_frame.shape  # the rules and evidence keep the sample
+    buses = [d for d in latest.detections if d.label == "bus"]
+    assert len(buses) == 1
+    got, want = buses[0], expected[0]
+    # the worker rounds its boxes to 0.1 px of the frame it got: 0.17 px of the sample
+    for a, b in ((got.x1, want.x1), (got.y1, want.y1), (got.x2, want.x2), (got.y2, want.y2)):
+        assert abs(a - b) < 0.3, (got, want)
+    assert abs(got.confidence - want.confidence) < 1e-3
 
 
 async def test_many_cameras_few_workers_no_camera_starves(
