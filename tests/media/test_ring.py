@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from fusionhub.media.packets import AudioFormat, AudioPacket, EncodedPacket
 from fusionhub.media.ring import PacketRing
 
@@ -60,3 +62,36 @@ def test_a_source_without_keyframes_is_not_buffered_without_limit() -> None:
     assert ring.bytes == 0 and ring.dropped_gops == 1  # given up, waiting for the next keyframe
     ring.on_packet(EncodedPacket(b"k" * 100, pts=0, is_keyframe=True))
     assert ring.bytes == 100
+
+
+def test_a_window_gives_back_every_packet_as_it_came() -> None:
+    clock = Clock()
+    ring = PacketRing(seconds=30, max_bytes=10**6, clock=clock)
+    aac = AudioFormat("aac", 48_000, 2, b"\x11\x90")
+    sent: list[tuple[float, EncodedPacket | AudioPacket]] = []
+    for i in range(30):
+        video = EncodedPacket(bytes([i]) * (50 + i), pts=i * 3600, is_keyframe=i % 10 == 0, codec="h264")
+        audio = AudioPacket(bytes([i]) * 7, pts=i * 1920, format=aac)
+        for packet in (video, audio):
+            (ring.on_packet if isinstance(packet, EncodedPacket) else ring.on_audio)(packet)  # type: ignore[operator]
+            sent.append((clock.now, packet))
+        clock.now += 0.04
+    got = ring.window(0, clock.now)
+    assert [(e.at, e.packet) for e in got] == sent
+    formats = {id(e.packet.format) for e in got if isinstance(e.packet, AudioPacket)}
+    assert len(formats) == 1  # one format object, as a source has
+
+
+def test_what_the_ring_holds_costs_the_garbage_collector_nothing() -> None:
+    # the rings hold every camera's last 30 s: had each packet stayed an object the collector tracks,
+    # each full collection would walk them all, with the event loop stopped meanwhile
+    clock = Clock()
+    ring = PacketRing(seconds=60, max_bytes=10**8, clock=clock)
+    feed(ring, clock, 1)
+    gc.collect()
+    before = len(gc.get_objects())
+    feed(ring, clock, 50, fps=25, gop=50)  # 1,250 video and 1,250 audio packets, 25 GOPs
+    gc.collect()
+    held = len(ring.window(0, clock.now))
+    assert held > 2_400
+    assert len(gc.get_objects()) - before < 100  # the GOPs and their lists, not the packets
