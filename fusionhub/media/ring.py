@@ -25,8 +25,8 @@ from fusionhub.media.packets import AudioFormat, AudioPacket, EncodedPacket
 
 
 class RingEntry(NamedTuple):
-    """One packet and when it arrived (epoch seconds): the clock clips are cut on. (A named tuple:
-    one is made for every packet of every camera, in a third of a frozen dataclass's time.)"""
+    """One packet and when it arrived (epoch seconds): the clock clips are cut on. What `window()`
+    gives; the ring itself holds plain tuples (see the module's docstring)."""
 
     at: float
     packet: EncodedPacket | AudioPacket
