@@ -72,7 +72,7 @@ class _Job:
     camera_id: int
     item: _Frame
     sent_at: float
-    sent_size: tuple[int, int] = (0, 0)  # width, height of the frame the worker got: its boxes are in these pixels
+    sent_size: tuple[int, int]  # width, height of the frame the worker got: its boxes are in these pixels
     # when the worker could start on it: sent_at, or when the job before it in the worker's queue
     # was answered; its round trip and its timeout count from here
     started_at: float = 0.0

@@ -110,7 +110,6 @@ class KeyframeSampler:
         decoder.thread_count = 1
         return decoder
 
-
     def is_due(self, pts: int) -> bool:
         """Whether a frame at `pts` is due for a sample."""
         due = self._next_sample_pts
