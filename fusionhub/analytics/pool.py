@@ -42,6 +42,10 @@ class LocalWorkers:
         self._base_backoff = backoff_s
         self._slots = [_Slot(i) for i in range(count)]
         self.restarts = 0
+        # the CPUs the hub may run on, as its creating thread sees them: a child starts with the
+        # affinity of the thread that starts it (one of the loop's executor threads here), so a
+        # thread some library pinned to one core would tie every worker it starts to that core
+        self._cpus = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
 
     def pids(self) -> list[int]:
         """Pids of the live workers."""
@@ -91,7 +95,7 @@ class LocalWorkers:
         config = self._make_config(slot.index)
         proc = self._ctx.Process(
             target=worker_process,
-            args=(config, self._stop, os.getpid(), logging.getLogger("fusionhub").getEffectiveLevel()),
+            args=(config, self._stop, os.getpid(), logging.getLogger("fusionhub").getEffectiveLevel(), self._cpus),
             name=f"fusionhub-analytics-{slot.index}",
             daemon=True,  # never outlive the hub, whatever happens to it
         )

@@ -140,7 +140,14 @@ class OpenVinoBackend:
         model = self._model.clone()
         if self.dynamic or any(d is None for d in self.input_shape):
             model.reshape({model.inputs[0]: list(shape)})
-        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": self._threads, "PERFORMANCE_HINT": "LATENCY"}
+        config: dict[str, Any] = {
+            "INFERENCE_NUM_THREADS": self._threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            # OpenVINO pins its inference threads, the calling one included, to the first cores; every
+            # worker process does the same on its own, so two workers on a 2-core box both ran on
+            # core 0 and left core 1 to the rest (and four on a 16-core box would share 2 cores)
+            "ENABLE_CPU_PINNING": False,
+        }
         if self._precision == "f32":
             # by default OpenVINO runs bfloat16 on CPUs that have it: ~1.7x faster, scores within a few points
             config["INFERENCE_PRECISION_HINT"] = "f32"

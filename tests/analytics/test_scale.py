@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from fusionhub.analytics import load as load_module
 from fusionhub.analytics.config import CameraAnalysis
 from fusionhub.analytics.detector import Detector
 from fusionhub.analytics.rules import ZoneSpec
+from fusionhub.analytics.runtime import available_runtimes
 from tests.analytics.test_hub import LANE, Flags, _free_port, config, feed, running
 from tests.conftest import REPO
 
@@ -385,3 +387,31 @@ async def test_local_workers_on_auto_share_one_runtime(tmp_path: Path, model_dat
         choice = json.loads((tmp_path / "run" / "analytics-auto-runtime.json").read_text())
     assert len(runtimes) == 2 and runtimes[0] == runtimes[1], runtimes
     assert runtimes[0].startswith({"cpu": "onnxruntime/", "openvino": "openvino/"}[choice["runtime"]]), (runtimes, choice)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs Linux CPU affinity and 2 CPUs"
+)
+async def test_local_workers_run_on_every_cpu_of_the_hub_even_when_started_from_a_thread_pinned_to_one(
+    tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray
+) -> None:
+    """A child starts with the affinity of the thread that starts it. The pool starts workers from
+    the loop's executor threads; one pinned to a core (OpenVINO pinned the threads it inferred on)
+    tied both of the capacity bench's workers to core 0, and the box's other core went unused."""
+    everything = os.sched_getaffinity(0)
+    one_core = {min(everything)}
+    loop = asyncio.get_running_loop()
+    pinned = ThreadPoolExecutor(2, initializer=os.sched_setaffinity, initargs=(0, one_core))
+    loop.set_default_executor(pinned)
+    try:
+        assert await asyncio.to_thread(os.sched_getaffinity, 0) == one_core  # what the workers are started from
+        providers = ["openvino"] if "openvino" in available_runtimes() else ["cpu"]
+        async with running(config(model_data_dir, local_workers=2, providers=providers), tmp_path, Flags(), ready=2) as hub:
+            hub.set_zones(3, [ZoneSpec(id=1, name="z", polygon=LANE, dwell_s=600)])
+            await feed(hub, 3, bus_frame, 1.5)  # the workers have run the model (OpenVINO pins as it runs)
+            inferred = hub.stats.frames_inferred
+            cpus = [os.sched_getaffinity(pid) for pid in hub.local_pids()]
+    finally:
+        pinned.shutdown(wait=True)
+    assert inferred >= 2
+    assert cpus == [everything, everything], (providers, cpus)
