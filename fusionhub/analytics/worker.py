@@ -23,6 +23,7 @@ from fusionhub.analytics import protocol as p
 from fusionhub.analytics.config import WorkerConfig, model_file
 from fusionhub.analytics.errors import AnalyticsError, WorkerProtocolError
 from fusionhub.analytics.models import read_model_info, stale_int8_copy
+from fusionhub.memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ class _Session:
 
 def worker_main(config: WorkerConfig, stop_event: StopEvent, *, parent_pid: int | None = None) -> int:
     """Serve the hub at `config.connect` until `stop_event` is set (or the parent process dies)."""
+    keep_freed_memory()  # every frame, blob and message is the size of the last one: reuse the pages
     ctx = zmq.Context()
     sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -266,8 +268,15 @@ def worker_main(config: WorkerConfig, stop_event: StopEvent, *, parent_pid: int 
         ctx.term()
 
 
-def worker_process(config: WorkerConfig, stop_event: StopEvent, parent_pid: int, log_level: int) -> None:
-    """Entry point of a local worker child process (spawned by the hub)."""
+def worker_process(
+    config: WorkerConfig, stop_event: StopEvent, parent_pid: int, log_level: int, cpus: frozenset[int] | None = None
+) -> None:
+    """Entry point of a local worker child process (spawned by the hub); `cpus`: the hub's CPUs, which it runs on."""
+    if cpus and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, cpus)  # not the one core a pinned thread of the hub's may have handed down
+        except OSError as exc:
+            log.warning("cannot run on CPUs %s: %s", sorted(cpus), exc)
     # Ctrl-C reaches the whole process group; the hub decides when its workers stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from fusionhub.console import cli_analytics
 from fusionhub.console.config import ConfigError, HubConfig, load_config
+from fusionhub.memory import keep_freed_memory
 
 log = logging.getLogger("fusionhub")
 
@@ -32,6 +33,7 @@ async def run_hub(config: HubConfig, *, banner: str = "") -> None:
     """Serve until SIGINT/SIGTERM, then shut down cleanly."""
     from fusionhub.console.app import build_app
 
+    keep_freed_memory()  # before the first camera: frames and packet rings reuse their pages
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
