@@ -143,9 +143,9 @@ class OpenVinoBackend:
         config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": self._threads,
             "PERFORMANCE_HINT": "LATENCY",
-            # OpenVINO pins its inference threads, the calling one included, to the first cores; every
-            # worker process does the same on its own, so two workers on a 2-core box both ran on
-            # core 0 and left core 1 to the rest (and four on a 16-core box would share 2 cores)
+            # OpenVINO's default on Linux pins the threads it infers on, each process choosing its
+            # cores for itself; a worker must be free to run on whichever core is idle (on the
+            # capacity bench both workers were found tied to core 0, the box's other core left over)
             "ENABLE_CPU_PINNING": False,
         }
         if self._precision == "f32":
