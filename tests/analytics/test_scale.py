@@ -396,8 +396,8 @@ async def test_local_workers_run_on_every_cpu_of_the_hub_even_when_started_from_
     tmp_path: Path, model_data_dir: Path, bus_frame: np.ndarray
 ) -> None:
     """A child starts with the affinity of the thread that starts it. The pool starts workers from
-    the loop's executor threads; one pinned to a core (OpenVINO pinned the threads it inferred on)
-    tied both of the capacity bench's workers to core 0, and the box's other core went unused."""
+    the loop's executor threads; one pinned to a core would tie every worker it starts to that core
+    (the capacity bench found both its workers tied to core 0, the box's other core left over)."""
     everything = os.sched_getaffinity(0)
     one_core = {min(everything)}
     loop = asyncio.get_running_loop()
@@ -408,7 +408,7 @@ async def test_local_workers_run_on_every_cpu_of_the_hub_even_when_started_from_
         providers = ["openvino"] if "openvino" in available_runtimes() else ["cpu"]
         async with running(config(model_data_dir, local_workers=2, providers=providers), tmp_path, Flags(), ready=2) as hub:
             hub.set_zones(3, [ZoneSpec(id=1, name="z", polygon=LANE, dwell_s=600)])
-            await feed(hub, 3, bus_frame, 1.5)  # the workers have run the model (OpenVINO pins as it runs)
+            await feed(hub, 3, bus_frame, 1.5)  # the workers have run the model (OpenVINO may pin as it runs)
             inferred = hub.stats.frames_inferred
             cpus = [os.sched_getaffinity(pid) for pid in hub.local_pids()]
     finally:
