@@ -40,6 +40,9 @@ _BURSTS = textwrap.dedent(
 )
 
 
+PAGES_PER_BURST = 20 * 640 * 360 * 3 // 4096
+
+
 def _bursts(mode: str, **env: str) -> dict[str, object]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     out = subprocess.run(
@@ -54,11 +57,10 @@ def test_freed_frames_are_used_again_instead_of_faulting_in_fresh_pages() -> Non
     default = _bursts("default")
     kept = _bursts("keep")
     assert kept["kept"] is True
-    pages_per_burst = 20 * 640 * 360 * 3 // 4096
     # glibc's defaults give the pages back after each burst and fault them in again
-    assert isinstance(default["faults"], int) and default["faults"] > 10 * pages_per_burst
+    assert isinstance(default["faults"], int) and default["faults"] > 10 * PAGES_PER_BURST
     # kept: 25 bursts reuse the first bursts' memory
-    assert isinstance(kept["faults"], int) and kept["faults"] < pages_per_burst // 2, (default, kept)
+    assert isinstance(kept["faults"], int) and kept["faults"] < PAGES_PER_BURST // 2, (default, kept)
 
 
 def test_an_operators_own_malloc_settings_are_left_alone() -> None:
@@ -66,4 +68,4 @@ def test_an_operators_own_malloc_settings_are_left_alone() -> None:
         result = _bursts("keep", **env)
         assert result["kept"] is False, env
         # and glibc's behaviour is what the operator chose: pages go back after each burst
-        assert isinstance(result["faults"], int) and result["faults"] > 10 * 20 * 640 * 360 * 3 // 4096, env
+        assert isinstance(result["faults"], int) and result["faults"] > 10 * PAGES_PER_BURST, env
